@@ -1,0 +1,88 @@
+// The definition of a primitive op, and apply(): the one place where ops run and are recorded.
+//
+// An op is one OpDef in ops/: a name, a shape rule that checks its arguments, an eager CPU
+// kernel, and a vector-Jacobian product written in other ops (so the backward pass can itself
+// be recorded). Composite ops are plain functions of primitives and have no OpDef.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "weft/autodiff/tensor.h"
+
+namespace weft {
+
+using AttrValue = std::variant<int64_t, double, std::vector<int64_t>>;
+
+// An op's non-tensor arguments, by name (axes, bounds, seeds...).
+class Attrs {
+ public:
+  Attrs() = default;
+  Attrs(std::initializer_list<std::pair<std::string_view, AttrValue>> items) : items_(items) {}
+
+  int64_t integer(std::string_view name) const { return std::get<int64_t>(find(name)); }
+  double real(std::string_view name) const { return std::get<double>(find(name)); }
+  const std::vector<int64_t>& integers(std::string_view name) const {
+    return std::get<std::vector<int64_t>>(find(name));
+  }
+  const std::vector<std::pair<std::string_view, AttrValue>>& items() const { return items_; }
+  // "axis=1, start=0, stop=4"
+  std::string to_string() const;
+  bool operator==(const Attrs&) const = default;
+
+ private:
+  const AttrValue& find(std::string_view name) const;
+  std::vector<std::pair<std::string_view, AttrValue>> items_;
+};
+
+struct TensorSpec {
+  Shape shape;
+  DType dtype;
+};
+
+struct VjpContext {
+  std::span<const Tensor> inputs;
+  const Tensor& output;
+  const Tensor& grad;  // d loss / d output
+  const Attrs& attrs;
+  std::span<const bool> needs_grad;  // which inputs want a gradient
+};
+
+struct OpDef {
+  std::string_view name;
+  // Checks the arguments; returns the output's shape and dtype. Throws weft::Error naming the op.
+  TensorSpec (*infer)(std::span<const Tensor> inputs, const Attrs& attrs);
+  // Eager CPU kernel: a fresh tensor of the inferred spec, or a view of an input.
+  Tensor (*forward)(std::span<const Tensor> inputs, const Attrs& attrs, const TensorSpec& spec);
+  // d loss / d input for each input (undefined where needs_grad is false). Null for ops that
+  // have no gradient (comparisons, random masks): their outputs never require grad.
+  std::vector<Tensor> (*vjp)(const VjpContext& context);
+};
+
+// Registers an op definition for the whole process; returns the stored definition.
+const OpDef& register_op(const OpDef& definition);
+// Every registered primitive, in registration order.
+std::vector<const OpDef*> registered_ops();
+const OpDef* find_op(std::string_view name);
+
+// Runs an op eagerly and, when gradients are enabled and an input requires one, records it.
+Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+// Gradient recording is on by default; a NoGrad scope turns it off on this thread.
+bool grad_enabled();
+class NoGrad {
+ public:
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace weft

@@ -1,0 +1,96 @@
+// weft's tensor ops. Primitives (each one OpDef in ops/*.cpp, with shape rule, kernel and VJP)
+// come first; composites, built from primitives with no gradient code of their own, follow.
+#pragma once
+
+#include <vector>
+
+#include "weft/autodiff/tensor.h"
+#include "weft/runtime/random.h"
+
+namespace weft {
+
+// ---- Primitives -------------------------------------------------------------------------
+// Elementwise, with NumPy broadcasting; both operands must have the same dtype.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& base, const Tensor& exponent);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor clip(const Tensor& x, double low, double high);
+// cond ? a : b elementwise; cond is true where nonzero.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// Comparisons: 1 where true, 0 where false, in the operands' dtype. No gradient.
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
+Tensor cast(const Tensor& x, DType dtype);
+
+// (..., m, k) x (..., k, n) -> (..., m, n); batch dimensions broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// Shape ops; permute, expand, slice and reshape of contiguous data are views.
+Tensor reshape(const Tensor& x, const Shape& shape);  // one dimension may be -1
+Tensor permute(const Tensor& x, const std::vector<int64_t>& order);
+Tensor expand(const Tensor& x, const Shape& shape);  // NumPy broadcast to `shape`
+Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop);
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
+
+// Reductions over `axes` (all axes when empty).
+Tensor sum(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdims = false);
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdims = false);
+Tensor argmax(const Tensor& x, int64_t axis);  // int64 indices, no gradient
+
+// out[..., j..., ...] = x[..., indices[j...], ...] along `axis` (NumPy's take): embedding lookup.
+Tensor gather(const Tensor& x, int64_t axis, const Tensor& indices);
+// The transpose of gather: a tensor with `size` entries along `axis`, where entry i is the sum of
+// the slices of `src` whose index is i.
+Tensor scatter_add(const Tensor& src, int64_t axis, const Tensor& indices, int64_t size);
+
+// Inverted-dropout mask: 0 with probability `rate`, else 1 / (1 - rate), drawn from `generator`.
+Tensor dropout_mask(const Shape& shape, DType dtype, double rate,
+                    Generator& generator = default_generator());
+
+// ---- Composites -------------------------------------------------------------------------
+Tensor mean(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdims = false);
+Tensor square(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor transpose(const Tensor& x, int64_t axis0 = -2, int64_t axis1 = -1);
+Tensor unsqueeze(const Tensor& x, int64_t axis);
+Tensor squeeze(const Tensor& x, int64_t axis);
+Tensor stack(const std::vector<Tensor>& xs, int64_t axis);
+std::vector<Tensor> split(const Tensor& x, int64_t parts, int64_t axis);
+// Sums a broadcast result back down to `shape` (the gradient of broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+Tensor softmax(const Tensor& x, int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+// x * dropout_mask when training, x otherwise.
+Tensor dropout(const Tensor& x, double rate, bool training,
+               Generator& generator = default_generator());
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+// A double operand becomes a scalar of the tensor's dtype.
+Tensor operator+(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator/(double a, const Tensor& b);
+Tensor pow(const Tensor& base, double exponent);
+
+}  // namespace weft

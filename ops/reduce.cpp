@@ -1,0 +1,142 @@
+// Reductions: sum and max over axes (with gradients), argmax (without).
+#include <algorithm>
+#include <limits>
+
+#include "weft/autodiff/op.h"
+#include "weft/ops/kernels.h"
+#include "weft/ops/ops.h"
+
+namespace weft {
+namespace {
+
+using Grads = std::vector<Tensor>;
+
+// Sorted, unique, non-negative axes; all axes when none are given.
+std::vector<int64_t> normalize_axes(std::string_view op, const std::vector<int64_t>& axes,
+                                    int64_t ndim) {
+  std::vector<int64_t> out;
+  for (int64_t axis : axes) out.push_back(normalize_axis(op, axis, ndim));
+  if (axes.empty())
+    for (int64_t axis = 0; axis < ndim; ++axis) out.push_back(axis);
+  std::sort(out.begin(), out.end());
+  WEFT_CHECK(std::adjacent_find(out.begin(), out.end()) == out.end(),
+             "{}: axis listed twice in [{}]", op, fmt::join(axes, ", "));
+  return out;
+}
+
+Shape kept_shape(const Shape& shape, const std::vector<int64_t>& axes) {
+  Shape kept = shape;
+  for (int64_t axis : axes) kept[axis] = 1;
+  return kept;
+}
+
+Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, bool keepdims) {
+  if (keepdims) return kept_shape(shape, axes);
+  Shape out;
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (!std::binary_search(axes.begin(), axes.end(), static_cast<int64_t>(d)))
+      out.push_back(shape[d]);
+  return out;
+}
+
+template <typename Fold>
+OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
+  return {
+      .name = Fold::name,
+      .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
+        WEFT_CHECK(is_floating(in[0].dtype()), "{}: expects a floating-point tensor, got {}",
+                   Fold::name, dtype_name(in[0].dtype()));
+        return {reduced_shape(in[0].shape(), attrs.integers("axes"), attrs.integer("keepdims")),
+                in[0].dtype()};
+      },
+      .forward =
+          [](std::span<const Tensor> in, const Attrs& attrs, const TensorSpec& spec) {
+            const Tensor& x = in[0];
+            Tensor out = full(kept_shape(x.shape(), attrs.integers("axes")), Fold::initial,
+                              {.dtype = spec.dtype});
+            dispatch_floating(spec.dtype, Fold::name, [&]<typename T>() {
+              reduce_into<T, double>(out, x,
+                                     [](double acc, double v) { return Fold::fold(acc, v); });
+            });
+            return make_view(out, spec.shape, contiguous_strides(spec.shape), 0);
+          },
+      .vjp = vjp,
+  };
+}
+
+struct SumFold {
+  static constexpr std::string_view name = "sum";
+  static constexpr double initial = 0;
+  static double fold(double acc, double v) { return acc + v; }
+};
+struct MaxFold {
+  static constexpr std::string_view name = "max";
+  static constexpr double initial = -std::numeric_limits<double>::infinity();
+  static double fold(double acc, double v) { return v > acc || v != v ? v : acc; }
+};
+
+// g, with the reduced axes put back as size 1, broadcast over the input.
+Tensor spread(const VjpContext& c) {
+  const Shape kept = kept_shape(c.inputs[0].shape(), c.attrs.integers("axes"));
+  return expand(reshape(c.grad, kept), c.inputs[0].shape());
+}
+
+const OpDef& sum_op =
+    register_op(reduction_op<SumFold>([](const VjpContext& c) -> Grads { return {spread(c)}; }));
+
+// The gradient goes to the maximal elements, shared equally among ties.
+const OpDef& max_op = register_op(reduction_op<MaxFold>([](const VjpContext& c) -> Grads {
+  const Tensor& x = c.inputs[0];
+  const std::vector<int64_t>& axes = c.attrs.integers("axes");
+  const Tensor peak = expand(reshape(c.output, kept_shape(x.shape(), axes)), x.shape());
+  const Tensor is_max = equal(x, peak.detach());
+  return {spread(c) * is_max / sum(is_max, axes, true)};
+}));
+
+const OpDef& argmax_op = register_op({
+    .name = "argmax",
+    .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
+      const int64_t axis = attrs.integer("axis");
+      WEFT_CHECK(in[0].shape()[axis] > 0, "argmax: axis {} of shape {} is empty", axis,
+                 shape_str(in[0].shape()));
+      return {reduced_shape(in[0].shape(), {axis}, false), DType::i64};
+    },
+    .forward =
+        [](std::span<const Tensor> in, const Attrs& attrs, const TensorSpec& spec) {
+          const AxisSplit split = split_at_axis(in[0].shape(), attrs.integer("axis"));
+          Tensor out = empty(spec.shape, {.dtype = DType::i64});
+          int64_t* index = out.data<int64_t>();
+          dispatch_any(in[0].dtype(), [&]<typename T>() {
+            const Tensor x = in[0].is_contiguous() ? in[0] : in[0].copy();
+            const T* data = x.data<T>();
+            for (int64_t o = 0; o < split.outer; ++o)
+              for (int64_t i = 0; i < split.inner; ++i) {
+                const T* row = data + o * split.axis * split.inner + i;
+                int64_t best = 0;
+                for (int64_t a = 1; a < split.axis; ++a)
+                  if (row[a * split.inner] > row[best * split.inner]) best = a;
+                index[o * split.inner + i] = best;
+              }
+          });
+          return out;
+        },
+    .vjp = nullptr,
+});
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
+  return apply(sum_op, {x},
+               {{"axes", normalize_axes("sum", axes, x.dim())}, {"keepdims", int64_t{keepdims}}});
+}
+
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
+  return apply(max_op, {x},
+               {{"axes", normalize_axes("max", axes, x.dim())}, {"keepdims", int64_t{keepdims}}});
+}
+
+Tensor argmax(const Tensor& x, int64_t axis) {
+  return apply(argmax_op, {x}, {{"axis", normalize_axis("argmax", axis, x.dim())}});
+}
+
+}  // namespace weft

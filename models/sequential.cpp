@@ -1,0 +1,124 @@
+#include "weft/models/sequential.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <map>
+
+#include "weft/models/keras_format.h"
+
+namespace weft {
+
+Sequential::Sequential(std::initializer_list<LayerRef> layers, std::string name)
+    : name_(std::move(name)) {
+  for (const LayerRef& layer : layers) add(layer);
+}
+
+void Sequential::add(const LayerRef& layer) {
+  std::unique_ptr<Layer> added = layer.instantiate();
+  if (added->name().empty()) {
+    int same_kind = 0;
+    for (const auto& existing : layers_) same_kind += existing->base_name() == added->base_name();
+    added->set_name(same_kind == 0 ? added->base_name()
+                                   : fmt::format("{}_{}", added->base_name(), same_kind));
+  }
+  for (const auto& existing : layers_)
+    WEFT_CHECK(existing->name() != added->name(),
+               "model \"{}\": a layer named \"{}\" is already in the model", name_, added->name());
+  layers_.push_back(std::move(added));
+  Layer& last = *layers_.back();
+  // Keras builds as soon as the input shape is known, so shape errors surface at construction.
+  if (layers_.size() == 1 && last.declared_input_shape())
+    last.build_for(*last.declared_input_shape(), default_generator());
+  else if (layers_.size() > 1 && layers_[layers_.size() - 2]->built())
+    last.build_for(layers_[layers_.size() - 2]->output_shape(), default_generator());
+}
+
+void Sequential::build(const Shape& input_shape) {
+  WEFT_CHECK(!layers_.empty(), "model \"{}\" has no layers", name_);
+  Shape shape = input_shape;
+  for (const auto& layer : layers_) shape = layer->build_for(shape, default_generator());
+}
+
+bool Sequential::built() const { return !layers_.empty() && layers_.back()->built(); }
+
+Layer& Sequential::layer(const std::string& layer_name) const {
+  for (const auto& layer : layers_)
+    if (layer->name() == layer_name) return *layer;
+  throw Error("model \"{}\" has no layer named \"{}\"", name_, layer_name);
+}
+
+std::vector<Weight*> Sequential::weights() const {
+  std::vector<Weight*> all;
+  for (const auto& layer : layers_)
+    for (Weight* w : layer->weights()) all.push_back(w);
+  return all;
+}
+
+int64_t Sequential::count_params() const {
+  WEFT_CHECK(built(),
+             "model \"{}\" has not been built yet: give the first layer an input_shape, call "
+             "build(), or call the model on a batch",
+             name_);
+  int64_t total = 0;
+  for (const auto& layer : layers_) total += layer->count_params();
+  return total;
+}
+
+const Shape& Sequential::output_shape() const {
+  WEFT_CHECK(built(), "model \"{}\" has not been built yet", name_);
+  return layers_.back()->output_shape();
+}
+
+std::string Sequential::summary_string() const {
+  const int64_t total = count_params();
+  // Keras's layout: 65 columns, fields ending at columns 29, 55 and 65; a name wider than its
+  // field wraps onto the next line.
+  const std::string rule(65, '_'), double_rule(65, '='), blank(65, ' ');
+  auto row = [](std::string first, const std::string& second, const std::string& third) {
+    std::string text = fmt::format(" {:<28}{:<26}{:<10}\n", first.substr(0, 28), second, third);
+    for (size_t at = 28; at < first.size(); at += 28)
+      text += fmt::format(" {:<64}\n", first.substr(at, 28));
+    return text;
+  };
+  std::string text = fmt::format("Model: \"{}\"\n{}\n", name_, rule);
+  text += row("Layer (type)", "Output Shape", "Param #");
+  text += double_rule + "\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& layer = *layers_[i];
+    text += row(fmt::format("{} ({})", layer.name(), layer.type_name()),
+                keras_shape(layer.output_shape()), std::to_string(layer.count_params()));
+    text += blank + "\n";
+  }
+  text += double_rule + "\n";
+  text += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n{}\n",
+                      thousands(total), thousands(total), rule);
+  return text;
+}
+
+void Sequential::summary() const { std::cout << summary_string() << std::flush; }
+
+Tensor Sequential::call(const Tensor& x, bool training) {
+  WEFT_CHECK(!layers_.empty(), "model \"{}\" has no layers", name_);
+  WEFT_CHECK(x.dim() >= 1, "model \"{}\": inputs need a batch axis, got a scalar", name_);
+  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  if (!built()) build(sample);
+  const Shape& expected = layers_.front()->input_shape();
+  bool fits = sample.size() == expected.size();
+  for (size_t d = 0; fits && d < sample.size(); ++d)
+    fits = expected[d] < 0 || expected[d] == sample[d];
+  WEFT_CHECK(fits,
+             "Input 0 of layer \"{}\" is incompatible with the layer: expected shape={}, found "
+             "shape={}",
+             name_, keras_shape(expected), shape_str(x.shape()));
+  CallContext context{.training = training};
+  Tensor y = x;
+  for (const auto& layer : layers_) y = layer->call(y, context);
+  return y;
+}
+
+void Sequential::reset_states() {
+  for (const auto& layer : layers_) layer->reset_states();
+}
+
+}  // namespace weft

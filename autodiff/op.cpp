@@ -40,6 +40,7 @@ Registry& registry() {
   return instance;
 }
 thread_local bool grad_mode = true;
+thread_local Tracer* tracer = nullptr;
 }  // namespace
 
 const OpDef& register_op(const OpDef& definition) {
@@ -73,6 +74,8 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
     if (output.impl() == input.impl())
       output = make_view(input, input.shape(), input.strides(), input.impl()->offset);
 
+  if (tracer != nullptr) tracer->on_op(op, inputs, attrs, output);
+
   // Integer results (indices, casts to int) carry no gradient.
   bool record = false;
   if (op.vjp != nullptr && grad_enabled() && is_floating(output.dtype()))
@@ -84,6 +87,10 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
   }
   return output;
 }
+
+Tracer* active_tracer() { return tracer; }
+TracingScope::TracingScope(Tracer& installed) : previous_(tracer) { tracer = &installed; }
+TracingScope::~TracingScope() { tracer = previous_; }
 
 bool grad_enabled() { return grad_mode; }
 NoGrad::NoGrad() : previous_(grad_mode) { grad_mode = false; }

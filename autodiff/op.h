@@ -61,6 +61,11 @@ struct OpDef {
   // d loss / d input for each input (undefined where needs_grad is false). Null for ops that
   // have no gradient (comparisons, random masks): their outputs never require grad.
   std::vector<Tensor> (*vjp)(const VjpContext& context);
+  // Optional, for ops whose input gradient is mostly zeros (slice): adds the gradient for input
+  // 0 into `buffer` (input 0's shape, owned by the backward pass) in place. Used instead of vjp
+  // when the backward pass is not itself recorded, so that the gradients of T slices of one
+  // tensor cost T slices' worth of work rather than T whole tensors.
+  void (*vjp_add_into)(const VjpContext& context, const Tensor& buffer) = nullptr;
 };
 
 // Registers an op definition for the whole process; returns the stored definition.
@@ -71,6 +76,29 @@ const OpDef* find_op(std::string_view name);
 
 // Runs an op eagerly and, when gradients are enabled and an input requires one, records it.
 Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+// Observes every op that apply() runs on this thread, whatever the grad mode, and every
+// in-place assign_: the compiler's capture of a whole step (forward, backward, update).
+class Tracer {
+ public:
+  virtual ~Tracer() = default;
+  virtual void on_op(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs,
+                     const Tensor& output) = 0;
+  virtual void on_assign(const Tensor& target, const Tensor& source) = 0;
+};
+// The tracer of this thread (null when none).
+Tracer* active_tracer();
+// Installs a tracer on this thread for the scope's lifetime.
+class TracingScope {
+ public:
+  explicit TracingScope(Tracer& tracer);
+  ~TracingScope();
+  TracingScope(const TracingScope&) = delete;
+  TracingScope& operator=(const TracingScope&) = delete;
+
+ private:
+  Tracer* previous_;
+};
 
 // Gradient recording is on by default; a NoGrad scope turns it off on this thread.
 bool grad_enabled();

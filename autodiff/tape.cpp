@@ -24,7 +24,7 @@ Node::Node(const OpDef& op, Attrs attrs, std::vector<Tensor> inputs, const Tenso
   for (const Tensor& input : inputs_) input_versions_.push_back(input.impl()->storage->version());
 }
 
-std::vector<Tensor> Node::vjp(const Tensor& grad) const {
+Tensor Node::checked_output() const {
   WEFT_CHECK(!released_,
              "backward through the graph a second time: '{}' was freed by the first backward "
              "(pass retain_graph = true to the first call)",
@@ -39,8 +39,22 @@ std::vector<Tensor> Node::vjp(const Tensor& grad) const {
   WEFT_CHECK(output_impl->storage->version() == output_version_,
              "{}: its output of shape {} was modified in place after it was computed", op_->name,
              shape_str(output_impl->shape));
-  const Tensor output(output_impl);
+  return Tensor(output_impl);
+}
 
+void Node::add_vjp_into(const Tensor& grad, const Tensor& sum) const {
+  const Tensor output = checked_output();
+  const bool needs_grad = true;
+  op_->vjp_add_into(VjpContext{.inputs = inputs_,
+                               .output = output,
+                               .grad = grad,
+                               .attrs = attrs_,
+                               .needs_grad = {&needs_grad, 1}},
+                    sum);
+}
+
+std::vector<Tensor> Node::vjp(const Tensor& grad) const {
+  const Tensor output = checked_output();
   // std::vector<bool> has no contiguous storage for a span.
   std::unique_ptr<bool[]> flags(new bool[inputs_.size()]);
   for (size_t i = 0; i < inputs_.size(); ++i) flags[i] = inputs_[i].requires_grad();
@@ -65,6 +79,26 @@ void Node::release() {
   released_ = true;
 }
 
+Node::~Node() {
+  // Each input this node alone keeps alive would destroy its own grad_fn from inside this
+  // destructor, and so on up the chain. Take those nodes over instead and empty them one by one.
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto adopt_inputs = [&orphans](std::vector<Tensor>& inputs) {
+    for (const Tensor& input : inputs) {
+      const std::shared_ptr<TensorImpl>& impl = input.impl_ptr();
+      if (impl.use_count() == 1 && impl->grad_fn.use_count() == 1)
+        orphans.push_back(std::move(impl->grad_fn));
+    }
+    inputs.clear();
+  };
+  adopt_inputs(inputs_);
+  while (!orphans.empty()) {
+    const std::shared_ptr<Node> node = std::move(orphans.back());
+    orphans.pop_back();
+    adopt_inputs(node->inputs_);
+  }  // `node` goes here with no inputs left, so its own destructor has nothing to recurse into
+}
+
 namespace {
 
 Tensor accumulate(const Tensor& sum, const Tensor& term) {
@@ -81,6 +115,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   if (!options.create_graph) no_grad.emplace();
 
   std::unordered_map<const Node*, Tensor> pending;
+  // Sums that only `pending` or `leaf_grads` hold, so vjp_add_into may write into them. Kept
+  // alive here so that a freed one's address is never mistaken for a new tensor.
+  std::unordered_map<const TensorImpl*, Tensor> writable;
   std::unordered_map<TensorImpl*, Tensor> leaf_grads;
   // Owning pointers: releasing a node drops its inputs, which may own nodes still to be swept.
   std::vector<std::shared_ptr<Node>> nodes;
@@ -144,8 +181,20 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     if (found == pending.end()) continue;
     const Tensor grad = std::move(found->second);
     pending.erase(found);
+    writable.erase(grad.impl());  // from here on the VJP may hand it on to several inputs
     if (auto target = target_nodes.find(node.get()); target != target_nodes.end())
       target_grads[target->second] = accumulate(target_grads[target->second], grad);
+    if (node->op().vjp_add_into != nullptr && !options.create_graph &&
+        node->inputs()[0].requires_grad()) {
+      const Tensor& input = node->inputs()[0];
+      Tensor& sum = input.grad_fn() ? pending[input.grad_fn().get()] : leaf_grads[input.impl()];
+      if (!writable.contains(sum.impl())) {  // never write into a tensor someone else holds
+        sum = sum.defined() ? sum.copy() : zeros(input.shape(), {.dtype = grad.dtype()});
+        writable.emplace(sum.impl(), sum);
+      }
+      node->add_vjp_into(grad, sum);
+      continue;
+    }
     const std::vector<Tensor> input_grads = node->vjp(grad);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       const Tensor& input = node->inputs()[i];
@@ -161,8 +210,17 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   if (!options.retain_graph && !options.create_graph)
     for (const std::shared_ptr<Node>& node : nodes) node->release();
 
+  writable.clear();
   if (targets == nullptr) {
-    for (auto& [impl, grad] : leaf_grads) impl->grad = accumulate(impl->grad, grad);
+    for (auto& [impl, grad] : leaf_grads) {
+      // A leaf's first gradient is often a view (a broadcast seed, the seed itself, a gradient
+      // another leaf also received): .grad must be a contiguous tensor of its own, since
+      // optimizers read data<T>() and write it in place. create_graph keeps the recorded one.
+      const bool owned = grad.impl_ptr().use_count() == 1 &&
+                         grad.impl()->storage.use_count() == 1 && grad.is_contiguous();
+      if (!impl->grad.defined() && !owned && !options.create_graph) grad = grad.copy();
+      impl->grad = accumulate(impl->grad, grad);
+    }
     return {};
   }
   for (size_t i = 0; i < targets->size(); ++i) {

@@ -13,6 +13,11 @@ namespace weft {
 class Node {
  public:
   Node(const OpDef& op, Attrs attrs, std::vector<Tensor> inputs, const Tensor& output);
+  // Tears down the graph above this node with a loop, not one nested destructor per node, so
+  // dropping a long unfreed chain cannot overflow the stack.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
   const OpDef& op() const { return *op_; }
   const Attrs& attrs() const { return attrs_; }
@@ -24,10 +29,14 @@ class Node {
   // Input gradients for the output gradient `grad`; throws if the graph was freed or a saved
   // tensor was modified in place since it was recorded.
   std::vector<Tensor> vjp(const Tensor& grad) const;
+  // The op's vjp_add_into: adds the gradient for input 0 into `sum` in place.
+  void add_vjp_into(const Tensor& grad, const Tensor& sum) const;
   // Drops the saved tensors once backward no longer needs them.
   void release();
 
  private:
+  // The output, after checking that the graph is intact (not freed, nothing modified in place).
+  Tensor checked_output() const;
   const OpDef* op_;
   Attrs attrs_;
   std::vector<Tensor> inputs_;

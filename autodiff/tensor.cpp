@@ -73,6 +73,10 @@ void Tensor::set_grad(const Tensor& gradient) {
   WEFT_CHECK(!gradient.defined() || gradient.shape() == shape(),
              "set_grad(): gradient of shape {} for a tensor of shape {}",
              gradient.defined() ? shape_str(gradient.shape()) : "undefined", shape_str(shape()));
+  // backward() adds into this gradient, which only works in the tensor's own dtype.
+  WEFT_CHECK(!gradient.defined() || gradient.dtype() == dtype(),
+             "set_grad(): a {} gradient for a {} tensor", dtype_name(gradient.dtype()),
+             dtype_name(dtype()));
   checked_impl().grad = gradient;
 }
 
@@ -99,6 +103,7 @@ void Tensor::assign_(const Tensor& source) const {
              shape_str(source.shape()), shape_str(shape()));
   copy_into(*this, source);
   mark_modified();
+  if (Tracer* tracer = active_tracer()) tracer->on_assign(*this, source);
 }
 
 void Tensor::mark_modified() const { checked_impl().storage->bump_version(); }
@@ -145,11 +150,12 @@ Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset)
   return Tensor(std::move(impl));
 }
 
-Tensor empty(const Shape& shape, TensorOptions options) {
+namespace {
+Tensor allocate(const Shape& shape, TensorOptions options, bool zero_fill) {
   for (int64_t d : shape)
     WEFT_CHECK(d >= 0, "empty(): negative dimension in shape {}", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(shape_numel(shape) * dtype_size(options.dtype));
+  impl->storage = Storage::allocate(shape_numel(shape) * dtype_size(options.dtype), zero_fill);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype;
@@ -157,8 +163,10 @@ Tensor empty(const Shape& shape, TensorOptions options) {
   if (options.requires_grad) out.requires_grad_();
   return out;
 }
+}  // namespace
 
-Tensor zeros(const Shape& shape, TensorOptions options) { return empty(shape, options); }
+Tensor empty(const Shape& shape, TensorOptions options) { return allocate(shape, options, false); }
+Tensor zeros(const Shape& shape, TensorOptions options) { return allocate(shape, options, true); }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
 
 Tensor full(const Shape& shape, double value, TensorOptions options) {
@@ -207,6 +215,7 @@ Tensor arange(int64_t n, TensorOptions options) {
     T* data = out.data<T>();
     for (int64_t i = 0; i < n; ++i) data[i] = static_cast<T>(i);
   });
+  if (options.requires_grad) out.requires_grad_();
   return out;
 }
 
@@ -248,8 +257,13 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
   if (a.shape() != b.shape()) return false;
   const std::vector<double> x = a.to_vector<double>();
   const std::vector<double> y = b.to_vector<double>();
-  for (size_t i = 0; i < x.size(); ++i)
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] == y[i]) continue;  // equal infinities are close
+    // An infinity is close only to itself (the tolerance rtol * inf would pass anything), and
+    // NaN to nothing.
+    if (!std::isfinite(x[i]) || !std::isfinite(y[i])) return false;
     if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i]))) return false;
+  }
   return true;
 }
 

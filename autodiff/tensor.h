@@ -100,7 +100,7 @@ struct TensorImpl {
 // A view of `base`'s storage with its own shape, strides and offset.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
 
-// Factories.
+// Factories. empty() leaves the values uninitialised.
 Tensor empty(const Shape& shape, TensorOptions options = {});
 Tensor zeros(const Shape& shape, TensorOptions options = {});
 Tensor ones(const Shape& shape, TensorOptions options = {});
@@ -125,7 +125,8 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, bool requir
 // Elementwise conversion to another dtype, out of place; not recorded (see cast() for that).
 Tensor to_dtype(const Tensor& x, DType dtype);
 
-// True when the shapes match and every pair of values is within atol + rtol * |b|.
+// True when the shapes match and every pair of values is within atol + rtol * |b| (equal
+// infinities are close; NaN is never close to anything).
 bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
 
 template <typename T>

@@ -13,8 +13,6 @@
 
 namespace weft {
 
-class Sequential;
-
 // Optimizers, with Keras's defaults.
 struct Adam {
   double learning_rate = 0.001;
@@ -41,7 +39,8 @@ Optimizer optimizer_by_name(const std::string& name);
 class Logs {
  public:
   void set(const std::string& name, double value);
-  double at(const std::string& name) const;  // throws weft::Error naming the missing key
+  // Throws weft::Error naming the missing key and the ones there are.
+  double at(const std::string& name) const;
   bool contains(const std::string& name) const;
   const std::vector<std::pair<std::string, double>>& items() const { return items_; }
 
@@ -52,18 +51,44 @@ class Logs {
 struct History {
   std::map<std::string, std::vector<double>> history;  // "loss", "val_accuracy", ... per epoch
   int epochs_run = 0;
+  // Throws weft::Error naming the missing key and the ones there are.
   const std::vector<double>& operator[](const std::string& name) const;
 };
 
 // Stops when `monitor` has not improved by more than min_delta for `patience` epochs; with
-// restore_best_weights the best epoch's weights are put back when training ends.
+// restore_best_weights the best epoch's weights are put back when training ends, whether it
+// stopped early or not. At verbose 1 it prints Keras's "Epoch 5: early stopping" and
+// "Restoring model weights from the end of the best epoch: 3.".
 struct EarlyStopping {
   std::string monitor = "val_loss";
   double min_delta = 0;
   int patience = 0;
   std::string mode = "auto";  // "min", "max", or "auto" (max for accuracy, min otherwise)
   bool restore_best_weights = false;
+  int verbose = 0;
 };
+
+// EarlyStopping's decisions, epoch by epoch, as Keras makes them; fit() drives it.
+class EarlyStoppingMonitor {
+ public:
+  enum class Verdict { improved, waiting, stop };
+  // Throws weft::Error for an unknown mode or a negative patience.
+  explicit EarlyStoppingMonitor(const EarlyStopping& options);
+  // Takes the logs of `epoch` (from 0); throws weft::Error when they lack the monitored value.
+  // An improvement is a value beyond the best so far by more than min_delta; training stops
+  // once `patience` epochs in a row bring none (never after the first epoch).
+  Verdict update(int epoch, const Logs& logs);
+  int best_epoch() const { return best_epoch_; }
+  double best() const { return best_; }
+
+ private:
+  EarlyStopping options_;
+  bool maximize_;
+  double best_;
+  int best_epoch_ = 0;
+  int wait_ = 0;
+};
+
 // Calls a function at the end of every epoch (epoch numbered from 0).
 struct LambdaCallback {
   std::function<void(int epoch, const Logs& logs)> on_epoch_end = {};
@@ -72,17 +97,21 @@ using Callback = std::variant<EarlyStopping, LambdaCallback>;
 
 struct FitOptions {
   int epochs = 1;
+  // Samples per step; the last batch of an epoch takes what is left. Validation uses it too.
   int64_t batch_size = 32;
   double validation_split = 0;  // the LAST fraction of the samples, taken before shuffling
+  // (x, y) to validate on; overrides validation_split.
   std::optional<std::pair<Tensor, Tensor>> validation_data = {};
   bool shuffle = true;  // reshuffled every epoch
   std::vector<Callback> callbacks = {};
-  int verbose = 1;  // 0: silent, 1: a progress line per epoch
+  // 0: silent; 1: Keras's progress line, redrawn in place while the epoch runs when stdout is
+  // a terminal, else printed once at the end of each epoch.
+  int verbose = 1;
 };
 
 struct EvaluateOptions {
   int64_t batch_size = 32;
-  int verbose = 0;
+  int verbose = 0;  // 1: Keras's progress line
 };
 
 }  // namespace weft

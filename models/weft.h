@@ -9,6 +9,7 @@
 #include "weft/models/layer_gradcheck.h"
 #include "weft/models/datasets.h"
 #include "weft/models/layer.h"
+#include "weft/models/recurrent.h"
 #include "weft/models/sequential.h"
 #include "weft/models/text.h"
 #include "weft/models/training.h"

@@ -17,12 +17,13 @@ struct MatrixLayout {
   int64_t ld;
 };
 
-// How GEMM can read a rows x cols matrix with strides (row_stride, col_stride).
+// How GEMM can read a rows x cols matrix with strides (row_stride, col_stride). GEMM wants a
+// leading dimension of at least 1, which an empty matrix's stride (0) is not.
 MatrixLayout layout_of(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
   if ((cols == 1 || col_stride == 1) && (rows == 1 || row_stride >= cols))
-    return {true, Trans::no, rows == 1 ? std::max<int64_t>(cols, 1) : row_stride};
+    return {true, Trans::no, std::max<int64_t>(rows == 1 ? cols : row_stride, 1)};
   if ((rows == 1 || row_stride == 1) && (cols == 1 || col_stride >= rows))
-    return {true, Trans::yes, cols == 1 ? std::max<int64_t>(rows, 1) : col_stride};
+    return {true, Trans::yes, std::max<int64_t>(cols == 1 ? rows : col_stride, 1)};
   return {false, Trans::no, 0};
 }
 

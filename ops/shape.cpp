@@ -135,6 +135,17 @@ const OpDef& slice_op = register_op({
       if (stop < shape[axis]) zeros_along(shape[axis] - stop);
       return {parts.size() == 1 ? c.grad : concat(parts, axis)};
     },
+    .vjp_add_into =
+        [](const VjpContext& c, const Tensor& buffer) {
+          const int64_t axis = c.attrs.integer("axis");
+          const Tensor part =
+              make_view(buffer, c.grad.shape(), buffer.strides(),
+                        buffer.impl()->offset + c.attrs.integer("start") * buffer.strides()[axis]);
+          dispatch_floating(buffer.dtype(), "slice", [&]<typename T>() {
+            map_into<T, T, T>(
+                part, [](T a, T b) { return a + b; }, part, c.grad);
+          });
+        },
 });
 
 // ---- concat(xs, axis) ---------------------------------------------------------------------

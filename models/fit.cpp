@@ -1,0 +1,495 @@
+// compile, fit, evaluate and predict, with Keras's semantics and progress output.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#include "weft/autodiff/op.h"
+#include "weft/models/losses.h"
+#include "weft/models/metrics.h"
+#include "weft/models/optimizers.h"
+#include "weft/models/sequential.h"
+#include "weft/ops/ops.h"
+
+namespace weft {
+
+struct Sequential::TrainingState {
+  Optimizer optimizer;
+  const Loss* loss = nullptr;
+  std::vector<Metric> metrics;
+  // Made by the first fit() (the model has its weights by then) and kept across fit() calls,
+  // as Keras keeps its optimizer's slots.
+  std::optional<OptimizerState> state;
+};
+
+// ---- Logs, History, EarlyStoppingMonitor --------------------------------------------------
+
+void Logs::set(const std::string& name, double value) {
+  for (auto& [key, stored] : items_)
+    if (key == name) {
+      stored = value;
+      return;
+    }
+  items_.emplace_back(name, value);
+}
+
+bool Logs::contains(const std::string& name) const {
+  return std::any_of(items_.begin(), items_.end(),
+                     [&](const auto& item) { return item.first == name; });
+}
+
+double Logs::at(const std::string& name) const {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : items_) {
+    if (key == name) return value;
+    keys.push_back(key);
+  }
+  throw Error("no \"{}\" in the logs; they hold: {}", name, fmt::join(keys, ", "));
+}
+
+const std::vector<double>& History::operator[](const std::string& name) const {
+  const auto found = history.find(name);
+  if (found != history.end()) return found->second;
+  std::vector<std::string> keys;
+  for (const auto& [key, values] : history) keys.push_back(key);
+  throw Error("no \"{}\" in the history; it holds: {}", name, fmt::join(keys, ", "));
+}
+
+EarlyStoppingMonitor::EarlyStoppingMonitor(const EarlyStopping& options) : options_(options) {
+  const std::string& mode = options.mode;
+  WEFT_CHECK(mode == "auto" || mode == "min" || mode == "max",
+             "EarlyStopping: mode must be \"auto\", \"min\" or \"max\", got \"{}\"", mode);
+  WEFT_CHECK(options.patience >= 0, "EarlyStopping: patience must be >= 0, got {}",
+             options.patience);
+  const std::string& monitor = options.monitor;
+  const auto ends_with = [&](std::string_view suffix) {
+    return monitor.size() >= suffix.size() &&
+           monitor.compare(monitor.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  maximize_ = mode == "max" ||
+              (mode == "auto" && (ends_with("acc") || ends_with("accuracy") || ends_with("auc")));
+  best_ = maximize_ ? -std::numeric_limits<double>::infinity()
+                    : std::numeric_limits<double>::infinity();
+}
+
+EarlyStoppingMonitor::Verdict EarlyStoppingMonitor::update(int epoch, const Logs& logs) {
+  const double current = logs.at(options_.monitor);
+  const double delta = std::abs(options_.min_delta);
+  ++wait_;
+  if (maximize_ ? current - delta > best_ : current + delta < best_) {
+    best_ = current;
+    best_epoch_ = epoch;
+    wait_ = 0;
+    return Verdict::improved;
+  }
+  return wait_ >= options_.patience && epoch > 0 ? Verdict::stop : Verdict::waiting;
+}
+
+namespace {
+
+using TrainingState = Sequential::TrainingState;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---- Progress output, as Keras's Progbar prints it at verbose=1 -----------------------------
+
+// " 143ms/step", " 1s/step", " 850us/step"
+std::string format_step_time(double seconds) {
+  if (seconds >= 1 || seconds == 0) return fmt::format(" {:.0f}s/step", seconds);
+  if (seconds >= 1e-3) return fmt::format(" {:.0f}ms/step", seconds * 1e3);
+  return fmt::format(" {:.0f}us/step", seconds * 1e6);
+}
+
+std::string format_eta(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  if (seconds > 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60);
+  if (seconds > 60) return fmt::format("{}:{:02}", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+std::string format_logs(const Logs& logs) {
+  std::string text;
+  for (const auto& [name, value] : logs.items())
+    text += std::abs(value) > 1e-3 ? fmt::format(" - {}: {:.4f}", name, value)
+                                   : fmt::format(" - {}: {:.4e}", name, value);
+  return text;
+}
+
+// `313/313 [==============================] - 45s 143ms/step - loss: 0.4512 - ...`. On a
+// terminal the line is redrawn in place (at most every 50 ms) while the epoch runs, with an ETA
+// in place of the times; elsewhere only the finished line is printed, so logs stay readable.
+class ProgressBar {
+ public:
+  explicit ProgressBar(int64_t steps)
+      : steps_(steps), dynamic_(::isatty(STDOUT_FILENO) == 1), start_(Clock::now()) {}
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+  // An epoch cut short by an error leaves the cursor at the start of a fresh line.
+  ~ProgressBar() {
+    if (width_ > 0) std::cout << '\n' << std::flush;
+  }
+
+  // After step `current` (from 1), with the running values.
+  void update(int64_t current, const Logs& logs) {
+    const double now = seconds_since(start_);
+    if (current == 1) after_first_step_ = now;
+    if (!dynamic_ || now - last_draw_ < 0.05) return;
+    last_draw_ = now;
+    draw(current, " - ETA: " + format_eta(step_time(current, now) * (steps_ - current)), logs,
+         false);
+  }
+
+  // The epoch's final line, with its values (validation included).
+  void finish(const Logs& logs) {
+    const double now = seconds_since(start_);
+    draw(steps_, fmt::format(" - {:.0f}s", now) + format_step_time(step_time(steps_, now)), logs,
+         true);
+  }
+
+ private:
+  // Seconds per step, leaving out the first step (it includes one-off setup) when there are
+  // others.
+  double step_time(int64_t current, double now) const {
+    return current > 1 ? (now - after_first_step_) / static_cast<double>(current - 1) : now;
+  }
+
+  void draw(int64_t current, const std::string& times, const Logs& logs, bool last) {
+    const std::string count = std::to_string(steps_);
+    const int64_t done = 30 * current / steps_;
+    std::string bar = fmt::format("{:>{}}/{} [", current, count.size(), count);
+    if (done > 0) bar += std::string(done - 1, '=') + (current < steps_ ? '>' : '=');
+    bar += std::string(30 - done, '.') + "]";
+    std::string line = bar + times + format_logs(logs);
+    const size_t width = line.size();
+    if (dynamic_) {
+      if (width < width_) line += std::string(width_ - width, ' ');  // clears the longer line
+      line.insert(line.begin(), '\r');
+    }
+    width_ = last ? 0 : width;
+    std::cout << line << (last ? "\n" : "") << std::flush;
+  }
+
+  int64_t steps_;
+  bool dynamic_;
+  Clock::time_point start_;
+  double after_first_step_ = 0;
+  double last_draw_ = -1;
+  size_t width_ = 0;  // of the unfinished line on screen
+};
+
+// ---- Running means --------------------------------------------------------------------------
+
+// Keras's Mean: a running mean weighted by the number of samples behind each value.
+struct Mean {
+  double total = 0;
+  double count = 0;
+  void add(double sum, double n) {
+    total += sum;
+    count += n;
+  }
+  double result() const { return count > 0 ? total / count : 0; }
+};
+
+// The loss and each metric over the batches seen so far.
+class Accumulator {
+ public:
+  explicit Accumulator(const TrainingState& training)
+      : training_(training), metrics_(training.metrics.size()) {}
+
+  void add(double loss, const Tensor& y_true, const Tensor& y_pred) {
+    NoGrad no_grad;
+    const auto batch = static_cast<double>(y_pred.size(0));
+    loss_.add(loss * batch, batch);
+    for (size_t i = 0; i < metrics_.size(); ++i) {
+      const Tensor values = training_.metrics[i].values(y_true, y_pred);
+      metrics_[i].add(sum(values).item(), static_cast<double>(values.numel()));
+    }
+  }
+
+  Logs logs(const std::string& prefix = "") const {
+    Logs logs;
+    logs.set(prefix + "loss", loss_.result());
+    for (size_t i = 0; i < metrics_.size(); ++i)
+      logs.set(prefix + training_.metrics[i].name, metrics_[i].result());
+    return logs;
+  }
+
+ private:
+  const TrainingState& training_;
+  Mean loss_;
+  std::vector<Mean> metrics_;
+};
+
+// ---- Data -----------------------------------------------------------------------------------
+
+void check_data(std::string_view what, const Tensor& x, const Tensor& y) {
+  WEFT_CHECK(x.defined() && y.defined(), "{}: x and y must both be given", what);
+  WEFT_CHECK(x.dim() >= 1 && y.dim() >= 1, "{}: x and y need a sample axis; got shapes {} and {}",
+             what, shape_str(x.shape()), shape_str(y.shape()));
+  WEFT_CHECK(x.size(0) > 0, "{}: x holds no samples (shape {})", what, shape_str(x.shape()));
+  WEFT_CHECK(x.size(0) == y.size(0), "{}: x has {} samples but y has {}", what, x.size(0),
+             y.size(0));
+}
+
+Shape with_batch(int64_t batch, const Shape& sample) {
+  Shape shape{batch};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
+}
+
+// A fresh permutation of 0..n-1 (Fisher-Yates), drawn from the default generator so that
+// manual_seed makes training repeat exactly.
+Tensor permutation(int64_t n) {
+  Generator& generator = default_generator();
+  const uint64_t first = generator.take(static_cast<uint64_t>(n));
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) {
+    const double u = random_uniform(generator.seed(), first + static_cast<uint64_t>(i));
+    const auto j = std::min(i, static_cast<int64_t>(u * static_cast<double>(i + 1)));
+    std::swap(order[i], order[j]);
+  }
+  return from_vector(order, {n});
+}
+
+// Loss and metrics over (x, y) in batches, in inference mode.
+Logs evaluate_in_batches(Sequential& model, const TrainingState& training, const Tensor& x,
+                         const Tensor& y, int64_t batch_size, const std::string& prefix,
+                         ProgressBar* bar) {
+  NoGrad no_grad;
+  Accumulator accumulator(training);
+  const int64_t n = x.size(0);
+  for (int64_t begin = 0, step = 1; begin < n; begin += batch_size, ++step) {
+    const int64_t end = std::min(n, begin + batch_size);
+    const Tensor y_batch = slice(y, 0, begin, end);
+    const Tensor y_pred = model.call(slice(x, 0, begin, end), false);
+    accumulator.add(training.loss->compute(y_batch, y_pred).item(), y_batch, y_pred);
+    if (bar != nullptr) bar->update(step, accumulator.logs(prefix));
+  }
+  return accumulator.logs(prefix);
+}
+
+// EarlyStopping as fit() runs it: the monitor plus the weights it may put back.
+struct EarlyStopper {
+  EarlyStopping options;
+  EarlyStoppingMonitor monitor;
+  std::vector<Tensor> best_weights;
+  int stopped_epoch = -1;
+};
+
+std::vector<Tensor> snapshot(const std::vector<Weight*>& weights) {
+  std::vector<Tensor> values;
+  for (const Weight* w : weights) values.push_back(w->value.copy());
+  return values;
+}
+
+}  // namespace
+
+// ---- compile --------------------------------------------------------------------------------
+
+void Sequential::compile(Optimizer optimizer, const std::string& loss,
+                         const std::vector<std::string>& metrics) {
+  OptimizerState(optimizer, {});  // checks the hyperparameters now rather than at fit()
+  auto training = std::make_shared<TrainingState>();
+  training->optimizer = optimizer;
+  training->loss = &loss_by_name(loss);
+  for (const std::string& metric : metrics)
+    training->metrics.push_back(metric_by_name(metric, loss));
+  training_ = std::move(training);
+}
+
+void Sequential::compile(const std::string& optimizer, const std::string& loss,
+                         const std::vector<std::string>& metrics) {
+  compile(optimizer_by_name(optimizer), loss, metrics);
+}
+
+// ---- fit ------------------------------------------------------------------------------------
+
+History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& options) {
+  WEFT_CHECK(training_ != nullptr,
+             "fit: model \"{}\" must be compiled first: call compile(optimizer, loss)", name_);
+  TrainingState& training = *training_;
+  check_data("fit", x, y);
+  WEFT_CHECK(options.batch_size > 0, "fit: batch_size must be positive, got {}",
+             options.batch_size);
+  WEFT_CHECK(options.epochs >= 0, "fit: epochs must be >= 0, got {}", options.epochs);
+  WEFT_CHECK(options.validation_split >= 0 && options.validation_split < 1,
+             "fit: validation_split must be in [0, 1), got {}", options.validation_split);
+  WEFT_CHECK(options.verbose == 0 || options.verbose == 1, "fit: verbose must be 0 or 1, got {}",
+             options.verbose);
+
+  // Validation data: given, or the last fraction of x and y, cut before any shuffling.
+  Tensor x_train = x, y_train = y, x_val, y_val;
+  if (options.validation_data) {
+    std::tie(x_val, y_val) = *options.validation_data;
+    check_data("fit: validation_data", x_val, y_val);
+  } else if (options.validation_split > 0) {
+    const int64_t n = x.size(0);
+    const auto split_at =
+        static_cast<int64_t>(std::floor(static_cast<double>(n) * (1 - options.validation_split)));
+    WEFT_CHECK(split_at > 0 && split_at < n,
+               "fit: {} samples are too few to split into training and validation sets with "
+               "validation_split={}; give more data or another validation_split",
+               n, options.validation_split);
+    x_train = slice(x, 0, 0, split_at);
+    y_train = slice(y, 0, 0, split_at);
+    x_val = slice(x, 0, split_at, n);
+    y_val = slice(y, 0, split_at, n);
+  }
+  const bool validate = x_val.defined();
+
+  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  // Every label is checked once here, so an error names its position in the caller's array.
+  training.loss->check_labels(y, with_batch(y.size(0), output_shape()));
+  if (validate) {
+    try {
+      training.loss->check_labels(y_val, with_batch(y_val.size(0), output_shape()));
+    } catch (const Error& error) {
+      throw Error("fit: validation_data: {}", error.what());
+    }
+  }
+
+  std::vector<std::string> keys{"loss"};
+  for (const Metric& metric : training.metrics) keys.push_back(metric.name);
+  if (validate)
+    for (size_t i = 0, n = keys.size(); i < n; ++i) keys.push_back("val_" + keys[i]);
+  std::vector<EarlyStopper> stoppers;
+  for (const Callback& callback : options.callbacks)
+    if (const auto* early = std::get_if<EarlyStopping>(&callback)) {
+      WEFT_CHECK(std::find(keys.begin(), keys.end(), early->monitor) != keys.end(),
+                 "EarlyStopping: monitor \"{}\" is not among the values fit() logs: {}{}",
+                 early->monitor, fmt::join(keys, ", "),
+                 validate ? "" : " (val_ values need validation_split or validation_data)");
+      stoppers.push_back({*early, EarlyStoppingMonitor(*early), {}, -1});
+    }
+
+  const std::vector<Weight*> model_weights = weights();
+  if (!training.state) training.state.emplace(training.optimizer, model_weights);
+  OptimizerState& optimizer = *training.state;
+  optimizer.zero_grad();
+  stop_training = false;
+
+  const int64_t n = x_train.size(0);
+  const int64_t batch_size = options.batch_size;
+  const int64_t steps = (n + batch_size - 1) / batch_size;
+  History history;
+  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+    if (options.verbose == 1 && options.epochs > 1)
+      std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
+    std::optional<ProgressBar> bar;
+    if (options.verbose == 1) bar.emplace(steps);
+    const Tensor order = options.shuffle ? permutation(n) : Tensor();
+    Accumulator accumulator(training);
+    for (int64_t step = 0; step < steps; ++step) {
+      const int64_t begin = step * batch_size, end = std::min(n, begin + batch_size);
+      Tensor x_batch, y_batch;
+      if (options.shuffle) {
+        const Tensor rows = slice(order, 0, begin, end);
+        x_batch = gather(x_train, 0, rows);
+        y_batch = gather(y_train, 0, rows);
+      } else {
+        x_batch = slice(x_train, 0, begin, end);
+        y_batch = slice(y_train, 0, begin, end);
+      }
+      const Tensor y_pred = call(x_batch, true);
+      const Tensor loss = training.loss->compute(y_batch, y_pred);
+      const double loss_value = loss.item();
+      // Checked before the update, so the weights stay those of the last finite step.
+      WEFT_CHECK(std::isfinite(loss_value),
+                 "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning rate, "
+                 "or look for nan or inf in the inputs",
+                 loss_value, epoch + 1, step + 1, steps);
+      loss.backward();
+      optimizer.step();
+      optimizer.zero_grad();
+      accumulator.add(loss_value, y_batch, y_pred.detach());
+      if (bar) bar->update(step + 1, accumulator.logs());
+    }
+
+    Logs logs = accumulator.logs();
+    if (validate) {
+      const Logs validation =
+          evaluate_in_batches(*this, training, x_val, y_val, batch_size, "val_", nullptr);
+      for (const auto& [key, value] : validation.items()) logs.set(key, value);
+    }
+    for (const auto& [key, value] : logs.items()) history.history[key].push_back(value);
+    history.epochs_run = epoch + 1;
+    if (bar) bar->finish(logs);
+
+    // Keras's order: the progress line, then the callbacks as listed.
+    auto stopper = stoppers.begin();
+    for (const Callback& callback : options.callbacks) {
+      if (const auto* lambda = std::get_if<LambdaCallback>(&callback)) {
+        if (lambda->on_epoch_end) lambda->on_epoch_end(epoch, logs);
+        continue;
+      }
+      EarlyStopper& early = *stopper++;
+      const auto verdict = early.monitor.update(epoch, logs);
+      // The first epoch's weights are kept even without an improvement, as Keras keeps them.
+      if (early.options.restore_best_weights &&
+          (verdict == EarlyStoppingMonitor::Verdict::improved || early.best_weights.empty()))
+        early.best_weights = snapshot(model_weights);
+      if (verdict == EarlyStoppingMonitor::Verdict::stop) {
+        early.stopped_epoch = epoch;
+        stop_training = true;
+      }
+    }
+  }
+
+  for (EarlyStopper& early : stoppers) {
+    if (early.stopped_epoch >= 0 && early.options.verbose > 0)
+      std::cout << fmt::format("Epoch {}: early stopping\n", early.stopped_epoch + 1);
+    if (early.options.restore_best_weights && !early.best_weights.empty()) {
+      if (early.options.verbose > 0)
+        std::cout << fmt::format("Restoring model weights from the end of the best epoch: {}.\n",
+                                 early.monitor.best_epoch() + 1);
+      for (size_t i = 0; i < model_weights.size(); ++i)
+        model_weights[i]->value.assign_(early.best_weights[i]);
+    }
+  }
+  std::cout << std::flush;
+  return history;
+}
+
+// ---- evaluate, predict ----------------------------------------------------------------------
+
+Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options) {
+  WEFT_CHECK(training_ != nullptr,
+             "evaluate: model \"{}\" must be compiled first: call compile(optimizer, loss)", name_);
+  check_data("evaluate", x, y);
+  WEFT_CHECK(options.batch_size > 0, "evaluate: batch_size must be positive, got {}",
+             options.batch_size);
+  WEFT_CHECK(options.verbose == 0 || options.verbose == 1,
+             "evaluate: verbose must be 0 or 1, got {}", options.verbose);
+  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  training_->loss->check_labels(y, with_batch(y.size(0), output_shape()));
+  std::optional<ProgressBar> bar;
+  if (options.verbose == 1) bar.emplace((x.size(0) + options.batch_size - 1) / options.batch_size);
+  const Logs logs =
+      evaluate_in_batches(*this, *training_, x, y, options.batch_size, "", bar ? &*bar : nullptr);
+  if (bar) bar->finish(logs);
+  return logs;
+}
+
+Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
+  WEFT_CHECK(x.defined() && x.dim() >= 1 && x.size(0) > 0,
+             "predict: x must hold at least one sample; got shape {}",
+             x.defined() ? shape_str(x.shape()) : "undefined");
+  WEFT_CHECK(batch_size > 0, "predict: batch_size must be positive, got {}", batch_size);
+  NoGrad no_grad;
+  std::vector<Tensor> outputs;
+  for (int64_t begin = 0; begin < x.size(0); begin += batch_size)
+    outputs.push_back(call(slice(x, 0, begin, std::min(x.size(0), begin + batch_size)), false));
+  return outputs.size() == 1 ? outputs.front() : concat(outputs, 0);
+}
+
+}  // namespace weft

@@ -1,0 +1,236 @@
+// Weight files: "WEFTWGT\0", a uint32 version, a uint32 count, then per weight: layer name,
+// weight name (each a uint32 length and bytes), dtype (uint8), rank (uint32), dims (int64 each)
+// and the data, row-major. Numbers are little-endian.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string_view>
+
+#include "weft/models/sequential.h"
+
+namespace weft {
+
+static_assert(std::endian::native == std::endian::little,
+              "weight files are written in the host's byte order, which must be little-endian");
+
+namespace {
+
+constexpr std::string_view kMagic{"WEFTWGT\0", 8};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxRank = 64;
+
+struct Entry {
+  const Layer* layer;
+  Weight* weight;
+};
+
+void check_built(const Sequential& model, std::string_view action) {
+  WEFT_CHECK(model.built(),
+             "{}: model \"{}\" has not been built yet; give the first layer an input_shape or "
+             "call build() first",
+             action, model.name());
+}
+
+std::vector<Entry> model_entries(const Sequential& model) {
+  check_built(model, "save_weights");
+  std::vector<Entry> entries;
+  for (const auto& layer : model.layers())
+    for (Weight* weight : layer->weights()) entries.push_back({layer.get(), weight});
+  return entries;
+}
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
+
+void put_string(std::string& out, const std::string& text) {
+  put(out, static_cast<uint32_t>(text.size()));
+  out += text;
+}
+
+std::string serialize(const std::vector<Entry>& entries) {
+  std::string out(kMagic);
+  put(out, kVersion);
+  put(out, static_cast<uint32_t>(entries.size()));
+  for (const auto& [layer, weight] : entries) {
+    const Tensor data = weight->value.copy();  // contiguous
+    put_string(out, layer->name());
+    put_string(out, weight->name);
+    put(out, static_cast<uint8_t>(data.dtype()));
+    put(out, static_cast<uint32_t>(data.dim()));
+    for (int64_t d : data.shape()) put(out, d);
+    out.append(static_cast<const char*>(data.raw_data()), data.numel() * dtype_size(data.dtype()));
+  }
+  return out;
+}
+
+// Reads the file's fields in order; any read past the end is a truncated file.
+class Reader {
+ public:
+  Reader(std::string data, std::string path) : data_(std::move(data)), path_(std::move(path)) {}
+
+  std::string_view bytes(size_t n, std::string_view what) {
+    WEFT_CHECK(n <= data_.size() - at_,
+               "load_weights: \"{}\" is truncated: it ends in the middle of {}", path_, what);
+    const std::string_view out(data_.data() + at_, n);
+    at_ += n;
+    return out;
+  }
+  template <typename T>
+  T get(std::string_view what) {
+    T value;
+    std::memcpy(&value, bytes(sizeof(T), what).data(), sizeof(T));
+    return value;
+  }
+  std::string get_string(std::string_view what) {
+    return std::string(bytes(get<uint32_t>(what), what));
+  }
+  size_t remaining() const { return data_.size() - at_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string data_;
+  std::string path_;
+  size_t at_ = 0;
+};
+
+struct Saved {
+  std::string layer, weight;
+  Tensor value;
+};
+
+std::vector<Saved> parse(Reader& in) {
+  WEFT_CHECK(in.bytes(kMagic.size(), "the header") == kMagic,
+             "load_weights: \"{}\" is not a weft weight file", in.path());
+  const auto version = in.get<uint32_t>("the header");
+  WEFT_CHECK(version == kVersion, "load_weights: \"{}\" has format version {}; this weft reads {}",
+             in.path(), version, kVersion);
+  const auto count = in.get<uint32_t>("the header");
+  std::vector<Saved> saved;
+  for (uint32_t i = 0; i < count; ++i) {
+    const std::string what = fmt::format("weight {} of {}", i + 1, count);
+    Saved entry;
+    entry.layer = in.get_string(what);
+    entry.weight = in.get_string(what);
+    const auto dtype = in.get<uint8_t>(what);
+    WEFT_CHECK(dtype <= static_cast<uint8_t>(DType::i64),
+               "load_weights: \"{}\" is corrupt: weight \"{}\" of layer \"{}\" has dtype code {}",
+               in.path(), entry.weight, entry.layer, dtype);
+    const auto rank = in.get<uint32_t>(what);
+    WEFT_CHECK(rank <= kMaxRank,
+               "load_weights: \"{}\" is corrupt: weight \"{}\" of layer \"{}\" has rank {}",
+               in.path(), entry.weight, entry.layer, rank);
+    Shape shape(rank);
+    // The size is checked against what is left of the file before anything is allocated.
+    uint64_t bytes = dtype_size(static_cast<DType>(dtype));
+    for (int64_t& d : shape) {
+      d = in.get<int64_t>(what);
+      WEFT_CHECK(d >= 0 && (d == 0 || bytes <= in.remaining() / static_cast<uint64_t>(d)),
+                 "load_weights: \"{}\" is truncated or corrupt: weight \"{}\" of layer \"{}\" "
+                 "does not fit in the rest of the file",
+                 in.path(), entry.weight, entry.layer);
+      bytes *= static_cast<uint64_t>(d);
+    }
+    entry.value = empty(shape, {.dtype = static_cast<DType>(dtype)});
+    const std::string_view data = in.bytes(bytes, what);
+    std::memcpy(entry.value.raw_data(), data.data(), data.size());
+    saved.push_back(std::move(entry));
+  }
+  WEFT_CHECK(in.remaining() == 0, "load_weights: \"{}\" is corrupt: data follows the last weight",
+             in.path());
+  return saved;
+}
+
+std::string system_error() { return std::strerror(errno); }
+
+// Opens a new file beside `path` that no one else is using.
+std::pair<int, std::string> create_temporary(const std::string& path) {
+  std::random_device entropy;
+  for (int attempt = 0;; ++attempt) {
+    const std::string candidate = fmt::format("{}.tmp-{:08x}", path, entropy());
+    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) return {fd, candidate};
+    WEFT_CHECK(errno == EEXIST && attempt < 16, "save_weights: cannot write \"{}\": {}", path,
+               system_error());
+  }
+}
+
+}  // namespace
+
+void Sequential::save_weights(const std::string& path) const {
+  const std::string data = serialize(model_entries(*this));
+  const auto [fd, temporary] = create_temporary(path);
+  // Written in full and flushed to disk before the rename, so `path` is either the old file or
+  // the complete new one.
+  std::string failure;
+  for (size_t written = 0; failure.empty() && written < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0 && errno != EINTR) failure = system_error();
+    if (n > 0) written += static_cast<size_t>(n);
+  }
+  if (failure.empty() && ::fsync(fd) != 0) failure = system_error();
+  if (::close(fd) != 0 && failure.empty()) failure = system_error();
+  std::error_code error;
+  if (failure.empty()) {
+    std::filesystem::rename(temporary, path, error);
+    if (error) failure = error.message();
+  }
+  if (!failure.empty()) {
+    std::filesystem::remove(temporary, error);
+    throw Error("save_weights: cannot write \"{}\": {}", path, failure);
+  }
+}
+
+void Sequential::load_weights(const std::string& path) {
+  check_built(*this, "load_weights");
+  std::ifstream file(path, std::ios::binary);
+  WEFT_CHECK(file.is_open(), "load_weights: cannot open \"{}\": {}", path, system_error());
+  std::string contents{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  WEFT_CHECK(!file.bad(), "load_weights: cannot read \"{}\": {}", path, system_error());
+  Reader reader(std::move(contents), path);
+  const std::vector<Saved> saved = parse(reader);
+
+  for (const Saved& s : saved) {
+    bool known = false;
+    for (const auto& layer : layers_) known = known || layer->name() == s.layer;
+    WEFT_CHECK(known, "load_weights: \"{}\" has weights for layer \"{}\", which model \"{}\" lacks",
+               path, s.layer, name_);
+  }
+  // Weights match by layer name and then by order within the layer (a Bidirectional layer
+  // holds two weights of each name). Every check passes before any weight changes, so a failed
+  // load leaves the model as it was.
+  std::vector<std::pair<Weight*, const Saved*>> matched;
+  for (const auto& layer : layers_) {
+    const std::vector<Weight*> weights = layer->weights();
+    std::vector<const Saved*> in_file;
+    for (const Saved& s : saved)
+      if (s.layer == layer->name()) in_file.push_back(&s);
+    WEFT_CHECK(in_file.size() == weights.size(),
+               "load_weights: layer \"{}\" has {} weights in the model but {} in \"{}\"",
+               layer->name(), weights.size(), in_file.size(), path);
+    for (size_t i = 0; i < weights.size(); ++i) {
+      const Saved& s = *in_file[i];
+      WEFT_CHECK(s.weight == weights[i]->name,
+                 "load_weights: layer \"{}\": weight {} is \"{}\" in the model but \"{}\" in "
+                 "\"{}\"",
+                 layer->name(), i, weights[i]->name, s.weight, path);
+      WEFT_CHECK(s.value.shape() == weights[i]->value.shape(),
+                 "load_weights: layer \"{}\" weight \"{}\" has shape {} in \"{}\" but {} in the "
+                 "model",
+                 layer->name(), s.weight, shape_str(s.value.shape()), path,
+                 shape_str(weights[i]->value.shape()));
+      matched.emplace_back(weights[i], &s);
+    }
+  }
+  for (const auto& [weight, s] : matched) weight->value.assign_(s->value);
+}
+
+}  // namespace weft

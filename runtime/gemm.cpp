@@ -1,0 +1,522 @@
+// Blocked GEMM in the GotoBLAS/BLIS style, for row-major operands.
+//
+// C is computed in tiles of mr x nr by a register-blocked micro-kernel that broadcasts values of
+// op(A) against vectors of op(B). Each kc-deep pass sweeps micro-panels of op(A) (mr rows x kc, in
+// L1 while a kernel call reads them) over blocks of op(B) (kc x nc, kept in L2 while every
+// micro-panel of A passes over them). An operand is copied into contiguous buffers only where its
+// layout calls for it: transposed, rows of A a multiple of 4 KiB apart, rows of B far enough apart
+// to crowd L2's sets. Otherwise the kernel reads the rows in place, which keeps small products
+// free of packing overhead. A product with N much smaller than a tile is computed transposed, and
+// a large one is split over the thread pool by rows or by columns.
+#include "weft/runtime/gemm.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <utility>
+
+#include "weft/runtime/error.h"
+#include "weft/runtime/thread_pool.h"
+
+namespace weft {
+namespace {
+
+// GCC vector extensions instead of intrinsics: one kernel source serves AVX-512, AVX2 and the
+// 16-byte baseline (SSE2, NEON), and -O3 contracts `acc += a * b` into FMA where it exists.
+#if defined(__AVX512F__)
+constexpr int vector_bytes = 64;
+constexpr int vector_registers = 32;
+#elif defined(__AVX__)
+constexpr int vector_bytes = 32;
+constexpr int vector_registers = 16;
+#else
+constexpr int vector_bytes = 16;
+constexpr int vector_registers = 16;
+#endif
+typedef float FloatVector __attribute__((vector_size(vector_bytes)));
+typedef double DoubleVector __attribute__((vector_size(vector_bytes)));
+
+template <typename T>
+struct VectorOf;
+template <>
+struct VectorOf<float> {
+  using type = FloatVector;
+};
+template <>
+struct VectorOf<double> {
+  using type = DoubleVector;
+};
+
+template <typename T>
+struct Tile {
+  using Vector = typename VectorOf<T>::type;
+  static constexpr int lanes = vector_bytes / sizeof(T);
+  static constexpr int vectors = 2;           // per tile row
+  static constexpr int nr = vectors * lanes;  // tile columns: 32 floats with AVX-512
+  // Tile rows: mr * vectors accumulators, the B vectors and a broadcast must fit the registers.
+  // 8 (16 accumulators) with AVX-512 also divides the usual batch sizes.
+  static constexpr int mr = vector_registers >= 32 ? 8 : 6;
+  static constexpr int64_t kc = 256;             // depth of one pass: the A micro-panel fills 8 KiB
+  static constexpr int64_t b_block = 384 << 10;  // bytes of B kept in L2 (1 MiB or more per core)
+  static constexpr int64_t a_block = 2 << 20;    // bytes of packed A, read from L3 block by block
+};
+
+template <typename V, typename T>
+V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T, typename V>
+void store(T* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Unrolls a loop over tile rows or vectors completely. Without it GCC unrolls them only after
+// deciding to keep the accumulator array on the stack, and every kernel call pays to spill it.
+#define WEFT_UNROLL _Pragma("GCC unroll 16")
+
+// C[0:rows, 0:nr] = alpha * a * b + beta * C, where `b` has kc rows of nr values, ldb apart, and
+// `a` is either a packed micro-panel (k-major, mr values per k of which the first `rows` are used)
+// or, a_in_place, rows of A itself, lda apart.
+template <typename T, int rows, bool a_in_place>
+void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+                  T alpha, T beta) {
+  using P = Tile<T>;
+  using V = typename P::Vector;
+  // Start fetching the C tile now so that its cache misses overlap the k loop instead of stalling
+  // the stores at the end; a large C (a projection over all time steps) is rarely in cache.
+  WEFT_UNROLL for (int i = 0; i < rows; ++i) {
+    WEFT_UNROLL for (int byte = 0; byte < P::nr * static_cast<int>(sizeof(T)); byte += 64) {
+      __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + byte, 1);
+    }
+  }
+  // A short tile has too few accumulators to cover the FMA latency, so it also splits k into
+  // interleaved partial sums.
+  constexpr int splits = rows >= 4 ? 1 : 4 / rows;
+  V acc[splits][rows][P::vectors];
+  WEFT_UNROLL for (int s = 0; s < splits; ++s) {
+    WEFT_UNROLL for (int i = 0; i < rows; ++i) {
+      WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[s][i][v] = V{};
+    }
+  }
+  const auto step = [&](int s, int64_t k) {
+    const T* bk = b + k * ldb;
+    V bv[P::vectors];
+    WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) bv[v] = load<V>(bk + v * P::lanes);
+    WEFT_UNROLL for (int i = 0; i < rows; ++i) {
+      const T ai = a_in_place ? a[i * lda + k] : a[k * P::mr + i];
+      WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[s][i][v] += ai * bv[v];
+    }
+  };
+  int64_t k = 0;
+  for (; k + splits <= kc; k += splits) {
+    WEFT_UNROLL for (int s = 0; s < splits; ++s) step(s, k + s);
+  }
+  for (; k < kc; ++k) step(0, k);
+  WEFT_UNROLL for (int s = 1; s < splits; ++s) {
+    WEFT_UNROLL for (int i = 0; i < rows; ++i) {
+      WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[0][i][v] += acc[s][i][v];
+    }
+  }
+  WEFT_UNROLL for (int i = 0; i < rows; ++i) {
+    WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) {
+      T* cv = c + i * ldc + v * P::lanes;
+      V result = alpha * acc[0][i][v];
+      if (beta != T(0)) result += beta * load<V>(cv);  // beta == 0 must not read C
+      store(cv, result);
+    }
+  }
+}
+
+template <typename T>
+using MicroKernel = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, T, T);
+
+template <typename T, bool a_in_place, std::size_t... rows>
+constexpr std::array<MicroKernel<T>, sizeof...(rows)> make_kernels(std::index_sequence<rows...>) {
+  return {&micro_kernel<T, static_cast<int>(rows) + 1, a_in_place>...};
+}
+
+// kernels<T, a_in_place>[rows - 1] computes a tile with `rows` rows.
+template <typename T, bool a_in_place>
+constexpr auto kernels = make_kernels<T, a_in_place>(std::make_index_sequence<Tile<T>::mr>{});
+
+// Grow-only 64-byte aligned buffers, one set per thread, so steady-state calls never allocate.
+class Scratch {
+ public:
+  template <typename T>
+  T* get(std::size_t count) {
+    const std::size_t bytes = count * sizeof(T);
+    if (bytes > bytes_) {
+      data_.reset(static_cast<std::byte*>(::operator new(bytes, alignment)));
+      bytes_ = bytes;
+    }
+    return reinterpret_cast<T*>(data_.get());
+  }
+
+ private:
+  static constexpr std::align_val_t alignment{64};
+  struct Free {
+    void operator()(std::byte* p) const { ::operator delete(p, alignment); }
+  };
+  std::unique_ptr<std::byte, Free> data_;
+  std::size_t bytes_ = 0;
+};
+
+thread_local Scratch a_scratch;
+thread_local Scratch b_scratch;
+
+// One gemm call, or the slice of C that one thread computes. C's columns are c_cs apart: 1, except
+// when gemm computes C^T = op(B)^T op(A)^T instead.
+template <typename T>
+struct Operands {
+  Trans ta, tb;
+  int64_t m, n, k;
+  T alpha;
+  const T* a;
+  int64_t lda;
+  const T* b;
+  int64_t ldb;
+  T beta;
+  T* c;
+  int64_t ldc;
+  int64_t c_cs = 1;
+};
+
+// One butterfly stage of an in-register transpose of `lanes` vectors: swaps bit b of the row
+// index with bit b of the column index, pairing row i with row i + b.
+template <typename V, int lanes, int b, std::size_t... c>
+void transpose_stage(V (&r)[lanes], std::index_sequence<c...>) {
+  WEFT_UNROLL for (int i = 0; i < lanes; ++i) {
+    if ((i & b) != 0) continue;
+    const V x = r[i];
+    const V y = r[i | b];
+    r[i] = __builtin_shufflevector(x, y, ((c & b) != 0 ? lanes + c - b : c)...);
+    r[i | b] = __builtin_shufflevector(x, y, ((c & b) != 0 ? lanes + c : c + b)...);
+  }
+}
+
+template <typename V, int lanes, int b = 1>
+void transpose_lanes(V (&r)[lanes]) {
+  if constexpr (b < lanes) {
+    transpose_stage<V, lanes, b>(r, std::make_index_sequence<lanes>{});
+    transpose_lanes<V, lanes, 2 * b>(r);
+  }
+}
+
+// dst[k * ld_dst + i] = src[i * ld_src + k] for i < rows and k < lanes: one vector per row in, one
+// per k out, log2(lanes) shuffle stages instead of lanes * rows scalar moves.
+template <typename T, int rows>
+void transpose_tile(const T* src, int64_t ld_src, T* dst, int64_t ld_dst) {
+  using P = Tile<T>;
+  using V = typename P::Vector;
+  static_assert(rows <= P::lanes);
+  V r[P::lanes];
+  WEFT_UNROLL for (int i = 0; i < P::lanes; ++i) r[i] = i < rows ? load<V>(src + i * ld_src) : V{};
+  transpose_lanes(r);
+  WEFT_UNROLL for (int k = 0; k < P::lanes; ++k) {
+    std::memcpy(dst + k * ld_dst, &r[k], rows * sizeof(T));
+  }
+}
+
+// Copies op(A)[i0 : i0 + rows, p0 : p0 + kc] into a micro-panel: dst[k * mr + i].
+template <typename T>
+void pack_a(const Operands<T>& op, int64_t i0, int rows, int64_t p0, int64_t kc, T* dst) {
+  using P = Tile<T>;
+  constexpr int mr = P::mr;
+  if (op.ta == Trans::yes) {
+    const T* a = op.a + p0 * op.lda + i0;
+    if (rows == mr) {  // a fixed-size copy is a single vector move
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * mr, a + k * op.lda, sizeof(T) * mr);
+      return;
+    }
+    for (int64_t k = 0; k < kc; ++k) std::copy(a + k * op.lda, a + k * op.lda + rows, dst + k * mr);
+    return;
+  }
+  // Rows of A run along k: transpose them lanes deep, in slabs of rows that divide the panel.
+  constexpr int slab = [] {
+    int rows_per_slab = std::min(P::mr, P::lanes);
+    while (P::mr % rows_per_slab != 0) --rows_per_slab;
+    return rows_per_slab;
+  }();
+  const int64_t k_tiles = rows == mr ? kc / P::lanes * P::lanes : 0;
+  const T* a = op.a + i0 * op.lda + p0;
+  for (int64_t k = 0; k < k_tiles; k += P::lanes) {
+    for (int i = 0; i < mr; i += slab) {
+      transpose_tile<T, slab>(a + i * op.lda + k, op.lda, dst + k * mr + i, mr);
+    }
+  }
+  for (int i = 0; i < rows; ++i) {
+    for (int64_t k = k_tiles; k < kc; ++k) dst[k * mr + i] = a[i * op.lda + k];
+  }
+}
+
+// Copies op(B)[p0 : p0 + kc, j0 : j0 + cols] into a micro-panel: dst[k * nr + j], zero past cols
+// so that the kernel's unused lanes hold no NaN or denormal.
+template <typename T>
+void pack_b_panel(const Operands<T>& op, int64_t p0, int64_t kc, int64_t j0, int cols, T* dst) {
+  using P = Tile<T>;
+  constexpr int nr = P::nr;
+  if (cols < nr) {
+    for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * nr + cols, dst + (k + 1) * nr, T(0));
+  }
+  if (op.tb == Trans::no) {
+    const T* b = op.b + p0 * op.ldb + j0;
+    for (int64_t k = 0; k < kc; ++k) std::copy(b + k * op.ldb, b + k * op.ldb + cols, dst + k * nr);
+    return;
+  }
+  // Rows of B run along k: transpose lanes x lanes squares, then the ragged right and bottom.
+  const T* b = op.b + j0 * op.ldb + p0;
+  const int64_t k_tiles = kc / P::lanes * P::lanes;
+  const int j_tiles = cols / P::lanes * P::lanes;
+  for (int j = 0; j < j_tiles; j += P::lanes) {
+    for (int64_t k = 0; k < k_tiles; k += P::lanes) {
+      transpose_tile<T, P::lanes>(b + j * op.ldb + k, op.ldb, dst + k * nr + j, nr);
+    }
+  }
+  for (int j = 0; j < cols; ++j) {
+    for (int64_t k = j < j_tiles ? k_tiles : 0; k < kc; ++k) dst[k * nr + j] = b[j * op.ldb + k];
+  }
+}
+
+// Packs op(B)[p0 : p0 + kc, j0 : j0 + nc] as consecutive micro-panels, or, in place, only a
+// ragged last panel, so that the kernel never reads past the end of a row of B.
+template <typename T>
+void pack_b(const Operands<T>& op, int64_t p0, int64_t kc, int64_t j0, int64_t nc, bool in_place,
+            T* dst) {
+  constexpr int nr = Tile<T>::nr;
+  const int64_t full = nc / nr * nr;  // columns in full panels
+  if (!in_place && op.tb == Trans::no) {
+    // A few rows at a time across all panels: panel by panel would jump ldb at every step, which
+    // no hardware prefetcher follows once ldb spans a page, and row by row would scatter every
+    // store to another panel (kc * nr apart, the same L1 set each time).
+    constexpr int64_t rows_per_sweep = 8;
+    for (int64_t k0 = 0; k0 < kc; k0 += rows_per_sweep) {
+      const int64_t k1 = std::min(kc, k0 + rows_per_sweep);
+      for (int64_t j = 0; j < full; j += nr) {
+        for (int64_t k = k0; k < k1; ++k) {  // a fixed-size copy: a few vector moves
+          std::memcpy(dst + j * kc + k * nr, op.b + (p0 + k) * op.ldb + j0 + j, sizeof(T) * nr);
+        }
+      }
+    }
+  } else if (!in_place) {
+    for (int64_t j = 0; j < full; j += nr) pack_b_panel(op, p0, kc, j0 + j, nr, dst + j * kc);
+  }
+  if (full < nc) pack_b_panel(op, p0, kc, j0 + full, static_cast<int>(nc - full), dst + full * kc);
+}
+
+// Whether the kernel may broadcast op(A) straight from A's rows instead of a packed micro-panel.
+// Packing an untransposed A transposes it, which costs a good part of the multiply when N is
+// small; reading in place is as fast, unless the rows are a multiple of 4 KiB apart: then all mr
+// of them share one L1 set and evict each other, and only a narrow product still comes out ahead.
+// (A transposed A packs by plain copies.)
+template <typename T>
+bool read_a_in_place(const Operands<T>& op) {
+  constexpr int64_t l1_set_period = 4096;  // bytes between addresses that share an L1 set
+  return op.ta == Trans::no &&
+         (op.lda * int64_t{sizeof(T)} % l1_set_period != 0 || op.n <= 4 * Tile<T>::nr);
+}
+
+// Whether the kernel may read a kc-deep block of B's rows where they are instead of packing it.
+// The block must stay in L2 while every row panel of A passes over it: its rows are ldb apart,
+// and once they span more than L2 the block's lines crowd into a fraction of L2's sets (ldb a
+// power of two is the common, worst case) and evict each other.
+template <typename T>
+bool read_b_in_place(const Operands<T>& op, int64_t kc) {
+  constexpr int64_t max_span = 512 << 10;
+  return op.tb == Trans::no && kc * op.ldb * int64_t{sizeof(T)} <= max_span;
+}
+
+// Prefetches a block of B that the kernel will read in place next, into L2, a slice per kernel call
+// of the current block. Otherwise the first row panel to reach an in-place block stalls on memory
+// for all of it: B comes from DRAM when K is long (a weight gradient summed over every time step).
+// Packed blocks need none of this, pack_b reads them in bulk, and prefetching ahead of it only
+// crowds L2.
+class Prefetcher {
+ public:
+  Prefetcher() = default;
+  // rows x row_bytes at `first`, rows ld_bytes apart.
+  Prefetcher(const void* first, int64_t rows, int64_t row_bytes, int64_t ld_bytes)
+      : first_(static_cast<const char*>(first)),
+        ld_bytes_(ld_bytes),
+        lines_per_row_((row_bytes + line - 1) / line),
+        lines_(rows * lines_per_row_) {}
+
+  // The i-th of n slices.
+  void slice(int64_t i, int64_t n) const {
+    if (lines_ == 0) return;  // skips the divisions, which a tiny kernel call would notice
+    for (int64_t l = lines_ * i / n; l < lines_ * (i + 1) / n; ++l) {
+      __builtin_prefetch(first_ + l / lines_per_row_ * ld_bytes_ + l % lines_per_row_ * line, 0, 1);
+    }
+  }
+
+ private:
+  static constexpr int64_t line = 64;
+  const char* first_ = nullptr;
+  int64_t ld_bytes_ = 0;
+  int64_t lines_per_row_ = 1;
+  int64_t lines_ = 0;
+};
+
+template <typename T>
+void gemm_serial(const Operands<T>& op) {
+  using P = Tile<T>;
+  constexpr int mr = P::mr;
+  constexpr int nr = P::nr;
+  const auto round_up = [](int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; };
+  const int64_t kc_max = std::min(op.k, P::kc);
+  const int64_t mc_max = std::max<int64_t>(mr, P::a_block / int64_t{sizeof(T)} / kc_max / mr * mr);
+  const int64_t nc_max = std::max<int64_t>(nr, P::b_block / int64_t{sizeof(T)} / kc_max / nr * nr);
+  const int64_t mc_alloc = round_up(std::min(mc_max, op.m), mr);
+  const int64_t nc_alloc = round_up(std::min(nc_max, op.n), nr);
+  T* a_pack = a_scratch.get<T>(static_cast<std::size_t>(mc_alloc * kc_max));
+  T* b_pack = b_scratch.get<T>(static_cast<std::size_t>(nc_alloc * kc_max));
+  alignas(64) T edge[mr * nr];
+  const bool a_in_place = read_a_in_place(op);
+
+  for (int64_t ic = 0; ic < op.m; ic += mc_max) {
+    const int64_t mc = std::min(mc_max, op.m - ic);
+    for (int64_t pc = 0; pc < op.k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, op.k - pc);
+      const T beta = pc == 0 ? op.beta : T(1);  // later passes accumulate onto the first
+      // Packed once per pass and reused for every block of B, so a wide N does not repack it.
+      for (int64_t ir = 0; ir < mc && !a_in_place; ir += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+        pack_a(op, ic + ir, rows, pc, kc, a_pack + ir * kc);
+      }
+      for (int64_t jc = 0; jc < op.n; jc += nc_max) {
+        const int64_t nc = std::min(nc_max, op.n - jc);
+        const bool in_place = read_b_in_place(op, kc);
+        pack_b(op, pc, kc, jc, nc, in_place, b_pack);
+        Prefetcher next_block;
+        const int64_t next_jc = jc + nc < op.n ? jc + nc : 0;
+        const int64_t next_pc = jc + nc < op.n ? pc : pc + kc;
+        if (in_place && next_pc < op.k) {
+          next_block = Prefetcher(
+              op.b + next_pc * op.ldb + next_jc, std::min(kc_max, op.k - next_pc),
+              std::min(nc_max, op.n - next_jc) * int64_t{sizeof(T)}, op.ldb * int64_t{sizeof(T)});
+        }
+        const int64_t calls = (mc + mr - 1) / mr * ((nc + nr - 1) / nr);
+        int64_t call = 0;
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          const MicroKernel<T> kernel =
+              a_in_place ? kernels<T, true>[rows - 1] : kernels<T, false>[rows - 1];
+          const T* a = a_in_place ? op.a + (ic + ir) * op.lda + pc : a_pack + ir * kc;
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+            next_block.slice(call++, calls);
+            const bool packed = !in_place || cols < nr;
+            const T* b = packed ? b_pack + jr * kc : op.b + pc * op.ldb + jc + jr;
+            const int64_t ldb = packed ? nr : op.ldb;
+            T* c = op.c + (ic + ir) * op.ldc + (jc + jr) * op.c_cs;
+            if (cols == nr && op.c_cs == 1) {
+              kernel(kc, a, op.lda, b, ldb, c, op.ldc, op.alpha, beta);
+              continue;
+            }
+            // A ragged or strided tile goes through a buffer so the kernel never touches C past N.
+            kernel(kc, a, op.lda, b, ldb, edge, nr, op.alpha, T(0));
+            for (int i = 0; i < rows; ++i) {
+              for (int j = 0; j < cols; ++j) {
+                T& cij = c[i * op.ldc + j * op.c_cs];
+                cij = beta == T(0) ? edge[i * nr + j] : edge[i * nr + j] + beta * cij;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Waking a sleeping worker takes about 10 us, as long as a single thread needs for 1 MFLOP. Below
+// this size a second thread saves little more than that, and the steady stream of small products
+// of an RNN step is better left on one core.
+constexpr double parallel_min_flops = 4e6;
+
+template <typename T>
+void gemm_impl(Operands<T> op) {
+  check(op.m >= 0 && op.n >= 0 && op.k >= 0, "gemm: negative size M={} N={} K={}", op.m, op.n,
+        op.k);
+  const int64_t a_cols = op.ta == Trans::no ? op.k : op.m;
+  const int64_t b_cols = op.tb == Trans::no ? op.n : op.k;
+  check(op.lda >= std::max<int64_t>(1, a_cols), "gemm: lda={} is less than {}", op.lda, a_cols);
+  check(op.ldb >= std::max<int64_t>(1, b_cols), "gemm: ldb={} is less than {}", op.ldb, b_cols);
+  check(op.ldc >= std::max<int64_t>(1, op.n), "gemm: ldc={} is less than N={}", op.ldc, op.n);
+  if (op.m == 0 || op.n == 0) return;
+  if (op.k == 0 || op.alpha == T(0)) {
+    for (int64_t i = 0; i < op.m; ++i) {
+      T* row = op.c + i * op.ldc;
+      if (op.beta == T(0)) {
+        std::fill(row, row + op.n, T(0));
+      } else if (op.beta != T(1)) {
+        for (int64_t j = 0; j < op.n; ++j) row[j] *= op.beta;
+      }
+    }
+    return;
+  }
+
+  using P = Tile<T>;
+  // With N a fraction of a tile most vector lanes would idle; C^T = op(B)^T op(A)^T puts M on them.
+  if (op.n * 4 <= P::nr && op.m > op.n) {
+    const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
+    std::swap(op.ta, op.tb);
+    op.ta = flip(op.ta);
+    op.tb = flip(op.tb);
+    std::swap(op.m, op.n);
+    std::swap(op.a, op.b);
+    std::swap(op.lda, op.ldb);
+    op.c_cs = std::exchange(op.ldc, 1);
+  }
+  const int threads = ThreadPool::in_parallel_region() ? 1 : default_thread_pool().num_threads();
+  const double flops =
+      2.0 * static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.k);
+  const int64_t m_panels = (op.m + P::mr - 1) / P::mr;
+  const int64_t n_panels = (op.n + P::nr - 1) / P::nr;
+  // Splitting M makes every thread pack all of B, splitting N all of A: split the larger side.
+  const bool split_m = op.m >= op.n ? m_panels >= 2 : n_panels < 2;
+  const int64_t panels = split_m ? m_panels : n_panels;
+  const int64_t parts = std::min<int64_t>(threads, panels);
+  if (parts < 2 || flops < parallel_min_flops) {
+    gemm_serial(op);
+    return;
+  }
+  default_thread_pool().parallel_for(0, parts, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t part = lo; part < hi; ++part) {
+      // Whole panels per part, spread as evenly as they go.
+      const int64_t first = panels * part / parts;
+      const int64_t last = panels * (part + 1) / parts;
+      Operands<T> slice = op;
+      if (split_m) {
+        const int64_t i0 = first * P::mr;
+        slice.m = std::min(last * P::mr, op.m) - i0;
+        slice.a += op.ta == Trans::no ? i0 * op.lda : i0;
+        slice.c += i0 * op.ldc;
+      } else {
+        const int64_t j0 = first * P::nr;
+        slice.n = std::min(last * P::nr, op.n) - j0;
+        slice.b += op.tb == Trans::no ? j0 : j0 * op.ldb;
+        slice.c += j0 * op.c_cs;
+      }
+      gemm_serial(slice);
+    }
+  });
+}
+
+}  // namespace
+
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm_impl<float>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+}
+
+void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm_impl<double>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+}
+
+}  // namespace weft

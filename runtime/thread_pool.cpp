@@ -1,0 +1,165 @@
+#include "weft/runtime/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <exception>
+
+#include "weft/runtime/error.h"
+
+namespace weft {
+namespace {
+
+// Depth of parallel_for bodies running on this thread; workers start at 1 for their lifetime.
+thread_local int region_depth = 0;
+
+class RegionScope {
+ public:
+  RegionScope() { ++region_depth; }
+  ~RegionScope() { --region_depth; }
+  RegionScope(const RegionScope&) = delete;
+  RegionScope& operator=(const RegionScope&) = delete;
+};
+
+int default_num_threads() {
+  if (const char* env = std::getenv("WEFT_NUM_THREADS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    check(*end == '\0' && n >= 1 && n <= 1024,
+          "WEFT_NUM_THREADS must be an integer in [1, 1024], got '{}'", env);
+    return static_cast<int>(n);
+  }
+  // More threads than this only add wake-up latency for the sizes an RNN step multiplies.
+  constexpr unsigned max_default = 16;
+  return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, max_default));
+}
+
+}  // namespace
+
+// One parallel_for call. It lives on the caller's stack; the caller takes it out of the queue and
+// waits until no worker is inside run() before returning, so workers never see it dangle.
+struct ThreadPool::Job {
+  const std::function<void(int64_t, int64_t)>* body;
+  int64_t begin;
+  int64_t chunk_size;  // the first `remainder` chunks are one longer
+  int64_t remainder;
+  int64_t num_chunks;
+  std::atomic<int64_t> next_chunk{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the first exception; guarded by error_mutex
+  std::mutex error_mutex;
+  int active_workers = 0;        // guarded by the pool's mutex_
+  std::condition_variable idle;  // signalled when active_workers drops to 0
+
+  bool exhausted() const { return next_chunk.load(std::memory_order_relaxed) >= num_chunks; }
+
+  // Claims chunks until none are left; the caller and any number of workers run this at once.
+  void run() {
+    for (;;) {
+      const int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed);
+      if (c >= num_chunks) return;
+      if (failed.load(std::memory_order_relaxed)) continue;
+      const int64_t lo = begin + c * chunk_size + std::min(c, remainder);
+      const int64_t hi = lo + chunk_size + (c < remainder ? 1 : 0);
+      try {
+        (*body)(lo, hi);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+        failed.store(true, std::memory_order_relaxed);
+      }
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int num_threads) {
+  check(num_threads >= 1, "ThreadPool needs at least one thread, got {}", num_threads);
+  workers_.reserve(static_cast<std::size_t>(num_threads - 1));
+  try {
+    for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { work(); });
+  } catch (...) {
+    stop();  // the destructor will not run, and a joinable std::thread must not be destroyed
+    throw;
+  }
+}
+
+ThreadPool::~ThreadPool() { stop(); }
+
+void ThreadPool::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+bool ThreadPool::in_parallel_region() { return region_depth > 0; }
+
+void ThreadPool::work() {
+  region_depth = 1;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    work_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, and nothing left to help with
+    Job* job = jobs_.front();
+    if (job->exhausted()) {
+      jobs_.pop_front();
+      continue;
+    }
+    ++job->active_workers;
+    lock.unlock();
+    job->run();
+    lock.lock();
+    // Notified under the lock: the caller cannot destroy the job before we release mutex_.
+    if (--job->active_workers == 0) job->idle.notify_all();
+  }
+}
+
+void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
+                              const std::function<void(int64_t, int64_t)>& body) {
+  check(grain >= 1, "parallel_for grain must be positive, got {}", grain);
+  if (end <= begin) return;
+  const int64_t length = end - begin;
+  const int64_t num_chunks = std::min<int64_t>(num_threads(), (length - 1) / grain + 1);
+  if (num_chunks <= 1 || in_parallel_region()) {
+    RegionScope scope;
+    body(begin, end);
+    return;
+  }
+
+  Job job;
+  job.body = &body;
+  job.begin = begin;
+  job.chunk_size = length / num_chunks;
+  job.remainder = length % num_chunks;
+  job.num_chunks = num_chunks;
+  {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(&job);
+  }
+  for (int64_t i = 1; i < num_chunks; ++i) work_ready_.notify_one();
+  {
+    // The caller claims chunks too, so the job finishes even if every worker is busy elsewhere.
+    RegionScope scope;
+    job.run();
+  }
+  {
+    std::unique_lock lock(mutex_);
+    if (auto it = std::find(jobs_.begin(), jobs_.end(), &job); it != jobs_.end()) jobs_.erase(it);
+    job.idle.wait(lock, [&job] { return job.active_workers == 0; });
+  }
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+ThreadPool& default_thread_pool() {
+  static ThreadPool pool(default_num_threads());
+  return pool;
+}
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& body) {
+  default_thread_pool().parallel_for(begin, end, grain, body);
+}
+
+}  // namespace weft

@@ -1,0 +1,57 @@
+// ThreadPool: a few persistent workers that run chunks of an index range for parallel_for.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace weft {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the thread that calls parallel_for, so the pool starts num_threads - 1
+  // workers; a pool of 1 runs everything on the caller.
+  explicit ThreadPool(int num_threads);
+  // Joins the workers; parallel_for calls must have returned.
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls body(lo, hi) over disjoint chunks that cover [begin, end), each at least `grain` long
+  // (except when the whole range is shorter), on the workers and the calling thread, and returns
+  // when every chunk has finished. Rethrows the first exception a chunk threw; chunks not yet
+  // started when that happens are skipped. Runs body(begin, end) inline when the range is at
+  // most one grain or when called from inside a body, so nesting never deadlocks.
+  void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                    const std::function<void(int64_t, int64_t)>& body);
+
+  // True while this thread runs a parallel_for body (of any pool): a nested parallel_for then
+  // runs inline, and callers can pick a serial algorithm up front.
+  static bool in_parallel_region();
+
+ private:
+  struct Job;
+  void work();
+  void stop();  // lets the workers finish queued work, then joins them
+
+  std::mutex mutex_;
+  std::condition_variable work_ready_;
+  std::deque<Job*> jobs_;  // jobs that may still have unclaimed chunks; guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
+  std::vector<std::thread> workers_;
+};
+
+// The process-wide pool: WEFT_NUM_THREADS threads if set, else the hardware's, at most 16.
+ThreadPool& default_thread_pool();
+
+// default_thread_pool().parallel_for(...).
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& body);
+
+}  // namespace weft

@@ -1,0 +1,364 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "weft/runtime/error.h"
+#include "weft/runtime/gemm.h"
+#include "weft/runtime/thread_pool.h"
+
+namespace weft {
+namespace {
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+struct Scalars {
+  double alpha, beta;
+};
+const Scalars scalars[] = {{1, 0}, {-1.5, 1}, {0.5, -2}, {0, 0.5}};
+
+constexpr Trans no = Trans::no;
+constexpr Trans yes = Trans::yes;
+
+// Uniform in [-1, 1). xorshift64* rather than <random>, which dominates the run time of an
+// unoptimised sanitizer build.
+class Random {
+ public:
+  explicit Random(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  double next() {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return static_cast<double>((state_ * 0x2545F4914F6CDD1Dull) >> 11) * 0x1p-52 - 1;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// Row-major matrix of rows x cols in a buffer whose rows are `ld` >= cols apart.
+template <typename T>
+struct Matrix {
+  int64_t rows, cols, ld;
+  std::vector<T> data;
+
+  Matrix(int64_t r, int64_t c, int64_t padding, Random& rng)
+      : rows(r), cols(c), ld(c + padding), data(static_cast<std::size_t>(r * (c + padding))) {
+    for (T& x : data) x = static_cast<T>(rng.next());
+  }
+  T& at(int64_t i, int64_t j) { return data[static_cast<std::size_t>(i * ld + j)]; }
+  T at(int64_t i, int64_t j) const { return data[static_cast<std::size_t>(i * ld + j)]; }
+};
+
+// op(X) as a dense row-major matrix of doubles, so that the reference's inner loop is contiguous.
+template <typename T>
+std::vector<double> dense(const Matrix<T>& x, bool transpose) {
+  std::vector<double> out(x.data.size());
+  double* o = out.data();
+  const T* in = x.data.data();
+  for (int64_t i = 0; i < x.rows; ++i) {
+    for (int64_t j = 0; j < x.cols; ++j) {
+      o[transpose ? j * x.rows + i : i * x.cols + j] = in[i * x.ld + j];
+    }
+  }
+  return out;
+}
+
+// Runs one gemm on random operands whose rows are `padding` wider than needed and compares it
+// with a double-accumulating reference. nan_c fills C with NaN first (only meaningful with
+// beta == 0); C's padding must come back untouched.
+template <typename T>
+void check_gemm(Trans ta, Trans tb, const Shape& s, const Scalars& sc, int64_t padding, Random& rng,
+                bool nan_c = false) {
+  const bool a_t = ta == yes;
+  const bool b_t = tb == yes;
+  const Matrix<T> a(a_t ? s.k : s.m, a_t ? s.m : s.k, padding, rng);
+  const Matrix<T> b(b_t ? s.n : s.k, b_t ? s.k : s.n, padding, rng);
+  Matrix<T> c(s.m, s.n, padding, rng);
+  if (nan_c) {
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t j = 0; j < s.n; ++j) c.at(i, j) = std::numeric_limits<T>::quiet_NaN();
+    }
+  }
+  const Matrix<T> c0 = c;
+  gemm(ta, tb, s.m, s.n, s.k, static_cast<T>(sc.alpha), a.data.data(), a.ld, b.data.data(), b.ld,
+       static_cast<T>(sc.beta), c.data.data(), c.ld);
+
+  const std::vector<double> op_a = dense(a, a_t);    // M x K
+  const std::vector<double> op_bt = dense(b, !b_t);  // N x K
+  // Rounding error of a length-K dot product is bounded by about K * eps * sum |a_k b_k|.
+  const double eps = std::numeric_limits<T>::epsilon();
+  int failures = 0;
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < c.ld; ++j) {
+      const T got = c.at(i, j);
+      if (j >= s.n) {  // the padding past N is never written
+        ASSERT_EQ(std::memcmp(&got, &c0.data[static_cast<std::size_t>(i * c.ld + j)], sizeof(T)),
+                  0);
+        continue;
+      }
+      const double* a_row = op_a.data() + i * s.k;
+      const double* b_col = op_bt.data() + j * s.k;
+      double sum = 0;
+      double magnitude = 0;
+      for (int64_t p = 0; p < s.k; ++p) {
+        const double product = a_row[p] * b_col[p];
+        sum += product;
+        magnitude += product < 0 ? -product : product;
+      }
+      double want = sc.alpha * sum;
+      magnitude *= std::abs(sc.alpha);
+      if (sc.beta != 0) {
+        want += sc.beta * c0.at(i, j);
+        magnitude += std::abs(sc.beta * c0.at(i, j));
+      }
+      const double tolerance = 2 * (static_cast<double>(s.k) + 2) * eps * magnitude;
+      if (!(std::abs(got - want) <= tolerance) && ++failures <= 3) {
+        ADD_FAILURE() << "C(" << i << ", " << j << ") = " << got << ", want " << want << " +- "
+                      << tolerance;
+      }
+    }
+  }
+  ASSERT_EQ(failures, 0) << "for M,N,K = " << s.m << "," << s.n << "," << s.k << " ta=" << a_t
+                         << " tb=" << b_t << " alpha=" << sc.alpha << " beta=" << sc.beta
+                         << " padding=" << padding;
+}
+
+// Every transpose and alpha/beta pair, on shapes around the micro-kernel's tile (8 x 32 floats,
+// 8 x 16 doubles with AVX-512): ragged edges, single rows and columns, K of 1.
+template <typename T>
+void check_small_shapes() {
+  const Shape small[] = {{1, 1, 1},    {3, 17, 5},   {17, 3, 63},  {65, 129, 3}, {8, 32, 256},
+                         {1, 256, 32}, {32, 1, 256}, {32, 256, 1}, {5, 7, 513},  {2, 1100, 17}};
+  Random rng(1234);
+  int64_t padding = 0;
+  for (const Shape& s : small) {
+    for (Trans ta : {no, yes}) {
+      for (Trans tb : {no, yes}) {
+        for (const Scalars& sc : scalars) {
+          padding = (padding + 1) % 3;
+          ASSERT_NO_FATAL_FAILURE(check_gemm<T>(ta, tb, s, sc, padding, rng, sc.beta == 0));
+        }
+      }
+    }
+  }
+}
+
+TEST(Gemm, FloatSmallShapes) { check_small_shapes<float>(); }
+
+TEST(Gemm, DoubleSmallShapes) { check_small_shapes<double>(); }
+
+// Shapes whose blocking loops take more than one trip: K past the 256-deep pass, N past the
+// packed block of B (384 floats or 192 doubles wide at full depth), M past the packed block of A
+// (2048 float or 1024 double rows at full depth). One alpha/beta pair each, taken in turn.
+TEST(Gemm, BlockBoundaries) {
+  Random rng(99);
+  std::size_t turn = 0;
+  const auto next_scalars = [&turn] { return scalars[turn++ % std::size(scalars)]; };
+  for (Trans ta : {no, yes}) {
+    for (Trans tb : {no, yes}) {
+      for (const Shape& s :
+           {Shape{63, 65, 129}, Shape{9, 33, 257}, Shape{5, 40, 600}, Shape{2, 420, 300}}) {
+        ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, s, next_scalars(), 1, rng));
+        ASSERT_NO_FATAL_FAILURE(check_gemm<double>(ta, tb, s, next_scalars(), 2, rng));
+      }
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {64, 256, 64}, next_scalars(), 0, rng));
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {2050, 4, 257}, next_scalars(), 0, rng));
+      ASSERT_NO_FATAL_FAILURE(check_gemm<double>(ta, tb, {1030, 2, 260}, next_scalars(), 1, rng));
+    }
+  }
+}
+
+// Products large enough (over 4 MFLOP) for gemm to split them across the default pool, by rows
+// (M >= N) and by columns, with the operand that the split offsets both plain and transposed.
+TEST(Gemm, ThreadedSplits) {
+  Random rng(5);
+  for (Trans t : {no, yes}) {
+    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(t, no, {161, 64, 256}, {1, 0}, 1, rng, true));
+    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, t, {64, 161, 256}, {0.5, 1}, 2, rng));
+  }
+}
+
+TEST(Gemm, LeadingDimensionsWiderThanRows) {
+  Random rng(7);
+  for (Trans ta : {no, yes}) {
+    for (Trans tb : {no, yes}) {
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {37, 70, 45}, {1, 0.5}, 29, rng));
+      ASSERT_NO_FATAL_FAILURE(check_gemm<double>(ta, tb, {20, 9, 300}, {2, 0}, 11, rng, true));
+    }
+  }
+}
+
+TEST(Gemm, RowsOfAPageApart) {
+  // gemm reads an untransposed A in place unless its rows are a multiple of 4 KiB apart and N is
+  // wide; then it packs (transposes) A instead, which these leading dimensions force.
+  Random rng(8);
+  for (Trans tb : {no, yes}) {
+    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, tb, {17, 140, 300}, {1, 0}, 1024 - 300, rng));
+    ASSERT_NO_FATAL_FAILURE(check_gemm<double>(no, tb, {17, 70, 300}, {2, 1}, 512 - 300, rng));
+  }
+}
+
+TEST(Gemm, BetaZeroIgnoresNanInC) {
+  Random rng(11);
+  ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, no, {64, 256, 64}, {1, 0}, 0, rng, true));
+  // alpha == 0 and K == 0 only scale C, and with beta == 0 they overwrite the NaN too.
+  std::vector<float> c(6, std::numeric_limits<float>::quiet_NaN());
+  const float a[2] = {1, 2};
+  gemm(no, no, 2, 3, 1, 0.0f, a, 1, a, 3, 0.0f, c.data(), 3);
+  for (float x : c) EXPECT_EQ(x, 0.0f);
+}
+
+TEST(Gemm, DegenerateSizes) {
+  std::vector<double> c = {1, 2, 3, 4};
+  // K == 0: C = beta * C, without touching A or B.
+  gemm(no, no, 2, 2, 0, 1.0, nullptr, 1, nullptr, 2, 3.0, c.data(), 2);
+  EXPECT_EQ(c, (std::vector<double>{3, 6, 9, 12}));
+  // M == 0 or N == 0: nothing at all.
+  gemm(no, no, 0, 2, 5, 1.0, nullptr, 5, nullptr, 2, 0.0, c.data(), 2);
+  gemm(yes, yes, 2, 0, 5, 1.0, nullptr, 2, nullptr, 5, 0.0, c.data(), 1);
+  EXPECT_EQ(c, (std::vector<double>{3, 6, 9, 12}));
+}
+
+TEST(Gemm, RejectsBadArguments) {
+  float x[16] = {};
+  EXPECT_THROW(gemm(no, no, -1, 2, 2, 1.0f, x, 2, x, 2, 0.0f, x, 2), Error);
+  EXPECT_THROW(gemm(no, no, 2, 2, 3, 1.0f, x, 2, x, 2, 0.0f, x, 2), Error);   // lda
+  EXPECT_THROW(gemm(yes, no, 3, 2, 2, 1.0f, x, 2, x, 2, 0.0f, x, 2), Error);  // lda
+  EXPECT_THROW(gemm(no, yes, 2, 2, 3, 1.0f, x, 3, x, 2, 0.0f, x, 2), Error);  // ldb
+  EXPECT_THROW(gemm(no, no, 2, 3, 2, 1.0f, x, 2, x, 3, 0.0f, x, 2), Error);   // ldc
+}
+
+TEST(Gemm, SameResultInsideAParallelRegion) {
+  // Inside a parallel_for body gemm runs on the calling thread. Each thread's slice is blocked the
+  // same way as the whole, so the sums are bit-identical.
+  Random rng(3);
+  const Matrix<float> a(128, 256, 0, rng);
+  const Matrix<float> b(256, 96, 0, rng);
+  std::vector<float> threaded(128 * 96);
+  std::vector<float> serial(128 * 96);
+  const auto multiply = [&](std::vector<float>& c) {
+    gemm(no, no, 128, 96, 256, 1.0f, a.data.data(), 256, b.data.data(), 96, 0.0f, c.data(), 96);
+  };
+  multiply(threaded);
+  ThreadPool single(1);
+  single.parallel_for(0, 1, 1, [&](int64_t, int64_t) {
+    EXPECT_TRUE(ThreadPool::in_parallel_region());
+    multiply(serial);
+  });
+  EXPECT_EQ(threaded, serial);
+}
+
+TEST(ParallelFor, CoversEveryIndexOnce) {
+  ThreadPool pool(4);
+  EXPECT_EQ(pool.num_threads(), 4);
+  for (int64_t grain : {1, 3, 100, 1000}) {
+    std::vector<std::atomic<int>> hits(1000);
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(5, 1000, grain, [&](int64_t lo, int64_t hi) {
+      EXPECT_TRUE(ThreadPool::in_parallel_region());
+      EXPECT_LT(lo, hi);
+      for (int64_t i = lo; i < hi; ++i) {
+        hits[static_cast<std::size_t>(i)]++;
+        sum += i;
+      }
+    });
+    for (int64_t i = 0; i < 1000; ++i) {
+      EXPECT_EQ(hits[static_cast<std::size_t>(i)].load(), i >= 5 ? 1 : 0);
+    }
+    EXPECT_EQ(sum.load(), (5 + 999) * 995 / 2);
+  }
+  EXPECT_FALSE(ThreadPool::in_parallel_region());
+}
+
+TEST(ParallelFor, ChunksRespectGrainAndSmallRangesRunInline) {
+  ThreadPool pool(3);
+  std::atomic<int> chunks{0};
+  pool.parallel_for(0, 10, 4, [&](int64_t lo, int64_t hi) {
+    EXPECT_GE(hi - lo, 3);  // 10 split into at most ceil(10 / 4) = 3 balanced chunks
+    ++chunks;
+  });
+  EXPECT_LE(chunks.load(), 3);
+
+  const std::thread::id caller = std::this_thread::get_id();
+  pool.parallel_for(0, 4, 4, [&](int64_t lo, int64_t hi) {
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    EXPECT_EQ(lo, 0);
+    EXPECT_EQ(hi, 4);
+  });
+  bool called = false;
+  pool.parallel_for(3, 3, 1, [&](int64_t, int64_t) { called = true; });
+  EXPECT_FALSE(called);
+  EXPECT_THROW(pool.parallel_for(0, 4, 0, [](int64_t, int64_t) {}), Error);
+}
+
+TEST(ParallelFor, RethrowsTheExceptionOfAChunk) {
+  ThreadPool pool(2);
+  for (int repeat = 0; repeat < 20; ++repeat) {
+    EXPECT_THROW(pool.parallel_for(0, 100, 1,
+                                   [](int64_t lo, int64_t hi) {
+                                     if (lo <= 70 && 70 < hi) throw std::out_of_range("chunk 70");
+                                   }),
+                 std::out_of_range);
+  }
+  // The pool still works afterwards.
+  std::atomic<int64_t> count{0};
+  pool.parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+  EXPECT_EQ(count.load(), 100);
+}
+
+TEST(ParallelFor, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  pool.parallel_for(0, 8, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const std::thread::id outer = std::this_thread::get_id();
+      pool.parallel_for(0, 100, 1, [&](int64_t inner_lo, int64_t inner_hi) {
+        EXPECT_EQ(std::this_thread::get_id(), outer);
+        total += inner_hi - inner_lo;
+      });
+    }
+  });
+  EXPECT_EQ(total.load(), 800);
+}
+
+TEST(ParallelFor, ConcurrentCallersShareOnePool) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      for (int repeat = 0; repeat < 50; ++repeat) {
+        pool.parallel_for(0, 64, 1, [&](int64_t lo, int64_t hi) { total += hi - lo; });
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(total.load(), 4 * 50 * 64);
+}
+
+TEST(ParallelFor, PoolsStartAndStopCleanly) {
+  for (int threads = 1; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    std::atomic<int64_t> count{0};
+    pool.parallel_for(0, 1000, 10, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+    EXPECT_EQ(count.load(), 1000);
+  }
+  EXPECT_THROW(ThreadPool(0), Error);
+  EXPECT_GE(default_thread_pool().num_threads(), 1);
+  std::atomic<int64_t> count{0};
+  parallel_for(0, 10, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+  EXPECT_EQ(count.load(), 10);
+}
+
+}  // namespace
+}  // namespace weft

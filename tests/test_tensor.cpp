@@ -1,0 +1,479 @@
+// Tensor basics: factories, random streams and dropout masks, conversions, printing, allclose,
+// copies, views sharing storage, and storage versions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "weft/autodiff/tape.h"
+#include "weft/ops/ops.h"
+
+namespace weft {
+namespace {
+
+using Values = std::vector<double>;
+
+uint64_t version(const Tensor& t) { return t.impl()->storage->version(); }
+
+// ---- Factories ----------------------------------------------------------------------------------
+
+struct FactoryRow {
+  std::string name;
+  std::function<Tensor()> make;
+  Shape shape;
+  DType dtype;
+  Values values;
+};
+
+void PrintTo(const FactoryRow& row, std::ostream* os) { *os << row.name; }
+
+std::vector<FactoryRow> factory_rows() {
+  return {
+      {"zeros",
+       [] {
+         return zeros({2, 3});
+       },
+       {2, 3},
+       DType::f32,
+       Values(6, 0)},
+      {"zeros_f64", [] { return zeros({2}, {.dtype = DType::f64}); }, {2}, DType::f64, {0, 0}},
+      {"zeros_0d", [] { return zeros({}); }, {}, DType::f32, {0}},
+      {"zeros_empty",
+       [] {
+         return zeros({0, 3});
+       },
+       {0, 3},
+       DType::f32,
+       {}},
+      {"ones_i32", [] { return ones({3}, {.dtype = DType::i32}); }, {3}, DType::i32, {1, 1, 1}},
+      {"full_f64",
+       [] { return full({2}, 2.5, {.dtype = DType::f64}); },
+       {2},
+       DType::f64,
+       {2.5, 2.5}},
+      {"full_i64_truncates",
+       [] { return full({3}, 2.7, {.dtype = DType::i64}); },
+       {3},
+       DType::i64,
+       {2, 2, 2}},
+      {"scalar", [] { return scalar(3.5); }, {}, DType::f32, {3.5}},
+      {"scalar_i32", [] { return scalar(-4, DType::i32); }, {}, DType::i32, {-4}},
+      {"zeros_like",
+       [] {
+         return zeros_like(full({2, 1}, 9, {.dtype = DType::i32}));
+       },
+       {2, 1},
+       DType::i32,
+       {0, 0}},
+      {"ones_like",
+       [] { return ones_like(zeros({2}, {.dtype = DType::f64})); },
+       {2},
+       DType::f64,
+       {1, 1}},
+      {"arange", [] { return arange(4); }, {4}, DType::i64, {0, 1, 2, 3}},
+      {"arange_f32", [] { return arange(3, {.dtype = DType::f32}); }, {3}, DType::f32, {0, 1, 2}},
+      {"arange_empty", [] { return arange(0); }, {0}, DType::i64, {}},
+      {"tensor_1d",
+       [] {
+         return tensor({1, 2, 3});
+       },
+       {3},
+       DType::f32,
+       {1, 2, 3}},
+      {"tensor_2d",
+       [] {
+         return tensor({1, 2, 3, 4, 5, 6}, {3, 2});
+       },
+       {3, 2},
+       DType::f32,
+       {1, 2, 3, 4, 5, 6}},
+      {"tensor_f64_keeps_precision",
+       [] {
+         return tensor({0.1, 1e-300}, {}, {.dtype = DType::f64});
+       },
+       {2},
+       DType::f64,
+       {0.1, 1e-300}},
+      {"tensor_i32_truncates",
+       [] {
+         return tensor({1.9, -1.9}, {}, {.dtype = DType::i32});
+       },
+       {2},
+       DType::i32,
+       {1, -1}},
+      {"tensor_from_a_vector",
+       [] {
+         return tensor(Values{4, 5}, {2, 1});
+       },
+       {2, 1},
+       DType::f32,
+       {4, 5}},
+      {"from_vector_float",
+       [] {
+         return from_vector(std::vector<float>{1.5f, 2, 3, 4}, {2, 2});
+       },
+       {2, 2},
+       DType::f32,
+       {1.5, 2, 3, 4}},
+      {"from_vector_double_0d", [] { return from_vector(Values{7}, {}); }, {}, DType::f64, {7}},
+      {"from_vector_i32",
+       [] {
+         return from_vector(std::vector<int32_t>{-1, 2}, {2});
+       },
+       {2},
+       DType::i32,
+       {-1, 2}},
+      {"from_vector_i64",
+       [] {
+         return from_vector(std::vector<int64_t>{int64_t{1} << 40, -3}, {2});
+       },
+       {2},
+       DType::i64,
+       {1099511627776.0, -3}},
+      {"to_dtype_truncates",
+       [] {
+         return to_dtype(tensor({1.5, -1.5, 2.99}), DType::i64);
+       },
+       {3},
+       DType::i64,
+       {1, -1, 2}},
+      {"to_dtype_widens",
+       [] { return to_dtype(arange(2, {.dtype = DType::i32}), DType::f64); },
+       {2},
+       DType::f64,
+       {0, 1}},
+  };
+}
+
+class Factory : public ::testing::TestWithParam<FactoryRow> {};
+
+TEST_P(Factory, MakesTheShapeDtypeAndValues) {
+  const FactoryRow& row = GetParam();
+  const Tensor t = row.make();
+  EXPECT_EQ(t.shape(), row.shape);
+  EXPECT_EQ(t.dtype(), row.dtype);
+  EXPECT_EQ(t.numel(), static_cast<int64_t>(row.values.size()));
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(t.strides(), contiguous_strides(row.shape));
+  EXPECT_FALSE(t.requires_grad());
+  EXPECT_TRUE(t.is_leaf());
+  EXPECT_EQ(t.to_vector<double>(), row.values);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tensors, Factory, ::testing::ValuesIn(factory_rows()),
+                         [](const auto& test) { return test.param.name; });
+
+TEST(FactoryEmpty, HasTheShapeAndDtypeButUnspecifiedValues) {
+  const Tensor t = empty({2, 3}, {.dtype = DType::i32});
+  EXPECT_EQ(t.shape(), (Shape{2, 3}));
+  EXPECT_EQ(t.dtype(), DType::i32);
+  EXPECT_TRUE(t.is_contiguous());
+  EXPECT_EQ(empty({0}).numel(), 0);
+}
+
+TEST(FactoryOptions, EveryFactoryHonoursRequiresGrad) {
+  const TensorOptions options{.dtype = DType::f64, .requires_grad = true};
+  Generator generator(1);
+  const std::vector<std::pair<std::string, Tensor>> made = {
+      {"empty", empty({2}, options)},
+      {"zeros", zeros({2}, options)},
+      {"ones", ones({2}, options)},
+      {"full", full({2}, 3, options)},
+      {"randn", randn({2}, options, generator)},
+      {"uniform", uniform({2}, 0, 1, options, generator)},
+      {"arange", arange(2, options)},
+      {"tensor", tensor({1, 2}, {}, options)},
+      {"from_vector", from_vector(Values{1, 2}, {2}, true)},
+  };
+  for (const auto& [name, t] : made) {
+    EXPECT_TRUE(t.requires_grad()) << name;
+    EXPECT_TRUE(t.is_leaf()) << name;
+    EXPECT_EQ(t.dtype(), DType::f64) << name;
+  }
+}
+
+// ---- Random streams -----------------------------------------------------------------------------
+
+TEST(RandomStreams, RandnIsDeterministicForAGeneratorSeed) {
+  Generator first(42), second(42), other(43);
+  const Tensor a = randn({4, 5}, {}, first);
+  const Tensor b = randn({4, 5}, {}, second);
+  const Tensor c = randn({4, 5}, {}, other);
+  EXPECT_EQ(a.shape(), (Shape{4, 5}));
+  EXPECT_EQ(a.dtype(), DType::f32);
+  EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
+  EXPECT_NE(a.to_vector<float>(), c.to_vector<float>());
+  // The stream moves on: a second draw from the same generator is new.
+  EXPECT_NE(randn({4, 5}, {}, first).to_vector<float>(), a.to_vector<float>());
+  EXPECT_EQ(first.offset(), 40u);
+}
+
+TEST(RandomStreams, DrawsDoNotDependOnHowTheyAreSplit) {
+  Generator whole(7), parts(7);
+  const Values all = randn({6}, {.dtype = DType::f64}, whole).to_vector<double>();
+  Values pieces = randn({2}, {.dtype = DType::f64}, parts).to_vector<double>();
+  const Values rest = randn({2, 2}, {.dtype = DType::f64}, parts).to_vector<double>();
+  pieces.insert(pieces.end(), rest.begin(), rest.end());
+  EXPECT_EQ(all, pieces);
+}
+
+TEST(RandomStreams, ManualSeedResetsTheDefaultGenerator) {
+  manual_seed(1234);
+  const Values a = randn({8}, {.dtype = DType::f64}).to_vector<double>();
+  const Values b = randn({8}, {.dtype = DType::f64}).to_vector<double>();
+  manual_seed(1234);
+  EXPECT_EQ(randn({8}, {.dtype = DType::f64}).to_vector<double>(), a);
+  EXPECT_NE(a, b);
+}
+
+TEST(RandomStreams, RandnLooksStandardNormal) {
+  Generator generator(5);
+  const Values v = randn({100000}, {.dtype = DType::f64}, generator).to_vector<double>();
+  double mean = 0, square = 0;
+  int64_t infinite = 0;
+  for (double x : v) {
+    infinite += !std::isfinite(x);
+    mean += x;
+    square += x * x;
+  }
+  EXPECT_EQ(infinite, 0);
+  mean /= static_cast<double>(v.size());
+  const double variance = square / static_cast<double>(v.size()) - mean * mean;
+  EXPECT_NEAR(mean, 0, 0.02);
+  EXPECT_NEAR(variance, 1, 0.02);
+}
+
+TEST(RandomStreams, UniformStaysWithinItsBounds) {
+  Generator generator(9);
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    const Tensor t = uniform({50000}, -2, 3, {.dtype = dtype}, generator);
+    EXPECT_EQ(t.dtype(), dtype);
+    const Values v = t.to_vector<double>();
+    const auto [low, high] = std::minmax_element(v.begin(), v.end());
+    EXPECT_GE(*low, -2);
+    EXPECT_LE(*high, 3);
+    EXPECT_LT(*low, -1.99) << "the draws cover the range";
+    EXPECT_GT(*high, 2.99);
+    double mean = 0;
+    for (double x : v) mean += x;
+    EXPECT_NEAR(mean / static_cast<double>(v.size()), 0.5, 0.03);
+  }
+  Generator a(3), b(3);
+  EXPECT_EQ(uniform({10}, 0, 1, {}, a).to_vector<float>(),
+            uniform({10}, 0, 1, {}, b).to_vector<float>());
+}
+
+struct DropoutRow {
+  std::string name;
+  double rate;
+  DType dtype;
+};
+
+void PrintTo(const DropoutRow& row, std::ostream* os) { *os << row.name; }
+
+class DropoutMask : public ::testing::TestWithParam<DropoutRow> {};
+
+TEST_P(DropoutMask, DropsAboutRateAndScalesTheRest) {
+  const DropoutRow& row = GetParam();
+  Generator generator(17);
+  const Tensor mask = dropout_mask({200, 500}, row.dtype, row.rate, generator);
+  EXPECT_EQ(mask.shape(), (Shape{200, 500}));
+  EXPECT_EQ(mask.dtype(), row.dtype);
+  EXPECT_FALSE(mask.requires_grad());
+  const double keep =
+      row.dtype == DType::f32 ? static_cast<float>(1 / (1 - row.rate)) : 1 / (1 - row.rate);
+  int64_t dropped = 0, other = 0;
+  for (double v : mask.to_vector<double>()) {
+    dropped += v == 0;
+    other += v != 0 && v != keep;
+  }
+  EXPECT_EQ(other, 0) << "every survivor is scaled by exactly 1 / (1 - rate)";
+  // 100,000 draws: the standard deviation of the fraction is at most 0.0016.
+  EXPECT_NEAR(static_cast<double>(dropped) / static_cast<double>(mask.numel()), row.rate, 0.01);
+
+  // A smaller mask shows the stream: the same seed draws the same mask, another seed or the
+  // next draw from the same generator a different one.
+  Generator first(17), same(17), different(18);
+  const Values small = dropout_mask({500}, row.dtype, row.rate, first).to_vector<double>();
+  EXPECT_EQ(dropout_mask({500}, row.dtype, row.rate, same).to_vector<double>(), small);
+  EXPECT_NE(dropout_mask({500}, row.dtype, row.rate, different).to_vector<double>(), small);
+  EXPECT_NE(dropout_mask({500}, row.dtype, row.rate, first).to_vector<double>(), small);
+  const Values big = mask.to_vector<double>();
+  EXPECT_EQ(Values(big.begin(), big.begin() + 500), small) << "a pure function of (seed, index)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Tensors, DropoutMask,
+                         ::testing::ValuesIn(std::vector<DropoutRow>{
+                             {"rate_0_1_f32", 0.1, DType::f32},
+                             {"rate_0_5_f32", 0.5, DType::f32},
+                             {"rate_0_3_f64", 0.3, DType::f64},
+                             {"rate_0_9_f64", 0.9, DType::f64},
+                         }),
+                         [](const auto& test) { return test.param.name; });
+
+TEST(Dropout, AppliesTheMaskWhenTrainingAndNothingOtherwise) {
+  const Tensor x = uniform({1000}, 1, 2, {.dtype = DType::f64});
+  Generator a(4), b(4);
+  const Tensor dropped = dropout(x, 0.25, true, a);
+  const Tensor mask = dropout_mask({1000}, DType::f64, 0.25, b);
+  EXPECT_TRUE(allclose(dropped, x * mask, 0, 0));
+  Generator unused(4);
+  EXPECT_EQ(dropout(x, 0.25, false, unused).to_vector<double>(), x.to_vector<double>());
+  EXPECT_EQ(dropout(x, 0, true, unused).to_vector<double>(), x.to_vector<double>());
+  EXPECT_EQ(unused.offset(), 0u) << "no draw when nothing is dropped";
+}
+
+// ---- Conversions and printing -------------------------------------------------------------------
+
+TEST(TensorConversions, ToVectorConvertsEachElement) {
+  const Tensor f = tensor({1.5, -2.5, 3.75, -0.25}, {2, 2});
+  EXPECT_EQ(f.to_vector<double>(), (Values{1.5, -2.5, 3.75, -0.25}));
+  EXPECT_EQ(f.to_vector<float>(), (std::vector<float>{1.5f, -2.5f, 3.75f, -0.25f}));
+  EXPECT_EQ(f.to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 3, 0}));
+  EXPECT_EQ(f.to_vector<int32_t>(), (std::vector<int32_t>{1, -2, 3, 0}));
+  EXPECT_EQ(arange(3).to_vector<float>(), (std::vector<float>{0, 1, 2}));
+  // Row-major order of a strided view, not storage order.
+  EXPECT_EQ(transpose(f).to_vector<double>(), (Values{1.5, 3.75, -2.5, -0.25}));
+}
+
+TEST(TensorConversions, ItemOfOneElement) {
+  EXPECT_EQ(scalar(2.5).item(), 2.5);
+  EXPECT_EQ(tensor({-7}, {1, 1}).item(), -7);
+  EXPECT_EQ(full({1}, 41, {.dtype = DType::i64}).item(), 41);
+  EXPECT_EQ(slice(tensor({1, 2, 3}), 0, 2, 3).item(), 3) << "through a view's offset";
+  EXPECT_EQ(tensor({1, 2, 3, 4}).sum().item(), 10);
+}
+
+TEST(TensorConversions, DataPointsAtTheFirstElementOfTheView) {
+  const Tensor t = tensor({1, 2, 3, 4, 5, 6}, {2, 3}, {.dtype = DType::f64});
+  EXPECT_EQ(t.data<double>()[4], 5);
+  EXPECT_EQ(slice(t, 0, 1, 2).data<double>()[0], 4);
+  EXPECT_EQ(slice(t, 0, 1, 2).raw_data(), static_cast<void*>(t.data<double>() + 3));
+}
+
+TEST(TensorPrinting, TwoByTwo) {
+  EXPECT_EQ(tensor({1, 2.5, -3, 0.125}, {2, 2}).to_string(),
+            "tensor([[1, 2.5],\n        [-3, 0.125]], shape=(2, 2), dtype=float32)");
+}
+
+TEST(TensorPrinting, DtypesShapesAndGradientFlag) {
+  EXPECT_EQ(arange(3).to_string(), "tensor([0, 1, 2], shape=(3,), dtype=int64)");
+  EXPECT_EQ(scalar(0.5, DType::f64).to_string(), "tensor(0.5, shape=(), dtype=float64)");
+  EXPECT_EQ(ones({2}, {.requires_grad = true}).to_string(),
+            "tensor([1, 1], shape=(2,), dtype=float32, requires_grad=true)");
+  EXPECT_EQ(zeros({0}).to_string(), "tensor([], shape=(0,), dtype=float32)");
+  EXPECT_EQ(Tensor().to_string(), "tensor(undefined)");
+  EXPECT_EQ(arange(8).reshape({2, 2, 2}).to_string(),
+            "tensor([[[0, 1],\n         [2, 3]],\n        [[4, 5],\n         [6, 7]]], "
+            "shape=(2, 2, 2), dtype=int64)");
+  EXPECT_EQ(transpose(tensor({1, 2, 3, 4}, {2, 2})).to_string(),
+            "tensor([[1, 3],\n        [2, 4]], shape=(2, 2), dtype=float32)");
+}
+
+// ---- allclose -----------------------------------------------------------------------------------
+
+struct CloseRow {
+  std::string name;
+  Tensor a, b;
+  double rtol, atol;
+  bool close;
+};
+
+void PrintTo(const CloseRow& row, std::ostream* os) { *os << row.name; }
+
+class AllClose : public ::testing::TestWithParam<CloseRow> {};
+
+TEST_P(AllClose, ComparesWithinTolerance) {
+  const CloseRow& row = GetParam();
+  EXPECT_EQ(allclose(row.a, row.b, row.rtol, row.atol), row.close);
+}
+
+const double nan = std::nan("");
+
+INSTANTIATE_TEST_SUITE_P(
+    Tensors, AllClose,
+    ::testing::ValuesIn(std::vector<CloseRow>{
+        {"identical", tensor({1, 2}), tensor({1, 2}), 0, 0, true},
+        {"within_atol", tensor({1, 2}), tensor({1, 2.05}), 0, 0.1, true},
+        {"outside_atol", tensor({1, 2}), tensor({1, 2.2}), 0, 0.1, false},
+        {"within_rtol", tensor({1000}), tensor({1001}), 1e-2, 0, true},
+        {"outside_rtol", tensor({1000}), tensor({1001}), 1e-4, 0, false},
+        {"shape_mismatch", tensor({1, 2}), tensor({1, 2}, {1, 2}), 1, 1, false},
+        {"different_dtypes_same_values", tensor({1, 2}), tensor({1, 2}, {}, {.dtype = DType::f64}),
+         0, 0, true},
+        {"nan_is_never_close", tensor({nan}), tensor({nan}), 1, 1, false},
+        {"equal_infinities", tensor({INFINITY, -INFINITY}), tensor({INFINITY, -INFINITY}), 0, 0,
+         true},
+        {"opposite_infinities", tensor({INFINITY}), tensor({-INFINITY}), 1, 1, false},
+        {"infinity_against_a_number", tensor({INFINITY}), tensor({1e30}), 1, 1, false},
+        {"empty", zeros({0}), zeros({0}), 0, 0, true},
+        {"view_against_copy", transpose(tensor({1, 2, 3, 4}, {2, 2})), tensor({1, 3, 2, 4}, {2, 2}),
+         0, 0, true},
+    }),
+    [](const auto& test) { return test.param.name; });
+
+// ---- Copies, views, versions --------------------------------------------------------------------
+
+TEST(TensorCopy, IsIndependentContiguousAndHistoryFree) {
+  Tensor x = tensor({1, 2, 3, 4, 5, 6}, {2, 3}, {.requires_grad = true});
+  const Tensor view = transpose(x * 2.0);
+  const Tensor copy = view.copy();
+  EXPECT_TRUE(copy.is_contiguous());
+  EXPECT_FALSE(copy.requires_grad());
+  EXPECT_EQ(copy.shape(), (Shape{3, 2}));
+  EXPECT_EQ(copy.to_vector<double>(), (Values{2, 8, 4, 10, 6, 12}));
+  EXPECT_NE(copy.impl()->storage, view.impl()->storage);
+  copy.assign_(zeros({3, 2}));
+  EXPECT_EQ(view.to_vector<double>(), (Values{2, 8, 4, 10, 6, 12}));
+  x.assign_(zeros({2, 3}));
+  EXPECT_EQ(copy.to_vector<double>(), Values(6, 0));
+}
+
+TEST(TensorViews, SliceThenAssignIsVisibleThroughTheBase) {
+  const Tensor base = zeros({3, 4});
+  const Tensor row = slice(base, 0, 1, 2);
+  EXPECT_EQ(row.impl()->storage, base.impl()->storage);
+  row.assign_(tensor({1, 2, 3, 4}, {1, 4}));
+  EXPECT_EQ(base.to_vector<double>(), (Values{0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0}));
+  slice(base, 1, 3, 4).assign_(full({3, 1}, 9));  // a strided column
+  EXPECT_EQ(base.to_vector<double>(), (Values{0, 0, 0, 9, 1, 2, 3, 9, 0, 0, 0, 9}));
+}
+
+TEST(TensorViews, ReshapeAndPermuteOfContiguousDataShareStorage) {
+  const Tensor base = arange(6, {.dtype = DType::f64});
+  const Tensor grid = reshape(base, {2, 3});
+  const Tensor flipped = permute(grid, {1, 0});
+  EXPECT_EQ(grid.impl()->storage, base.impl()->storage);
+  EXPECT_EQ(flipped.impl()->storage, base.impl()->storage);
+  EXPECT_EQ(flipped.strides(), (Shape{1, 3}));
+  flipped.assign_(full({3, 2}, -1, {.dtype = DType::f64}));
+  EXPECT_EQ(base.to_vector<double>(), Values(6, -1));
+}
+
+TEST(TensorViews, AssignConvertsTheSourceDtype) {
+  const Tensor target = zeros({3}, {.dtype = DType::i32});
+  target.assign_(tensor({1.7, -2.2, 3}));
+  EXPECT_EQ(target.to_vector<int32_t>(), (std::vector<int32_t>{1, -2, 3}));
+}
+
+TEST(TensorVersions, InPlaceWritesBumpTheSharedVersion) {
+  const Tensor base = zeros({2, 3});
+  const Tensor view = slice(base, 1, 0, 2);
+  const Tensor detached = base.detach();
+  const Tensor copy = base.copy();
+  const uint64_t start = version(base);
+  view.assign_(ones({2, 2}));
+  EXPECT_EQ(version(base), start + 1) << "views share their base's version";
+  EXPECT_EQ(version(detached), start + 1);
+  base.mark_modified();
+  EXPECT_EQ(version(view), start + 2);
+  EXPECT_EQ(version(copy), 0u) << "a copy has its own storage and version";
+  (void)(base + 1.0);
+  EXPECT_EQ(version(base), start + 2) << "out-of-place ops leave the version alone";
+}
+
+}  // namespace
+}  // namespace weft

@@ -14,114 +14,10 @@
 #include <weft/models/keras_format.h>  // thousands, keras_shape
 #include <weft/weft.h>
 
-#include <algorithm>
-#include <charconv>
-#include <cstdlib>
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+#include "imdb_example.h"
 
 using namespace weft;
-namespace fs = std::filesystem;
-
-namespace {
-
-// ---- The IMDB plumbing shared by the chapter's IMDB programs ----------------------------------
-
-struct ImdbArgs {
-  std::string folder;              // the aclImdb folder; empty when not given
-  std::optional<int> epochs;       // --epochs
-  std::optional<int64_t> samples;  // --samples
-};
-
-[[noreturn]] void usage(const char* program) {
-  fmt::print(stderr, "usage: {} [PATH/TO/aclImdb] [--epochs N] [--samples N]\n", program);
-  std::exit(2);
-}
-
-template <typename T>
-T positive_number(const char* program, std::string_view text) {
-  T value{};
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < 1) usage(program);
-  return value;
-}
-
-ImdbArgs parse_args(int argc, char** argv) {
-  ImdbArgs args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--epochs" && i + 1 < argc) {
-      args.epochs = positive_number<int>(argv[0], argv[++i]);
-    } else if (arg == "--samples" && i + 1 < argc) {
-      args.samples = positive_number<int64_t>(argv[0], argv[++i]);
-    } else if (!arg.starts_with("-") && args.folder.empty()) {
-      args.folder = arg;
-    } else {
-      usage(argv[0]);
-    }
-  }
-  if (args.folder.empty()) {
-    if (const char* env = std::getenv("WEFT_IMDB_DIR")) args.folder = env;
-  }
-  return args;
-}
-
-// Exits with status 2 and says where to get the corpus when `folder` is not an aclImdb folder.
-void require_imdb_folder(const std::string& folder, const char* program) {
-  bool complete = !folder.empty();
-  for (const char* sub : {"train/pos", "train/neg", "test/pos", "test/neg"})
-    complete = complete && fs::is_directory(fs::path(folder) / sub);
-  if (complete) return;
-  if (folder.empty())
-    fmt::print(stderr, "{}: no IMDB folder given.\n", program);
-  else
-    fmt::print(stderr, "{}: '{}' is not an aclImdb folder.\n", program, folder);
-  fmt::print(stderr,
-             "This program reads the raw IMDB corpus (Keras downloads imdb.npz; weft encodes the\n"
-             "raw reviews the same way). Expected layout, one review per .txt file:\n"
-             "  aclImdb/train/pos/*.txt  aclImdb/train/neg/*.txt\n"
-             "  aclImdb/test/pos/*.txt   aclImdb/test/neg/*.txt\n"
-             "Get it from https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz\n"
-             "(tar xzf aclImdb_v1.tar.gz), then run\n"
-             "  {} path/to/aclImdb\n"
-             "or set WEFT_IMDB_DIR=path/to/aclImdb.\n",
-             program);
-  std::exit(2);
-}
-
-ImdbDataset load_imdb(const ImdbArgs& args, const char* program, int64_t num_words) {
-  require_imdb_folder(args.folder, program);
-  ImdbDataset data;
-  try {
-    data = load_imdb_folder(args.folder, {.num_words = num_words});
-  } catch (const Error& e) {
-    fmt::print(stderr, "{}: cannot read the IMDB folder: {}\n", program, e.what());
-    std::exit(2);
-  }
-  if (args.samples) {
-    for (LabeledSequences* split : {&data.train, &data.test}) {
-      const auto n = static_cast<size_t>(
-          std::min<int64_t>(*args.samples, static_cast<int64_t>(split->sequences.size())));
-      split->sequences.resize(n);
-      split->labels.resize(n);
-    }
-  }
-  return data;
-}
-
-Tensor to_tensor(const IntMatrix& m) { return from_vector(m.values, {m.rows, m.cols}); }
-
-Tensor labels_tensor(const std::vector<int64_t>& labels) {
-  const std::vector<float> values(labels.begin(), labels.end());
-  return from_vector(values, {static_cast<int64_t>(values.size())});
-}
-
-// ------------------------------------------------------------------------------------------------
-
-}  // namespace
+using namespace weft::examples;
 
 int main(int argc, char** argv) {
   const ImdbArgs args = parse_args(argc, argv);
@@ -132,8 +28,8 @@ int main(int argc, char** argv) {
   constexpr int64_t kMaxLen = 150;
   const Tensor X_train = to_tensor(pad_sequences(imdb.train.sequences, {.maxlen = kMaxLen}));
   const Tensor X_test = to_tensor(pad_sequences(imdb.test.sequences, {.maxlen = kMaxLen}));
-  const Tensor y_train = labels_tensor(imdb.train.labels);
-  const Tensor y_test = labels_tensor(imdb.test.labels);
+  const Tensor y_train = to_tensor(imdb.train.labels, DType::f32);
+  const Tensor y_test = to_tensor(imdb.test.labels, DType::f32);
 
   // Build unidirectional model.
   Sequential uni_model{

@@ -97,8 +97,7 @@ int main() {
     fmt::print("Result: [{}]\n", fmt::join(rows, ", "));
     Sequential model{Embedding(11, 8), LSTM(8), Dense(1).activation("sigmoid")};
     model.compile(Adam(), "binary_crossentropy");
-    const History history =
-        model.fit(from_vector(padded.values, {padded.rows, padded.cols}), labels, quiet);
+    const History history = model.fit(to_tensor(padded), labels, quiet);
     fmt::print("Works! loss {:.4f}\n", history["loss"].back());
   }
 

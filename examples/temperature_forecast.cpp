@@ -94,10 +94,8 @@ int main(int argc, char** argv) {
   const int64_t samples = windows.x.rows;
 
   // Reshape for LSTM: (samples, timesteps, features).
-  const std::vector<float> x_values(windows.x.values.begin(), windows.x.values.end());
-  const std::vector<float> y_values(windows.y.begin(), windows.y.end());
-  const Tensor X = from_vector(x_values, {samples, kSeqLength, 1});
-  const Tensor y = from_vector(y_values, {samples});
+  const Tensor X = to_tensor(windows.x).reshape({samples, kSeqLength, 1});
+  const Tensor y = to_tensor(windows.y, DType::f32);
   fmt::print("X shape: {}\n", shape_str(X.shape()));  // (1065, 30, 1)
   fmt::print("y shape: {}\n", shape_str(y.shape()));  // (1065,)
 

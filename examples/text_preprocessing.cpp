@@ -6,11 +6,14 @@
 #include <weft/weft.h>
 
 #include <algorithm>
-#include <span>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "numpy_print.h"
+
 using namespace weft;
+using namespace weft::examples;
 
 namespace {
 
@@ -27,18 +30,6 @@ std::string py_repr(const std::string& text) {
   return out + quote;
 }
 
-// How numpy prints a 1-D integer array: every value right-aligned to the widest, within [ ].
-std::string numpy_row(std::span<const int64_t> row) {
-  size_t width = 0;
-  for (int64_t v : row) width = std::max(width, std::to_string(v).size());
-  std::string out = "[";
-  for (size_t i = 0; i < row.size(); ++i)
-    out += fmt::format("{}{:>{}}", i == 0 ? "" : " ", row[i], width);
-  return out + "]";
-}
-
-Tensor to_tensor(const IntMatrix& m) { return from_vector(m.values, {m.rows, m.cols}); }
-
 }  // namespace
 
 int main() {
@@ -53,7 +44,7 @@ int main() {
       "The best movie I have seen this year, brilliant performances",
       "Awful movie with bad acting and poor direction",
   };
-  const std::vector<float> labels = {1, 0, 1, 0, 1, 0};  // 1=positive, 0=negative
+  const std::vector<int64_t> labels = {1, 0, 1, 0, 1, 0};  // 1=positive, 0=negative
 
   // Step 1: Tokenization.
   Tokenizer tokenizer = Tokenizer().num_words(1000).oov_token("<OOV>");
@@ -90,8 +81,7 @@ int main() {
   model.summary();
 
   // Train (on this tiny dataset, just for demonstration).
-  model.fit(to_tensor(padded), from_vector(labels, {static_cast<int64_t>(labels.size())}),
-            {.epochs = 50, .verbose = 0});
+  model.fit(to_tensor(padded), to_tensor(labels, DType::f32), {.epochs = 50, .verbose = 0});
 
   // Test on new text.
   const std::vector<std::string> new_texts = {"This is a great and amazing movie",

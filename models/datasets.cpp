@@ -24,12 +24,12 @@ struct Reviews {
 
 std::string read_text_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  check(in.is_open(), "load_imdb_folder: cannot open '{}'", path.string());
+  WEFT_CHECK(in.is_open(), "load_imdb_folder: cannot open '{}'", path.string());
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 void check_folder(const fs::path& folder) {
-  check(fs::is_directory(folder), "load_imdb_folder: no folder '{}'", folder.string());
+  WEFT_CHECK(fs::is_directory(folder), "load_imdb_folder: no folder '{}'", folder.string());
 }
 
 Reviews read_split(const fs::path& folder) {
@@ -118,11 +118,11 @@ std::vector<std::string_view> split_fields(std::string_view line, char delimiter
 }  // namespace
 
 ImdbDataset load_imdb_folder(const fs::path& root, const ImdbOptions& options) {
-  check(!options.num_words || *options.num_words > 0,
+  WEFT_CHECK(!options.num_words || *options.num_words > 0,
         "load_imdb_folder: num_words must be positive, got {}", options.num_words.value_or(0));
-  check(!options.maxlen || *options.maxlen > 0, "load_imdb_folder: maxlen must be positive, got {}",
+  WEFT_CHECK(!options.maxlen || *options.maxlen > 0, "load_imdb_folder: maxlen must be positive, got {}",
         options.maxlen.value_or(0));
-  check(options.skip_top >= 0, "load_imdb_folder: skip_top must not be negative, got {}",
+  WEFT_CHECK(options.skip_top >= 0, "load_imdb_folder: skip_top must not be negative, got {}",
         options.skip_top);
   check_folder(root);
   Reviews train = read_split(root / "train");
@@ -137,7 +137,7 @@ ImdbDataset load_imdb_folder(const fs::path& root, const ImdbOptions& options) {
   }
   ImdbDataset data{encode(train, tokenizer.word_index(), options),
                    encode(test, tokenizer.word_index(), options), tokenizer.word_index()};
-  check(!options.maxlen || (!data.train.sequences.empty() && !data.test.sequences.empty()),
+  WEFT_CHECK(!options.maxlen || (!data.train.sequences.empty() && !data.test.sequences.empty()),
         "load_imdb_folder: after filtering for sequences shorter than maxlen={}, no sequence was "
         "kept; increase maxlen",
         options.maxlen.value_or(0));
@@ -146,7 +146,7 @@ ImdbDataset load_imdb_folder(const fs::path& root, const ImdbOptions& options) {
 
 std::vector<double> CsvTable::column(std::string_view name) const {
   const auto it = std::find(columns.begin(), columns.end(), name);
-  check(it != columns.end(), "read_csv: no column '{}' (columns: {})", name,
+  WEFT_CHECK(it != columns.end(), "read_csv: no column '{}' (columns: {})", name,
         fmt::join(columns, ", "));
   const auto c = static_cast<int64_t>(it - columns.begin());
   std::vector<double> result;
@@ -158,7 +158,7 @@ std::vector<double> CsvTable::column(std::string_view name) const {
 CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
   const std::string file = path.string();
   std::ifstream in(path, std::ios::binary);
-  check(in.is_open(), "read_csv: cannot open '{}'", file);
+  WEFT_CHECK(in.is_open(), "read_csv: cannot open '{}'", file);
   CsvTable table;
   bool have_columns = false;
   std::string line;
@@ -177,7 +177,7 @@ CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
           if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
             name = name.substr(1, name.size() - 2);
           }
-          check(seen.insert(name).second, "read_csv: {}:{}: duplicate column name '{}'", file,
+          WEFT_CHECK(seen.insert(name).second, "read_csv: {}:{}: duplicate column name '{}'", file,
                 line_number, name);
           table.columns.emplace_back(name);
         }
@@ -185,7 +185,7 @@ CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
       }
       for (size_t c = 0; c < fields.size(); ++c) table.columns.push_back(std::to_string(c));
     }
-    check(static_cast<int64_t>(fields.size()) == table.values.cols,
+    WEFT_CHECK(static_cast<int64_t>(fields.size()) == table.values.cols,
           "read_csv: {}:{}: expected {} fields, found {}", file, line_number, table.values.cols,
           fields.size());
     for (size_t c = 0; c < fields.size(); ++c) {
@@ -193,23 +193,23 @@ CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
       if (text.size() > 1 && text[0] == '+' && text[1] != '-') text.remove_prefix(1);
       double value = 0;
       const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-      check(error != std::errc::result_out_of_range,
+      WEFT_CHECK(error != std::errc::result_out_of_range,
             "read_csv: {}:{}: field {} (column '{}') is out of range: '{}'", file, line_number,
             c + 1, table.columns[c], fields[c]);
-      check(error == std::errc() && end == text.data() + text.size(),
+      WEFT_CHECK(error == std::errc() && end == text.data() + text.size(),
             "read_csv: {}:{}: field {} (column '{}') is not a number: '{}'", file, line_number,
             c + 1, table.columns[c], fields[c]);
       table.values.values.push_back(value);
     }
     ++table.values.rows;
   }
-  check(have_columns, "read_csv: '{}' is empty", file);
+  WEFT_CHECK(have_columns, "read_csv: '{}' is empty", file);
   return table;
 }
 
 Windows make_windows(std::span<const double> series, int64_t window) {
   const auto length = static_cast<int64_t>(series.size());
-  check(window > 0 && window < length,
+  WEFT_CHECK(window > 0 && window < length,
         "make_windows: window must be positive and shorter than the series ({} values), got {}",
         length, window);
   const int64_t n = length - window;

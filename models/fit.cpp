@@ -407,7 +407,10 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       WEFT_CHECK(std::isfinite(loss_value),
                  "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning rate, "
                  "or look for nan or inf in the inputs",
-                 loss_value, epoch + 1, step + 1, steps);
+                 std::isnan(loss_value) ? "nan"
+                 : loss_value > 0       ? "inf"
+                                        : "-inf",
+                 epoch + 1, step + 1, steps);
       loss.backward();
       optimizer.step();
       optimizer.zero_grad();

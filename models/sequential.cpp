@@ -72,13 +72,21 @@ const Shape& Sequential::output_shape() const {
 
 std::string Sequential::summary_string() const {
   const int64_t total = count_params();
-  // Keras's layout: 65 columns, fields ending at columns 29, 55 and 65; a name wider than its
-  // field wraps onto the next line.
+  // Keras's layout: 65 columns, fields ending at columns 29, 55 and 65. A name wider than its
+  // field is cut at 27 characters (Keras keeps two spaces before the next column) and wraps.
   const std::string rule(65, '_'), double_rule(65, '='), blank(65, ' ');
-  auto row = [](std::string first, const std::string& second, const std::string& third) {
-    std::string text = fmt::format(" {:<28}{:<26}{:<10}\n", first.substr(0, 28), second, third);
-    for (size_t at = 28; at < first.size(); at += 28)
-      text += fmt::format(" {:<64}\n", first.substr(at, 28));
+  auto row = [](const std::string& first, const std::string& second, const std::string& third) {
+    // Like Keras: each field is padded up to its column's end, so a cut name (27 characters
+    // and two spaces) takes its extra column from the next field.
+    std::string line = " " + (first.size() <= 28 ? first : first.substr(0, 27) + "  ");
+    line.resize(std::max<size_t>(line.size(), 29), ' ');
+    line += second;
+    line.resize(std::max<size_t>(line.size(), 55), ' ');
+    line += third;
+    line.resize(std::max<size_t>(line.size(), 65), ' ');
+    std::string text = line + "\n";
+    for (size_t at = 27; first.size() > 28 && at < first.size(); at += 27)
+      text += fmt::format(" {:<64}\n", first.substr(at, 27));
     return text;
   };
   std::string text = fmt::format("Model: \"{}\"\n{}\n", name_, rule);

@@ -50,7 +50,7 @@ class FilterSet {
 std::vector<std::string> text_to_word_sequence(std::string_view text, std::string_view filters,
                                                bool lower, std::string_view split) {
   // Python's str.split raises on an empty separator too.
-  check(!split.empty(), "text_to_word_sequence: split must not be empty");
+  WEFT_CHECK(!split.empty(), "text_to_word_sequence: split must not be empty");
   const FilterSet filter_set(filters);
   std::string translated;
   translated.reserve(text.size());
@@ -98,7 +98,7 @@ std::optional<int64_t> WordIndex::find(std::string_view word) const {
 
 int64_t WordIndex::at(std::string_view word) const {
   const auto index = find(word);
-  check(index.has_value(), "word_index: no word '{}'", word);
+  WEFT_CHECK(index.has_value(), "word_index: no word '{}'", word);
   return *index;
 }
 
@@ -109,7 +109,7 @@ std::optional<std::string_view> WordIndex::word(int64_t index) const {
 }
 
 Tokenizer& Tokenizer::num_words(int64_t n) {
-  check(n > 0, "Tokenizer: num_words must be positive, got {}", n);
+  WEFT_CHECK(n > 0, "Tokenizer: num_words must be positive, got {}", n);
   num_words_ = n;
   return *this;
 }
@@ -125,7 +125,7 @@ Tokenizer& Tokenizer::lower(bool on) {
 }
 
 Tokenizer& Tokenizer::split(std::string separator) {
-  check(!separator.empty(), "Tokenizer: split must not be empty");
+  WEFT_CHECK(!separator.empty(), "Tokenizer: split must not be empty");
   split_ = std::move(separator);
   return *this;
 }
@@ -162,10 +162,10 @@ void Tokenizer::fit_on_texts(const std::vector<std::string>& texts) {
 }
 
 std::optional<int64_t> Tokenizer::oov_index() const {
-  check(fitted_, "Tokenizer: call fit_on_texts before converting texts or sequences");
+  WEFT_CHECK(fitted_, "Tokenizer: call fit_on_texts before converting texts or sequences");
   if (!oov_token_) return std::nullopt;
   const auto index = word_index_.find(*oov_token_);
-  check(index.has_value(),
+  WEFT_CHECK(index.has_value(),
         "Tokenizer: oov_token '{}' is not in word_index; set it before fit_on_texts", *oov_token_);
   return index;
 }
@@ -208,11 +208,11 @@ std::vector<std::string> Tokenizer::sequences_to_texts(
 
 IntMatrix pad_sequences(const std::vector<std::vector<int64_t>>& sequences,
                         const PadOptions& options) {
-  check(options.padding == "pre" || options.padding == "post",
+  WEFT_CHECK(options.padding == "pre" || options.padding == "post",
         "pad_sequences: padding must be \"pre\" or \"post\", got \"{}\"", options.padding);
-  check(options.truncating == "pre" || options.truncating == "post",
+  WEFT_CHECK(options.truncating == "pre" || options.truncating == "post",
         "pad_sequences: truncating must be \"pre\" or \"post\", got \"{}\"", options.truncating);
-  check(!options.maxlen || *options.maxlen > 0, "pad_sequences: maxlen must be positive, got {}",
+  WEFT_CHECK(!options.maxlen || *options.maxlen > 0, "pad_sequences: maxlen must be positive, got {}",
         options.maxlen.value_or(0));
   size_t longest = 0;
   for (const auto& s : sequences) longest = std::max(longest, s.size());

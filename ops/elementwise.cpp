@@ -5,6 +5,7 @@
 #include "weft/autodiff/op.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/fast_math.h"
 
 namespace weft {
 namespace {
@@ -58,7 +59,8 @@ struct Neg {
 };
 struct Exp {
   static constexpr std::string_view name = "exp";
-  static auto eval(auto x) { return std::exp(x); }
+  static float eval(float x) { return fast::exp(x); }
+  static double eval(double x) { return std::exp(x); }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) { return g * out; }
 };
 struct Log {
@@ -68,17 +70,18 @@ struct Log {
 };
 struct Tanh {
   static constexpr std::string_view name = "tanh";
-  static auto eval(auto x) { return std::tanh(x); }
+  static float eval(float x) { return fast::tanh(x); }
+  static double eval(double x) { return std::tanh(x); }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) {
     return g * (1.0 - out * out);
   }
 };
 struct Sigmoid {
   static constexpr std::string_view name = "sigmoid";
-  template <typename T>
-  static T eval(T x) {  // never exponentiates a large positive number
-    const T e = std::exp(-std::abs(x));
-    return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+  static float eval(float x) { return fast::sigmoid(x); }
+  static double eval(double x) {  // never exponentiates a large positive number
+    const double e = std::exp(-std::abs(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
   }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) {
     return g * out * (1.0 - out);

@@ -373,10 +373,10 @@ void gemm_serial(const Operands<T>& op) {
   const int64_t nc_max = std::max<int64_t>(nr, P::b_block / int64_t{sizeof(T)} / kc_max / nr * nr);
   const int64_t mc_alloc = round_up(std::min(mc_max, op.m), mr);
   const int64_t nc_alloc = round_up(std::min(nc_max, op.n), nr);
-  T* a_pack = a_scratch.get<T>(static_cast<std::size_t>(mc_alloc * kc_max));
+  const bool a_in_place = read_a_in_place(op);
+  T* a_pack = a_in_place ? nullptr : a_scratch.get<T>(static_cast<std::size_t>(mc_alloc * kc_max));
   T* b_pack = b_scratch.get<T>(static_cast<std::size_t>(nc_alloc * kc_max));
   alignas(64) T edge[mr * nr];
-  const bool a_in_place = read_a_in_place(op);
 
   for (int64_t ic = 0; ic < op.m; ic += mc_max) {
     const int64_t mc = std::min(mc_max, op.m - ic);

@@ -117,6 +117,16 @@ TEST(SequentialModel, SummaryMatchesKerasFormat) {
   EXPECT_EQ(model.summary_string(), expected);
 }
 
+TEST(SequentialModel, SummaryWrapsLongNamesLikeKeras) {
+  Sequential model{Embedding(100, 8).input_length(5),
+                   Bidirectional(LSTM(4).return_sequences(true))};
+  const std::string text = model.summary_string();
+  EXPECT_NE(text.find(" bidirectional (Bidirectiona  (None, 5, 8)             416       \n"
+                      " l)                                                              \n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(SequentialModel, BuildsFromTheFirstBatchAndChecksLaterOnes) {
   Sequential model{Dense(2)};
   EXPECT_FALSE(model.built());

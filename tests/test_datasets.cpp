@@ -6,54 +6,20 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "reference_vectors.h"
+#include "test_support.h"
 #include "weft/models/datasets.h"
 #include "weft/runtime/error.h"
 
 namespace {
 
+using weft::testing_support::expect_error;
+using weft::testing_support::TempDirTest;
 namespace fs = std::filesystem;
 using Sequences = std::vector<std::vector<int64_t>>;
-
-void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "no weft::Error thrown";
-  } catch (const weft::Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "'" << fragment << "' not in: " << message;
-    }
-  }
-}
-
-// A fresh folder under the system's temporary folder, removed after the test.
-class TempDirTest : public testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("weft_{}_{}_{}", info->test_suite_name(),
-                                                   info->name(), std::random_device{}());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path write(const fs::path& relative, const std::string& contents) {
-    const fs::path path = dir_ / relative;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
-  fs::path dir_;
-};
 
 class ImdbFolder : public TempDirTest {
  protected:

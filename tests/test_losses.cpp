@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
 #include "weft/autodiff/gradcheck.h"
 #include "weft/models/losses.h"
 #include "weft/models/metrics.h"
@@ -15,6 +16,7 @@
 namespace weft {
 namespace {
 
+using testing_support::expect_error;
 using Values = std::vector<double>;
 
 Tensor f32(const Values& values, const Shape& shape) { return tensor(values, shape); }
@@ -23,20 +25,6 @@ Tensor f64(const Values& values, const Shape& shape) {
 }
 Tensor labels(std::vector<int64_t> values, const Shape& shape) {
   return from_vector(values, shape);
-}
-
-// f must throw weft::Error with every fragment in its message.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << fragment << "\"";
-    return;
-  }
-  ADD_FAILURE() << "no weft::Error was thrown";
 }
 
 // ---- Values: the examples of Keras's documentation for each loss class ----------------------

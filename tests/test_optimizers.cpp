@@ -3,16 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
+#include "test_support.h"
 #include "weft/models/optimizers.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
 namespace {
 
+using testing_support::expect_error;
 using Values = std::vector<double>;
 
 // f(w) = Σ a_i w_i² / 2 - b_i w_i, so the gradient is a ⊙ w − b.
@@ -154,19 +155,6 @@ TEST(Optimizers, TheUpdateIsNotRecorded) {
   state.step();
   EXPECT_TRUE(weight.value.is_leaf());
   EXPECT_EQ(weight.value.grad_fn(), nullptr);
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << fragment << "\"";
-    return;
-  }
-  ADD_FAILURE() << "no weft::Error was thrown";
 }
 
 TEST(Optimizers, ByNameAndBadHyperparameters) {

@@ -11,12 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "test_support.h"
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
 namespace {
 
+using testing_support::expect_error;
 using Values = std::vector<double>;
 
 // A float64 leaf that requires grad.
@@ -25,20 +27,6 @@ Tensor leaf(std::initializer_list<double> values, const Shape& shape = {}) {
 }
 
 Values values(const Tensor& t) { return t.to_vector<double>(); }
-
-// f must throw weft::Error with every fragment in its message.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << fragment << "\"";
-    return;
-  }
-  ADD_FAILURE() << "no weft::Error was thrown";
-}
 
 // ---- Accumulation ---------------------------------------------------------------------------
 

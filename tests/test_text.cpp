@@ -3,12 +3,12 @@
 // tests/reference/gen_preprocessing_vectors.py), and the errors for bad input.
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "reference_vectors.h"
+#include "test_support.h"
 #include "weft/models/text.h"
 #include "weft/runtime/error.h"
 
@@ -18,6 +18,7 @@ using weft::IntMatrix;
 using weft::PadOptions;
 using weft::Tokenizer;
 using weft::reference::ReferenceCase;
+using weft::testing_support::expect_error;
 using Sequences = std::vector<std::vector<int64_t>>;
 
 const std::vector<ReferenceCase>& reference_cases() {
@@ -64,20 +65,6 @@ std::vector<std::string> text_list(const ReferenceCase& c, const std::string& ke
 std::vector<int64_t> int_array(const ReferenceCase& c, const std::string& name) {
   const auto& values = c.array(name).values;
   return std::vector<int64_t>(values.begin(), values.end());
-}
-
-// Runs `body`, expecting weft::Error with every fragment in its message.
-void expect_error(const std::function<void()>& body, const std::vector<std::string>& fragments) {
-  try {
-    body();
-    ADD_FAILURE() << "no weft::Error thrown";
-  } catch (const weft::Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "'" << fragment << "' not in: " << message;
-    }
-  }
 }
 
 Sequences rows(const IntMatrix& m) {

@@ -6,12 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <random>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "test_support.h"
 #include "weft/models/core_layers.h"
 #include "weft/models/sequential.h"
 #include "weft/ops/ops.h"
@@ -20,21 +19,8 @@ namespace weft {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::expect_error;
 using Values = std::vector<double>;
-
-// f must throw weft::Error with every fragment in its message.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << fragment << "\"";
-    return;
-  }
-  ADD_FAILURE() << "no weft::Error was thrown";
-}
 
 // n points in the unit square, labelled 1 where x1 > x2.
 struct Data {
@@ -393,24 +379,14 @@ TEST(Fit, BadArgumentsAreRejected) {
 
 // ---- Weight files ----------------------------------------------------------------------------
 
-class WeightsFile : public testing::Test {
+class WeightsFile : public testing_support::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("weft_{}_{}_{}", info->test_suite_name(),
-                                                   info->name(), std::random_device{}());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::vector<std::string> files() const {
     std::vector<std::string> names;
     for (const auto& entry : fs::directory_iterator(dir_))
       names.push_back(entry.path().filename().string());
     return names;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(WeightsFile, SaveThenLoadRestoresPredictions) {

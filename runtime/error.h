@@ -17,12 +17,6 @@ class Error : public std::runtime_error {
       : std::runtime_error(fmt::format(format, std::forward<Args>(args)...)) {}
 };
 
-// Transitional: the function form, until every caller uses WEFT_CHECK.
-template <typename... Args>
-void check(bool condition, fmt::format_string<Args...> format, Args&&... args) {
-  if (!condition) throw Error(format, std::forward<Args>(args)...);
-}
-
 }  // namespace weft
 
 // Throws weft::Error with a formatted message when `condition` is false. A macro, so that the

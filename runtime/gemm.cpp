@@ -440,13 +440,15 @@ constexpr double parallel_min_flops = 4e6;
 
 template <typename T>
 void gemm_impl(Operands<T> op) {
-  check(op.m >= 0 && op.n >= 0 && op.k >= 0, "gemm: negative size M={} N={} K={}", op.m, op.n,
-        op.k);
+  WEFT_CHECK(op.m >= 0 && op.n >= 0 && op.k >= 0, "gemm: negative size M={} N={} K={}", op.m, op.n,
+             op.k);
   const int64_t a_cols = op.ta == Trans::no ? op.k : op.m;
   const int64_t b_cols = op.tb == Trans::no ? op.n : op.k;
-  check(op.lda >= std::max<int64_t>(1, a_cols), "gemm: lda={} is less than {}", op.lda, a_cols);
-  check(op.ldb >= std::max<int64_t>(1, b_cols), "gemm: ldb={} is less than {}", op.ldb, b_cols);
-  check(op.ldc >= std::max<int64_t>(1, op.n), "gemm: ldc={} is less than N={}", op.ldc, op.n);
+  WEFT_CHECK(op.lda >= std::max<int64_t>(1, a_cols), "gemm: lda={} is less than {}", op.lda,
+             a_cols);
+  WEFT_CHECK(op.ldb >= std::max<int64_t>(1, b_cols), "gemm: ldb={} is less than {}", op.ldb,
+             b_cols);
+  WEFT_CHECK(op.ldc >= std::max<int64_t>(1, op.n), "gemm: ldc={} is less than N={}", op.ldc, op.n);
   if (op.m == 0 || op.n == 0) return;
   if (op.k == 0 || op.alpha == T(0)) {
     for (int64_t i = 0; i < op.m; ++i) {

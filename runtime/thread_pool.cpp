@@ -25,8 +25,8 @@ int default_num_threads() {
   if (const char* env = std::getenv("WEFT_NUM_THREADS"); env != nullptr && *env != '\0') {
     char* end = nullptr;
     const long n = std::strtol(env, &end, 10);
-    check(*end == '\0' && n >= 1 && n <= 1024,
-          "WEFT_NUM_THREADS must be an integer in [1, 1024], got '{}'", env);
+    WEFT_CHECK(*end == '\0' && n >= 1 && n <= 1024,
+               "WEFT_NUM_THREADS must be an integer in [1, 1024], got '{}'", env);
     return static_cast<int>(n);
   }
   // More threads than this only add wake-up latency for the sizes an RNN step multiplies.
@@ -73,7 +73,7 @@ struct ThreadPool::Job {
 };
 
 ThreadPool::ThreadPool(int num_threads) {
-  check(num_threads >= 1, "ThreadPool needs at least one thread, got {}", num_threads);
+  WEFT_CHECK(num_threads >= 1, "ThreadPool needs at least one thread, got {}", num_threads);
   workers_.reserve(static_cast<std::size_t>(num_threads - 1));
   try {
     for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { work(); });
@@ -118,7 +118,7 @@ void ThreadPool::work() {
 
 void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& body) {
-  check(grain >= 1, "parallel_for grain must be positive, got {}", grain);
+  WEFT_CHECK(grain >= 1, "parallel_for grain must be positive, got {}", grain);
   if (end <= begin) return;
   const int64_t length = end - begin;
   const int64_t num_chunks = std::min<int64_t>(num_threads(), (length - 1) / grain + 1);

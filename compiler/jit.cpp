@@ -1,0 +1,231 @@
+#include "weft/compiler/jit.h"
+
+#include <llvm/ADT/SmallString.h>
+#include <llvm/AsmParser/Parser.h>
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/SourceMgr.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Transforms/Utils/Cloning.h>
+
+#include <exception>
+#include <mutex>
+#include <utility>
+
+#include "weft/runtime/error.h"
+#include "weft/runtime/gemm.h"
+
+namespace weft {
+namespace {
+
+thread_local std::string runtime_error;
+
+template <typename T>
+T check_llvm(llvm::Expected<T> value, const char* what) {
+  if (!value) throw Error("jit: {}: {}", what, llvm::toString(value.takeError()));
+  return std::forward<T>(*value);
+}
+
+void check_llvm(llvm::Error error, const char* what) {
+  if (error) throw Error("jit: {}: {}", what, llvm::toString(std::move(error)));
+}
+
+std::string to_text(const llvm::Module& module) {
+  std::string text;
+  llvm::raw_string_ostream stream(text);
+  module.print(stream, nullptr);
+  return text;
+}
+
+// A module-level verifier failure is reported against the first function that fails on its own.
+void verify(const llvm::Module& module, const std::string& name) {
+  for (const llvm::Function& function : module) {
+    std::string message;
+    llvm::raw_string_ostream stream(message);
+    if (!function.isDeclaration() && llvm::verifyFunction(function, &stream))
+      throw Error("jit: module '{}': function '{}' failed verification: {}", name,
+                  function.getName().str(), message);
+  }
+  std::string message;
+  llvm::raw_string_ostream stream(message);
+  if (llvm::verifyModule(module, &stream))
+    throw Error("jit: module '{}' failed verification: {}", name, message);
+}
+
+template <typename T>
+int32_t gemm_shim(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) noexcept {
+  try {
+    gemm(ta ? Trans::yes : Trans::no, tb ? Trans::yes : Trans::no, m, n, k, alpha, a, lda, b, ldb,
+         beta, c, ldc);
+    return 0;
+  } catch (const std::exception& error) {
+    runtime_error = error.what();
+    return 1;
+  }
+}
+
+}  // namespace
+
+std::string jit_take_runtime_error() { return std::exchange(runtime_error, std::string()); }
+
+struct CompiledModule::State {
+  std::string name, ir_before, ir_after, assembly;
+  llvm::orc::LLJIT* jit;
+  llvm::orc::JITDylib* dylib;
+};
+
+const std::string& CompiledModule::name() const { return state_->name; }
+const std::string& CompiledModule::ir_before() const { return state_->ir_before; }
+const std::string& CompiledModule::ir_after() const { return state_->ir_after; }
+const std::string& CompiledModule::assembly() const { return state_->assembly; }
+
+uintptr_t CompiledModule::address(const std::string& symbol) const {
+  // Only this module's own definitions: not the runtime or process symbols its dylib links to.
+  auto address = state_->jit->lookup(*state_->dylib, symbol);
+  if (!address)
+    throw Error("jit: symbol '{}' not found in module '{}': {}", symbol, state_->name,
+                llvm::toString(address.takeError()));
+  return address->getValue();
+}
+
+struct Jit::Impl {
+  std::unique_ptr<llvm::TargetMachine> machine;  // for the pass pipeline and the assembly text
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  std::string triple, cpu;
+  std::mutex mutex;  // add() uses `machine`, which is not thread-safe
+  int modules = 0;
+};
+
+Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Jit::~Jit() = default;
+
+std::unique_ptr<Jit> Jit::create() {
+  static const std::string init_error = [] {
+    if (llvm::InitializeNativeTarget()) return "no native target";
+    if (llvm::InitializeNativeTargetAsmPrinter()) return "no native assembly printer";
+    if (llvm::InitializeNativeTargetAsmParser()) return "no native assembly parser";
+    return "";
+  }();
+  WEFT_CHECK(init_error.empty(), "jit: LLVM initialisation failed: {}", init_error);
+
+  auto impl = std::make_unique<Impl>();
+  auto host = check_llvm(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host");
+  host.setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
+  impl->machine = check_llvm(host.createTargetMachine(), "creating the target machine");
+  impl->triple = host.getTargetTriple().str();
+  impl->cpu = host.getCPU();
+  impl->jit = check_llvm(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(host).create(),
+                         "creating the JIT");
+
+  // Runtime shims first, then whatever else the process defines (libm, memset, memcpy).
+  llvm::orc::JITDylib& main = impl->jit->getMainJITDylib();
+  auto symbol = [&](auto* function) {
+    return llvm::JITEvaluatedSymbol(
+        llvm::pointerToJITTargetAddress(function),
+        llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  };
+  llvm::orc::SymbolMap runtime{{impl->jit->mangleAndIntern("weft_sgemm"), symbol(&weft_sgemm)},
+                               {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)}};
+  check_llvm(main.define(llvm::orc::absoluteSymbols(std::move(runtime))),
+             "defining the runtime symbols");
+  main.addGenerator(check_llvm(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+                                   impl->jit->getDataLayout().getGlobalPrefix()),
+                               "searching the process's symbols"));
+  return std::unique_ptr<Jit>(new Jit(std::move(impl)));
+}
+
+const std::string& Jit::target_triple() const { return impl_->triple; }
+const std::string& Jit::cpu() const { return impl_->cpu; }
+
+CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
+                        std::unique_ptr<llvm::LLVMContext> context, const std::string& name) {
+  WEFT_CHECK(module && context, "jit: module '{}' or its context is null", name);
+  WEFT_CHECK(&module->getContext() == context.get(),
+             "jit: module '{}' does not live in the context given with it", name);
+  verify(*module, name);
+  std::lock_guard lock(impl_->mutex);
+  llvm::TargetMachine& machine = *impl_->machine;
+  module->setDataLayout(machine.createDataLayout());
+  module->setTargetTriple(machine.getTargetTriple().str());
+  auto state = std::make_shared<CompiledModule::State>();
+  state->name = name;
+  state->ir_before = to_text(*module);
+
+  // The new pass manager's standard O3 pipeline, tuned by the host's TargetTransformInfo.
+  {
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PassBuilder builder(&machine);
+    builder.registerModuleAnalyses(mam);
+    builder.registerCGSCCAnalyses(cgam);
+    builder.registerFunctionAnalyses(fam);
+    builder.registerLoopAnalyses(lam);
+    builder.crossRegisterProxies(lam, fam, cgam, mam);
+    builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(*module, mam);
+  }
+  state->ir_after = to_text(*module);
+
+  // Code generation rewrites the IR it runs on, so the assembly is printed from a clone.
+  {
+    std::unique_ptr<llvm::Module> clone = llvm::CloneModule(*module);
+    llvm::SmallString<0> assembly;
+    llvm::raw_svector_ostream stream(assembly);
+    llvm::legacy::PassManager passes;
+    WEFT_CHECK(!machine.addPassesToEmitFile(passes, stream, nullptr, llvm::CGFT_AssemblyFile),
+               "jit: the target cannot emit assembly for module '{}'", name);
+    passes.run(*clone);
+    state->assembly = assembly.str().str();
+  }
+
+  // Each module gets its own dylib, linked to the main one for the runtime and process symbols.
+  llvm::orc::JITDylib& dylib =
+      check_llvm(impl_->jit->createJITDylib(name + "#" + std::to_string(impl_->modules++)),
+                 "creating a dylib");
+  dylib.addToLinkOrder(impl_->jit->getMainJITDylib());
+  check_llvm(impl_->jit->addIRModule(
+                 dylib, llvm::orc::ThreadSafeModule(std::move(module), std::move(context))),
+             "adding a module");
+  state->jit = impl_->jit.get();
+  state->dylib = &dylib;
+  return CompiledModule(std::move(state));
+}
+
+CompiledModule Jit::add_ir(std::string_view ir, const std::string& name) {
+  auto context = std::make_unique<llvm::LLVMContext>();
+  llvm::SMDiagnostic diagnostic;
+  std::unique_ptr<llvm::Module> module =
+      llvm::parseAssemblyString(llvm::StringRef(ir.data(), ir.size()), diagnostic, *context);
+  if (!module) {
+    std::string message;
+    llvm::raw_string_ostream stream(message);
+    diagnostic.print(name.c_str(), stream, /*ShowColors=*/false);
+    throw Error("jit: module '{}' does not parse: {}", name, message);
+  }
+  return add(std::move(module), std::move(context), name);
+}
+
+}  // namespace weft
+
+extern "C" int32_t weft_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                              float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                              float beta, float* c, int64_t ldc) {
+  return weft::gemm_shim(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+extern "C" int32_t weft_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                              double alpha, const double* a, int64_t lda, const double* b,
+                              int64_t ldb, double beta, double* c, int64_t ldc) {
+  return weft::gemm_shim(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

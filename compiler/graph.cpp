@@ -130,8 +130,7 @@ class CaptureTracer : public Tracer {
              const Tensor& output) override {
     std::vector<int> ids;
     for (const Tensor& input : inputs) ids.push_back(id_of(input, op.name));
-    ids_[output.impl()] =
-        graph_.add_op(op, attrs, std::move(ids), {output.shape(), output.dtype()});
+    remember(output, graph_.add_op(op, attrs, std::move(ids), {output.shape(), output.dtype()}));
   }
 
   void on_assign(const Tensor& target, const Tensor& source) override {

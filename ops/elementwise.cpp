@@ -91,7 +91,7 @@ struct Relu {
   static constexpr std::string_view name = "relu";
   template <typename T>
   static T eval(T x) {
-    return x > T(0) ? x : T(0);
+    return x < T(0) ? T(0) : x;  // NaN stays NaN, as in TensorFlow
   }
   static Tensor vjp(const Tensor& x, const Tensor&, const Tensor& g) {
     return g * greater(x, scalar_like(0, x));

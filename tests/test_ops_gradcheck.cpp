@@ -2,6 +2,7 @@
 // the composites; second-order checks for the rows that ask for them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "weft/weft.h"
@@ -311,6 +312,13 @@ TEST(OpTable, EveryPrimitiveHasAGradientRow) {
   for (const OpDef* op : registered_ops())
     EXPECT_TRUE(covered.count(std::string(op->name)))
         << "op '" << op->name << "' has no row in grad_rows()";
+}
+
+TEST(OpValues, ReluPropagatesNan) {
+  const std::vector<float> y = relu(tensor({-1, NAN, 2})).to_vector<float>();
+  EXPECT_EQ(y[0], 0.0f);
+  EXPECT_TRUE(std::isnan(y[1]));  // a NaN input must not be hidden as 0
+  EXPECT_EQ(y[2], 2.0f);
 }
 
 TEST(Gradcheck, ReportsAWrongGradient) {

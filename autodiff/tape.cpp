@@ -184,7 +184,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     writable.erase(grad.impl());  // from here on the VJP may hand it on to several inputs
     if (auto target = target_nodes.find(node.get()); target != target_nodes.end())
       target_grads[target->second] = accumulate(target_grads[target->second], grad);
-    if (node->op().vjp_add_into != nullptr && !options.create_graph &&
+    // In-place accumulation is invisible to a tracer: a captured backward uses the plain VJPs.
+    if (node->op().vjp_add_into != nullptr && !options.create_graph && active_tracer() == nullptr &&
         node->inputs()[0].requires_grad()) {
       const Tensor& input = node->inputs()[0];
       Tensor& sum = input.grad_fn() ? pending[input.grad_fn().get()] : leaf_grads[input.impl()];

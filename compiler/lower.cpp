@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "weft/runtime/error.h"
+#include "weft/runtime/fast_math.h"
 
 namespace weft {
 namespace {
@@ -67,26 +68,24 @@ class Emitter {
     return b_.CreateCall(callee, {x});
   }
 
-  // fast::exp, operation for operation.
+  // fast::exp, operation for operation, with its constants.
   llvm::Value* fast_exp(llvm::Value* x) {
-    const float lo = -87.3f, hi = 88.7f;
-    x = select_less(x, c(lo), c(lo), b_.CreateSelect(b_.CreateFCmpOGT(x, c(hi)), c(hi), x));
-    const float magic = 12582912.0f;
+    x = select_less(x, c(fast::kExpLow), c(fast::kExpLow),
+                    b_.CreateSelect(b_.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x));
     llvm::Value* n =
-        b_.CreateFSub(b_.CreateFAdd(b_.CreateFMul(x, c(1.44269504088896341f)), c(magic)), c(magic));
-    llvm::Value* r = b_.CreateFAdd(b_.CreateFSub(x, b_.CreateFMul(n, c(0.693359375f))),
-                                   b_.CreateFMul(n, c(2.12194440e-4f)));
-    llvm::Value* p = c(1.9875691500e-4f);
-    for (float coefficient :
-         {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
-      p = b_.CreateFAdd(b_.CreateFMul(p, r), c(coefficient));
+        b_.CreateFSub(b_.CreateFAdd(b_.CreateFMul(x, c(fast::kLog2e)), c(fast::kRoundMagic)),
+                      c(fast::kRoundMagic));
+    llvm::Value* r = b_.CreateFAdd(b_.CreateFSub(x, b_.CreateFMul(n, c(fast::kLn2High))),
+                                   b_.CreateFMul(n, c(fast::kLn2Low)));
+    llvm::Value* p = c(fast::kExpPoly[0]);
+    for (int i = 1; i < 6; ++i) p = b_.CreateFAdd(b_.CreateFMul(p, r), c(fast::kExpPoly[i]));
     p = b_.CreateFAdd(b_.CreateFAdd(b_.CreateFMul(b_.CreateFMul(p, r), r), r), c(1.0f));
     // fptosi of a NaN is poison; freeze keeps it an arbitrary value (the result is NaN anyway).
     llvm::Value* bits = b_.CreateShl(
         b_.CreateAdd(b_.CreateFreeze(b_.CreateFPToSI(n, b_.getInt32Ty())), b_.getInt32(127)), 23);
     llvm::Value* scale = b_.CreateBitCast(bits, type_);
-    return b_.CreateSelect(b_.CreateFCmpOGE(x, c(hi)), llvm::ConstantFP::getInfinity(type_),
-                           b_.CreateFMul(p, scale));
+    return b_.CreateSelect(b_.CreateFCmpOGE(x, c(fast::kExpHigh)),
+                           llvm::ConstantFP::getInfinity(type_), b_.CreateFMul(p, scale));
   }
 
   llvm::Value* exp(llvm::Value* x) {
@@ -110,11 +109,11 @@ class Emitter {
     llvm::Value* e = fast_exp(b_.CreateFMul(c(-2.0f), a));
     llvm::Value* large = b_.CreateFDiv(b_.CreateFSub(c(1), e), b_.CreateFAdd(c(1), e));
     llvm::Value* x2 = b_.CreateFMul(x, x);
-    llvm::Value* poly = b_.CreateFAdd(c(2.0f / 15), b_.CreateFMul(x2, c(-17.0f / 315)));
-    poly = b_.CreateFAdd(c(-1.0f / 3), b_.CreateFMul(x2, poly));
-    poly = b_.CreateFAdd(c(1.0f), b_.CreateFMul(x2, poly));
-    llvm::Value* small = b_.CreateFMul(a, poly);
-    llvm::Value* t = select_less(a, c(0.0625f), small, large);
+    llvm::Value* series =
+        b_.CreateFAdd(c(fast::kTanhSeries[1]), b_.CreateFMul(x2, c(fast::kTanhSeries[2])));
+    series = b_.CreateFAdd(c(fast::kTanhSeries[0]), b_.CreateFMul(x2, series));
+    llvm::Value* small = b_.CreateFMul(a, b_.CreateFAdd(c(1.0f), b_.CreateFMul(x2, series)));
+    llvm::Value* t = select_less(a, c(fast::kTanhSeriesBelow), small, large);
     return b_.CreateSelect(negative, b_.CreateFNeg(t), t);
   }
 

@@ -8,25 +8,36 @@
 
 namespace weft::fast {
 
-// exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2], exp(r) by a degree-6 polynomial
-// (Cephes expf coefficients). Below -87.3 it returns exp(-87.3), the smallest normal float
-// (libm would return denormals, then 0); above 88.7, +inf.
+// The constants of exp and tanh, shared with the JIT's lowering (compiler/lower.cpp), which
+// emits the same operations in the same order, so compiled and eager code agree.
+inline constexpr float kExpLow = -87.3f;  // exp(kExpLow) is the smallest normal float
+inline constexpr float kExpHigh = 88.7f;  // above it, exp overflows
+inline constexpr float kLog2e = 1.44269504088896341f;
+// Adding and removing 1.5 * 2^23 rounds to nearest (exact for |x / ln2| < 2^22); unlike
+// roundevenf, gcc vectorises it.
+inline constexpr float kRoundMagic = 12582912.0f;
+inline constexpr float kLn2High = 0.693359375f;  // ln2 split in two, for an exact reduction
+inline constexpr float kLn2Low = 2.12194440e-4f;
+// exp(r) - 1 - r = r^2 (c0 r^5 + c1 r^4 + ... + c5), Cephes expf.
+inline constexpr float kExpPoly[] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                     4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+// Below this |x|, tanh uses x (1 + s0 x^2 + s1 x^4 + s2 x^6) instead of exp.
+inline constexpr float kTanhSeriesBelow = 0.0625f;
+inline constexpr float kTanhSeries[] = {-1.0f / 3, 2.0f / 15, -17.0f / 315};
+
+// exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2], exp(r) by a degree-6 polynomial.
+// Below kExpLow it returns exp(kExpLow), the smallest normal float (libm would return
+// denormals, then 0); above kExpHigh, +inf.
 inline float exp(float x) {
-  x = x < -87.3f ? -87.3f : x > 88.7f ? 88.7f : x;
-  // Round to nearest by adding and removing 1.5 * 2^23 (exact for |x / ln2| < 2^22); unlike
-  // roundevenf, gcc vectorises it.
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 split for exactness
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  x = x < kExpLow ? kExpLow : x > kExpHigh ? kExpHigh : x;
+  const float n = (x * kLog2e + kRoundMagic) - kRoundMagic;
+  const float r = (x - n * kLn2High) + n * kLn2Low;
+  float p = kExpPoly[0];
+  for (int i = 1; i < 6; ++i) p = p * r + kExpPoly[i];
   p = p * r * r + r + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   const float scale = std::bit_cast<float>(bits);
-  return x >= 88.7f ? __builtin_inff() : p * scale;
+  return x >= kExpHigh ? __builtin_inff() : p * scale;
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp(-x)); }
@@ -38,8 +49,11 @@ inline float tanh(float x) {
   const float e = exp(-2.0f * a);
   const float large = (1.0f - e) / (1.0f + e);
   const float x2 = x * x;
-  const float small = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315))));
-  const float t = a < 0.0625f ? small : large;
+  float series = kTanhSeries[2];
+  series = kTanhSeries[1] + x2 * series;
+  series = kTanhSeries[0] + x2 * series;
+  const float small = a * (1.0f + x2 * series);
+  const float t = a < kTanhSeriesBelow ? small : large;
   return x < 0 ? -t : t;
 }
 

@@ -24,11 +24,15 @@ Node::Node(const OpDef& op, Attrs attrs, std::vector<Tensor> inputs, const Tenso
   for (const Tensor& input : inputs_) input_versions_.push_back(input.impl()->storage->version());
 }
 
-Tensor Node::checked_output() const {
+void Node::check_not_released() const {
   WEFT_CHECK(!released_,
              "backward through the graph a second time: '{}' was freed by the first backward "
              "(pass retain_graph = true to the first call)",
              op_->name);
+}
+
+Tensor Node::checked_output() const {
+  check_not_released();
   for (size_t i = 0; i < inputs_.size(); ++i)
     WEFT_CHECK(inputs_[i].impl()->storage->version() == input_versions_[i],
                "{}: input {} of shape {} was modified in place after it was used; its gradient "
@@ -129,10 +133,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       std::shared_ptr<Node> node = stack.back();
       stack.pop_back();
       nodes.push_back(node);
-      WEFT_CHECK(!node->released(),
-                 "backward through the graph a second time: '{}' was freed by the first backward "
-                 "(pass retain_graph = true to the first call)",
-                 node->op().name);
+      node->check_not_released();  // before any work, so a failed backward changes nothing
       for (const Tensor& input : node->inputs())
         if (const auto& next = input.grad_fn(); next != nullptr && seen.insert(next.get()).second)
           stack.push_back(next);

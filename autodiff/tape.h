@@ -24,7 +24,8 @@ class Node {
   const std::vector<Tensor>& inputs() const { return inputs_; }
   // Order of recording: a node's inputs were always recorded before it.
   uint64_t sequence() const { return sequence_; }
-  bool released() const { return released_; }
+  // Throws weft::Error naming the op when an earlier backward freed this node.
+  void check_not_released() const;
 
   // Input gradients for the output gradient `grad`; throws if the graph was freed or a saved
   // tensor was modified in place since it was recorded.

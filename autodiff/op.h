@@ -39,6 +39,8 @@ class Attrs {
   std::vector<std::pair<std::string_view, AttrValue>> items_;
 };
 
+struct Lowering;  // compiler/lowering.h: how the compiler emits the op as LLVM IR
+
 struct TensorSpec {
   Shape shape;
   DType dtype;
@@ -66,6 +68,8 @@ struct OpDef {
   // when the backward pass is not itself recorded, so that the gradients of T slices of one
   // tensor cost T slices' worth of work rather than T whole tensors.
   void (*vjp_add_into)(const VjpContext& context, const Tensor& buffer) = nullptr;
+  // How the compiler lowers the op (defined next to the op; a test checks every op has one).
+  const Lowering* lowering = nullptr;
 };
 
 // Registers an op definition for the whole process; returns the stored definition.

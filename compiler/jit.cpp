@@ -17,6 +17,8 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/Utils/Cloning.h>
 
+#include <fmt/format.h>
+
 #include <exception>
 #include <mutex>
 #include <utility>
@@ -135,7 +137,9 @@ std::unique_ptr<Jit> Jit::create() {
         llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   };
   llvm::orc::SymbolMap runtime{{impl->jit->mangleAndIntern("weft_sgemm"), symbol(&weft_sgemm)},
-                               {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)}};
+                               {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)},
+                               {impl->jit->mangleAndIntern("weft_kernel_fail"),
+                                symbol(&weft_kernel_fail)}};
   check_llvm(main.define(llvm::orc::absoluteSymbols(std::move(runtime))),
              "defining the runtime symbols");
   main.addGenerator(check_llvm(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
@@ -228,4 +232,8 @@ extern "C" int32_t weft_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64
                               double alpha, const double* a, int64_t lda, const double* b,
                               int64_t ldb, double beta, double* c, int64_t ldc) {
   return weft::gemm_shim(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+extern "C" void weft_kernel_fail(const char* format, int64_t value) {
+  weft::runtime_error = fmt::format(fmt::runtime(format), value);
 }

@@ -94,4 +94,6 @@ int32_t weft_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
 int32_t weft_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                    const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
                    double* c, int64_t ldc);
+// Records a failure detected by compiled code: `format` (a fmt string with one {}) and `value`.
+void weft_kernel_fail(const char* format, int64_t value);
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/fast_math.h"
@@ -13,6 +14,10 @@ namespace {
 using Grads = std::vector<Tensor>;
 
 Tensor scalar_like(double value, const Tensor& like) { return scalar(value, like.dtype()); }
+
+// Every op struct below lowers one element with `lower`; the compiler fuses them into loops.
+template <typename Op>
+const Lowering element_lowering{.element = &Op::lower};
 
 void check_same_dtype(std::string_view op, std::span<const Tensor> inputs) {
   for (const Tensor& input : inputs)
@@ -49,27 +54,40 @@ OpDef unary_op() {
             return out;
           },
       .vjp = [](const VjpContext& c) -> Grads { return {Op::vjp(c.inputs[0], c.output, c.grad)}; },
+      .lowering = &element_lowering<Op>,
   };
 }
 
 struct Neg {
   static constexpr std::string_view name = "neg";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateFNeg(c.args[0]);
+  }
   static auto eval(auto x) { return -x; }
   static Tensor vjp(const Tensor&, const Tensor&, const Tensor& g) { return neg(g); }
 };
 struct Exp {
   static constexpr std::string_view name = "exp";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.exp(c.dtype, c.args[0]);
+  }
   static float eval(float x) { return fast::exp(x); }
   static double eval(double x) { return std::exp(x); }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) { return g * out; }
 };
 struct Log {
   static constexpr std::string_view name = "log";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateUnaryIntrinsic(llvm::Intrinsic::log, c.args[0]);
+  }
   static auto eval(auto x) { return std::log(x); }
   static Tensor vjp(const Tensor& x, const Tensor&, const Tensor& g) { return g / x; }
 };
 struct Tanh {
   static constexpr std::string_view name = "tanh";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.tanh(c.dtype, c.args[0]);
+  }
   static float eval(float x) { return fast::tanh(x); }
   static double eval(double x) { return std::tanh(x); }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) {
@@ -78,6 +96,9 @@ struct Tanh {
 };
 struct Sigmoid {
   static constexpr std::string_view name = "sigmoid";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.sigmoid(c.dtype, c.args[0]);
+  }
   static float eval(float x) { return fast::sigmoid(x); }
   static double eval(double x) {  // never exponentiates a large positive number
     const double e = std::exp(-std::abs(x));
@@ -89,6 +110,10 @@ struct Sigmoid {
 };
 struct Relu {
   static constexpr std::string_view name = "relu";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateSelect(k.b.CreateFCmpOLT(c.args[0], k.constant(c.dtype, 0)),
+                            k.constant(c.dtype, 0), c.args[0]);
+  }
   template <typename T>
   static T eval(T x) {
     return x < T(0) ? T(0) : x;  // NaN stays NaN, as in TensorFlow
@@ -99,6 +124,9 @@ struct Relu {
 };
 struct Sqrt {
   static constexpr std::string_view name = "sqrt";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, c.args[0]);
+  }
   static auto eval(auto x) { return std::sqrt(x); }
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) { return g * 0.5 / out; }
 };
@@ -140,17 +168,24 @@ OpDef binary_op() {
         if (c.needs_grad[1]) grads[1] = sum_to(Op::vjp_b(a, b, c.output, c.grad), b.shape());
         return grads;
       },
+      .lowering = &element_lowering<Op>,
   };
 }
 
 struct Add {
   static constexpr std::string_view name = "add";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateFAdd(c.args[0], c.args[1]);
+  }
   static auto eval(auto a, auto b) { return a + b; }
   static Tensor vjp_a(const Tensor&, const Tensor&, const Tensor&, const Tensor& g) { return g; }
   static Tensor vjp_b(const Tensor&, const Tensor&, const Tensor&, const Tensor& g) { return g; }
 };
 struct Sub {
   static constexpr std::string_view name = "sub";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateFSub(c.args[0], c.args[1]);
+  }
   static auto eval(auto a, auto b) { return a - b; }
   static Tensor vjp_a(const Tensor&, const Tensor&, const Tensor&, const Tensor& g) { return g; }
   static Tensor vjp_b(const Tensor&, const Tensor&, const Tensor&, const Tensor& g) {
@@ -159,6 +194,9 @@ struct Sub {
 };
 struct Mul {
   static constexpr std::string_view name = "mul";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateFMul(c.args[0], c.args[1]);
+  }
   static auto eval(auto a, auto b) { return a * b; }
   static Tensor vjp_a(const Tensor&, const Tensor& b, const Tensor&, const Tensor& g) {
     return g * b;
@@ -169,6 +207,9 @@ struct Mul {
 };
 struct Div {
   static constexpr std::string_view name = "div";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateFDiv(c.args[0], c.args[1]);
+  }
   static auto eval(auto a, auto b) { return a / b; }
   static Tensor vjp_a(const Tensor&, const Tensor& b, const Tensor&, const Tensor& g) {
     return g / b;
@@ -179,6 +220,9 @@ struct Div {
 };
 struct Pow {
   static constexpr std::string_view name = "pow";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return k.b.CreateBinaryIntrinsic(llvm::Intrinsic::pow, c.args[0], c.args[1]);
+  }
   static auto eval(auto a, auto b) { return std::pow(a, b); }
   static Tensor vjp_a(const Tensor& a, const Tensor& b, const Tensor&, const Tensor& g) {
     return g * b * pow(a, b - 1.0);
@@ -215,31 +259,60 @@ OpDef comparison_op() {
             return out;
           },
       .vjp = nullptr,
+      .lowering = &element_lowering<Op>,
   };
+}
+
+// 0 or 1 in the operands' dtype, as the eager kernel's static_cast<T>(bool).
+llvm::Value* compare(KernelBuilder& k, const ElementCall& c, llvm::CmpInst::Predicate ordered,
+                     llvm::CmpInst::Predicate integer) {
+  const bool floating = is_floating(c.arg_dtypes[0]);
+  llvm::Value* holds = floating ? k.b.CreateFCmp(ordered, c.args[0], c.args[1])
+                                : k.b.CreateICmp(integer, c.args[0], c.args[1]);
+  return floating ? k.b.CreateUIToFP(holds, k.type(c.dtype))
+                  : k.b.CreateZExt(holds, k.type(c.dtype));
 }
 
 struct Greater {
   static constexpr std::string_view name = "greater";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_OGT, llvm::CmpInst::ICMP_SGT);
+  }
   static bool eval(auto a, auto b) { return a > b; }
 };
 struct GreaterEqual {
   static constexpr std::string_view name = "greater_equal";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_OGE, llvm::CmpInst::ICMP_SGE);
+  }
   static bool eval(auto a, auto b) { return a >= b; }
 };
 struct Less {
   static constexpr std::string_view name = "less";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_OLT, llvm::CmpInst::ICMP_SLT);
+  }
   static bool eval(auto a, auto b) { return a < b; }
 };
 struct LessEqual {
   static constexpr std::string_view name = "less_equal";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_OLE, llvm::CmpInst::ICMP_SLE);
+  }
   static bool eval(auto a, auto b) { return a <= b; }
 };
 struct Equal {
   static constexpr std::string_view name = "equal";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_OEQ, llvm::CmpInst::ICMP_EQ);
+  }
   static bool eval(auto a, auto b) { return a == b; }
 };
 struct NotEqual {
   static constexpr std::string_view name = "not_equal";
+  static llvm::Value* lower(KernelBuilder& k, const ElementCall& c) {
+    return compare(k, c, llvm::CmpInst::FCMP_UNE, llvm::CmpInst::ICMP_NE);
+  }
   static bool eval(auto a, auto b) { return a != b; }
 };
 
@@ -251,6 +324,14 @@ const OpDef& equal_op = register_op(comparison_op<Equal>());
 const OpDef& not_equal_op = register_op(comparison_op<NotEqual>());
 
 // ---- clip(x, low, high) -------------------------------------------------------------------
+
+const Lowering clip_lowering{.element = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
+  llvm::Value* x = c.args[0];
+  llvm::Value* low = k.constant(c.dtype, c.attrs.real("low"));
+  llvm::Value* high = k.constant(c.dtype, c.attrs.real("high"));
+  return k.b.CreateSelect(k.b.CreateFCmpOLT(x, low), low,
+                          k.b.CreateSelect(k.b.CreateFCmpOGT(x, high), high, x));
+}};
 
 const OpDef& clip_op = register_op({
     .name = "clip",
@@ -280,9 +361,19 @@ const OpDef& clip_op = register_op({
                             less_equal(x, scalar_like(c.attrs.real("high"), x));
       return {c.grad * inside};
     },
+    .lowering = &clip_lowering,
 });
 
 // ---- where(cond, a, b) --------------------------------------------------------------------
+
+const Lowering where_lowering{
+    .element = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
+      llvm::Value* cond = c.args[0];
+      llvm::Value* zero = k.constant(c.arg_dtypes[0], 0);
+      llvm::Value* holds = is_floating(c.arg_dtypes[0]) ? k.b.CreateFCmpUNE(cond, zero)
+                                                        : k.b.CreateICmpNE(cond, zero);
+      return k.b.CreateSelect(holds, c.args[1], c.args[2]);
+    }};
 
 const OpDef& where_op = register_op({
     .name = "where",
@@ -312,9 +403,14 @@ const OpDef& where_op = register_op({
       if (c.needs_grad[2]) grads[2] = sum_to(where(cond, zero, c.grad), c.inputs[2].shape());
       return grads;
     },
+    .lowering = &where_lowering,
 });
 
 // ---- cast(x, dtype) -----------------------------------------------------------------------
+
+const Lowering cast_lowering{.element = [](KernelBuilder& k, const ElementCall& c) {
+  return k.convert(c.args[0], c.arg_dtypes[0], c.dtype);
+}};
 
 const OpDef& cast_op = register_op({
     .name = "cast",
@@ -324,6 +420,7 @@ const OpDef& cast_op = register_op({
     .forward = [](std::span<const Tensor> in, const Attrs&,
                   const TensorSpec& spec) { return to_dtype(in[0], spec.dtype); },
     .vjp = [](const VjpContext& c) -> Grads { return {cast(c.grad, c.inputs[0].dtype())}; },
+    .lowering = &cast_lowering,
 });
 
 }  // namespace

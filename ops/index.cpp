@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -26,6 +27,35 @@ void check_index_dtype(std::string_view op, const Tensor& indices) {
              "{}: indices must be int32 or int64, got {} {}", op, dtype_name(indices.dtype()),
              shape_str(indices.shape()));
 }
+
+// Reads the index at positions [axis, axis + rank) of `at` and checks it like checked_indices;
+// returns `at` with those positions replaced by the one index.
+std::vector<llvm::Value*> indexed(KernelBuilder& k, std::string_view op, const Access& indices,
+                                  std::span<llvm::Value* const> at, size_t axis, int64_t extent,
+                                  const Shape& shape) {
+  const auto first = at.begin() + static_cast<std::ptrdiff_t>(axis);
+  const auto last = first + static_cast<std::ptrdiff_t>(indices.shape.size());
+  llvm::Value* index =
+      k.convert(k.load(indices, std::vector<llvm::Value*>(first, last)), indices.dtype, DType::i64);
+  k.fail_if(k.b.CreateICmpUGE(index, k.i64(extent)),
+            fmt::format("{}: index {{}} is out of range for axis {} of size {} (shape {})", op,
+                        axis, extent, shape_str(shape)),
+            index);
+  std::vector<llvm::Value*> result(at.begin(), first);
+  result.push_back(index);
+  result.insert(result.end(), last, at.end());
+  return result;
+}
+
+const Lowering gather_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                            const Access& out, const Attrs& attrs) {
+  const auto axis = static_cast<size_t>(attrs.integer("axis"));
+  k.for_each(out.shape, [&](std::span<llvm::Value* const> at) {
+    const std::vector<llvm::Value*> source =
+        indexed(k, "gather", in[1], at, axis, in[0].shape[axis], in[0].shape);
+    k.store(out, at, k.load(in[0], source));
+  });
+}};
 
 const OpDef& gather_op = register_op({
     .name = "gather",
@@ -58,7 +88,23 @@ const OpDef& gather_op = register_op({
       const int64_t axis = c.attrs.integer("axis");
       return {scatter_add(c.grad, axis, c.inputs[1], c.inputs[0].shape()[axis]), Tensor()};
     },
+    .lowering = &gather_lowering,
 });
+
+const Lowering scatter_add_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                                 const Access& out, const Attrs& attrs) {
+  const auto axis = static_cast<size_t>(attrs.integer("axis"));
+  k.for_each(out.shape,
+             [&](std::span<llvm::Value* const> at) { k.store(out, at, k.constant(out.dtype, 0)); });
+  k.for_each(in[0].shape, [&](std::span<llvm::Value* const> at) {
+    const std::vector<llvm::Value*> target =
+        indexed(k, "scatter_add", in[1], at, axis, out.shape[axis], out.shape);
+    llvm::Value* address = k.address(out, target);
+    llvm::Value* sum =
+        k.b.CreateFAdd(k.b.CreateLoad(k.type(out.dtype), address), k.load(in[0], at));
+    k.b.CreateStore(sum, address);
+  });
+}};
 
 const OpDef& scatter_add_op = register_op({
     .name = "scatter_add",
@@ -102,6 +148,7 @@ const OpDef& scatter_add_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {gather(c.grad, c.attrs.integer("axis"), c.inputs[1]), Tensor()};
     },
+    .lowering = &scatter_add_lowering,
 });
 
 }  // namespace

@@ -2,6 +2,7 @@
 // handed to the runtime GEMM in place when its last two axes are row- or column-major (so
 // transposed views cost no copy); other layouts are copied first.
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/gemm.h"
@@ -45,6 +46,58 @@ Operand prepare(const Tensor& x, const Shape& batch) {
   shape.push_back(cols);
   return {broadcast_view(source, shape), layout};
 }
+
+MatrixLayout layout_of(const Shape& shape, const Shape& strides) {
+  const size_t d = shape.size();
+  return layout_of(shape[d - 2], shape[d - 1], strides[d - 2], strides[d - 1]);
+}
+
+// One call of the runtime GEMM per matrix of the batch; operands GEMM cannot read are copied
+// by the compiler first (`reads`).
+const Lowering matmul_lowering{
+    .kernel =
+        [](KernelBuilder& k, std::span<const Access> in, const Access& out, const Attrs&) {
+          const size_t rank = out.shape.size();
+          const Shape batch(out.shape.begin(), out.shape.end() - 2);
+          const int64_t M = out.shape[rank - 2], N = out.shape[rank - 1];
+          const int64_t K = in[0].shape.back();
+          // Each operand's matrices, indexed by the output's batch index (stride 0 where the
+          // operand broadcasts).
+          auto matrices = [&](const Access& x) {
+            Access view{x.data, batch, Shape(batch.size(), 0), x.dtype};
+            const size_t pad = batch.size() - (x.shape.size() - 2);
+            for (size_t d = 0; d + 2 < x.shape.size(); ++d)
+              if (x.shape[d] == batch[pad + d]) view.strides[pad + d] = x.strides[d];
+            return view;
+          };
+          const Access a = matrices(in[0]), b = matrices(in[1]);
+          Shape c_strides = contiguous_strides(batch);
+          for (int64_t& stride : c_strides) stride *= M * N;
+          const Access c{out.data, batch, c_strides, out.dtype};
+          const MatrixLayout la = layout_of(in[0].shape, in[0].strides);
+          const MatrixLayout lb = layout_of(in[1].shape, in[1].strides);
+          const bool f32 = out.dtype == DType::f32;
+          k.for_each(batch, [&](std::span<llvm::Value* const> index) {
+            llvm::Value* args[] = {k.b.getInt32(la.trans == Trans::yes),
+                                   k.b.getInt32(lb.trans == Trans::yes),
+                                   k.i64(M),
+                                   k.i64(N),
+                                   k.i64(K),
+                                   k.constant(out.dtype, 1),
+                                   k.address(a, index),
+                                   k.i64(la.ld),
+                                   k.address(b, index),
+                                   k.i64(lb.ld),
+                                   k.constant(out.dtype, 0),
+                                   k.address(c, index),
+                                   k.i64(N)};
+            llvm::Value* status = k.call(f32 ? "weft_sgemm" : "weft_dgemm", k.b.getInt32Ty(), args);
+            k.fail_if(k.b.CreateICmpNE(status, k.b.getInt32(0)), "", status);
+          });
+        },
+    .reads = [](size_t,
+                const Layout& layout) { return layout_of(layout.shape, layout.strides).usable; },
+};
 
 const OpDef& matmul_op = register_op({
     .name = "matmul",
@@ -96,6 +149,7 @@ const OpDef& matmul_op = register_op({
       if (c.needs_grad[1]) grads[1] = sum_to(matmul(transpose(a), c.grad), b.shape());
       return grads;
     },
+    .lowering = &matmul_lowering,
 });
 
 }  // namespace

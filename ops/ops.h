@@ -60,6 +60,31 @@ Tensor scatter_add(const Tensor& src, int64_t axis, const Tensor& indices, int64
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate,
                     Generator& generator = default_generator());
 
+// A generator's seed and counter as an int64 (2,) tensor.
+Tensor random_state(const Generator& generator);
+
+// While alive, masks drawn from `generator` on this thread read the seed and counter from
+// `state` (made by random_state() when the scope starts) instead of fixing them as attributes.
+// A captured step declares `state` as an input, so every run of the compiled step draws fresh
+// masks; the caller then advances the generator by what the captured step took.
+class RandomStateScope {
+ public:
+  RandomStateScope(Generator& generator, Tensor state);
+  ~RandomStateScope();
+  RandomStateScope(const RandomStateScope&) = delete;
+  RandomStateScope& operator=(const RandomStateScope&) = delete;
+
+  Generator& generator() const { return generator_; }
+  const Tensor& state() const { return state_; }
+  uint64_t start() const { return start_; }
+
+ private:
+  Generator& generator_;
+  Tensor state_;
+  uint64_t start_;
+  const RandomStateScope* previous_;
+};
+
 // ---- Composites -------------------------------------------------------------------------
 Tensor mean(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdims = false);
 Tensor square(const Tensor& x);

@@ -1,14 +1,50 @@
-// dropout_mask: the one random primitive. Its values are a pure function of (seed, offset), so
-// the mask can be drawn again, identically, by compiled code.
+// dropout_mask: the one random primitive. Its values are a pure function of the stream's seed and
+// counter, read from a small int64 tensor input, so compiled code draws the same masks as the
+// eager kernel and a compiled step draws fresh ones on every run.
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
 namespace {
 
+// The counter of element i: the stream state's counter, plus the op's offset within the step.
+uint64_t counter_base(const Tensor& state, const Attrs& attrs) {
+  return static_cast<uint64_t>(state.to_vector<int64_t>()[1] + attrs.integer("offset"));
+}
+
+const Lowering dropout_mask_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                                  const Access& out, const Attrs& attrs) {
+  llvm::IRBuilder<>& b = k.b;
+  const Access& state = in[0];
+  llvm::Value* seed = k.load(state, std::vector<llvm::Value*>{k.i64(0)});
+  llvm::Value* base = b.CreateAdd(k.load(state, std::vector<llvm::Value*>{k.i64(1)}),
+                                  k.i64(attrs.integer("offset")));
+  const double rate = attrs.real("rate");
+  llvm::Value* keep = k.constant(out.dtype, 1 / (1 - rate));
+  const Access flat{out.data, {shape_numel(out.shape)}, {1}, out.dtype};
+  k.loop(shape_numel(out.shape), [&](llvm::Value* i) {
+    // random_bits(seed, base + i), then random_uniform's 53-bit fraction (runtime/random.h).
+    llvm::Value* counter = b.CreateAdd(base, i);
+    llvm::Value* z =
+        b.CreateAdd(seed, b.CreateMul(b.CreateAdd(counter, k.i64(1)), k.i64(0x9E3779B97F4A7C15ll)));
+    z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), k.i64(0xBF58476D1CE4E5B9ll));
+    z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), k.i64(0x94D049BB133111EBll));
+    z = b.CreateXor(z, b.CreateLShr(z, 31));
+    llvm::Value* u = b.CreateFMul(b.CreateUIToFP(b.CreateLShr(z, 11), b.getDoubleTy()),
+                                  llvm::ConstantFP::get(b.getDoubleTy(), 0x1.0p-53));
+    llvm::Value* kept = b.CreateFCmpOGE(u, llvm::ConstantFP::get(b.getDoubleTy(), rate));
+    k.store(flat, std::vector<llvm::Value*>{i},
+            b.CreateSelect(kept, keep, k.constant(out.dtype, 0)));
+  });
+}};
+
 const OpDef& dropout_mask_op = register_op({
     .name = "dropout_mask",
-    .infer = [](std::span<const Tensor>, const Attrs& attrs) -> TensorSpec {
+    .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
+      WEFT_CHECK(in[0].dtype() == DType::i64 && in[0].shape() == Shape{2},
+                 "dropout: the random state must be int64 (2,) [seed, counter], got {} {}",
+                 dtype_name(in[0].dtype()), shape_str(in[0].shape()));
       const double rate = attrs.real("rate");
       WEFT_CHECK(0 <= rate && rate < 1, "dropout: rate {} is outside [0, 1)", rate);
       const auto dtype = static_cast<DType>(attrs.integer("dtype"));
@@ -17,31 +53,56 @@ const OpDef& dropout_mask_op = register_op({
       return {attrs.integers("shape"), dtype};
     },
     .forward =
-        [](std::span<const Tensor>, const Attrs& attrs, const TensorSpec& spec) {
+        [](std::span<const Tensor> in, const Attrs& attrs, const TensorSpec& spec) {
           const double rate = attrs.real("rate");
-          const auto seed = static_cast<uint64_t>(attrs.integer("seed"));
-          const auto offset = static_cast<uint64_t>(attrs.integer("offset"));
+          const auto seed = static_cast<uint64_t>(in[0].to_vector<int64_t>()[0]);
+          const uint64_t base = counter_base(in[0], attrs);
           Tensor out = empty(spec.shape, {.dtype = spec.dtype});
           dispatch_floating(spec.dtype, "dropout", [&]<typename T>() {
             const T keep = static_cast<T>(1 / (1 - rate));
             T* data = out.data<T>();
             for (int64_t i = 0; i < out.numel(); ++i)
-              data[i] = random_uniform(seed, offset + i) >= rate ? keep : T(0);
+              data[i] = random_uniform(seed, base + i) >= rate ? keep : T(0);
           });
           return out;
         },
     .vjp = nullptr,
+    .lowering = &dropout_mask_lowering,
 });
+
+thread_local const RandomStateScope* active_random_scope = nullptr;
 
 }  // namespace
 
+RandomStateScope::RandomStateScope(Generator& generator, Tensor state)
+    : generator_(generator),
+      state_(std::move(state)),
+      start_(generator.offset()),
+      previous_(active_random_scope) {
+  active_random_scope = this;
+}
+
+RandomStateScope::~RandomStateScope() { active_random_scope = previous_; }
+
+Tensor random_state(const Generator& generator) {
+  return from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()),
+                                          static_cast<int64_t>(generator.offset())},
+                     {2});
+}
+
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate, Generator& generator) {
-  const uint64_t offset = generator.take(shape_numel(shape));
-  return apply(dropout_mask_op, {},
+  const uint64_t first = generator.take(shape_numel(shape));
+  const RandomStateScope* scope = active_random_scope;
+  const bool bound = scope != nullptr && &scope->generator() == &generator;
+  // Unbound, the state is [seed, 0] and the offset the absolute counter.
+  const Tensor state =
+      bound ? scope->state()
+            : from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()), 0}, {2});
+  const uint64_t offset = bound ? first - scope->start() : first;
+  return apply(dropout_mask_op, {state},
                {{"shape", shape},
                 {"dtype", static_cast<int64_t>(dtype)},
                 {"rate", rate},
-                {"seed", static_cast<int64_t>(generator.seed())},
                 {"offset", static_cast<int64_t>(offset)}});
 }
 

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -39,6 +40,48 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, bool k
   return out;
 }
 
+// A stack slot in the function's entry block (where SROA turns it into a register).
+llvm::Value* entry_slot(KernelBuilder& k, llvm::Type* type) {
+  llvm::BasicBlock& entry = k.b.GetInsertBlock()->getParent()->getEntryBlock();
+  llvm::IRBuilder<> at_entry(&entry, entry.begin());
+  return at_entry.CreateAlloca(type);
+}
+
+// Splits an input index into the kept dimensions (outer loops) and the reduced ones (inner).
+struct ReductionLoops {
+  Shape kept_sizes, reduced_sizes;
+  std::vector<size_t> kept_axes, reduced_axes;
+  ReductionLoops(const Shape& shape, const std::vector<int64_t>& axes) {
+    for (size_t d = 0; d < shape.size(); ++d) {
+      const bool reduced = std::binary_search(axes.begin(), axes.end(), static_cast<int64_t>(d));
+      (reduced ? reduced_sizes : kept_sizes).push_back(shape[d]);
+      (reduced ? reduced_axes : kept_axes).push_back(d);
+    }
+  }
+};
+
+// Each output element folds its inputs in float64, as the eager kernel does, then rounds once.
+template <typename Fold>
+const Lowering reduction_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                               const Access& out, const Attrs& attrs) {
+  const Access& x = in[0];
+  const ReductionLoops loops(x.shape, attrs.integers("axes"));
+  const Access target{out.data, loops.kept_sizes, contiguous_strides(loops.kept_sizes), out.dtype};
+  llvm::Type* f64 = k.b.getDoubleTy();
+  llvm::Value* acc = entry_slot(k, f64);
+  k.for_each(loops.kept_sizes, [&](std::span<llvm::Value* const> outer) {
+    k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), acc);
+    k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
+      std::vector<llvm::Value*> index(x.shape.size());
+      for (size_t i = 0; i < outer.size(); ++i) index[loops.kept_axes[i]] = outer[i];
+      for (size_t i = 0; i < inner.size(); ++i) index[loops.reduced_axes[i]] = inner[i];
+      llvm::Value* v = k.convert(k.load(x, index), x.dtype, DType::f64);
+      k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, acc), v), acc);
+    });
+    k.store(target, outer, k.convert(k.b.CreateLoad(f64, acc), DType::f64, out.dtype));
+  });
+}};
+
 template <typename Fold>
 OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
   return {
@@ -61,6 +104,7 @@ OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
             return make_view(out, spec.shape, contiguous_strides(spec.shape), 0);
           },
       .vjp = vjp,
+      .lowering = &reduction_lowering<Fold>,
   };
 }
 
@@ -68,11 +112,18 @@ struct SumFold {
   static constexpr std::string_view name = "sum";
   static constexpr double initial = 0;
   static double fold(double acc, double v) { return acc + v; }
+  static llvm::Value* lower(KernelBuilder& k, llvm::Value* acc, llvm::Value* v) {
+    return k.b.CreateFAdd(acc, v);
+  }
 };
 struct MaxFold {
   static constexpr std::string_view name = "max";
   static constexpr double initial = -std::numeric_limits<double>::infinity();
   static double fold(double acc, double v) { return v > acc || v != v ? v : acc; }
+  static llvm::Value* lower(KernelBuilder& k, llvm::Value* acc, llvm::Value* v) {
+    return k.b.CreateSelect(k.b.CreateOr(k.b.CreateFCmpOGT(v, acc), k.b.CreateFCmpUNO(v, v)), v,
+                            acc);
+  }
 };
 
 // g, with the reduced axes put back as size 1, broadcast over the input.
@@ -92,6 +143,30 @@ const OpDef& max_op = register_op(reduction_op<MaxFold>([](const VjpContext& c) 
   const Tensor is_max = equal(x, peak.detach());
   return {spread(c) * is_max / sum(is_max, axes, true)};
 }));
+
+// The first maximal index along the axis, as the eager kernel.
+const Lowering argmax_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                            const Access& out, const Attrs& attrs) {
+  const Access& x = in[0];
+  const auto axis = static_cast<size_t>(attrs.integer("axis"));
+  llvm::Value* best = entry_slot(k, k.b.getInt64Ty());
+  k.for_each(out.shape, [&](std::span<llvm::Value* const> outer) {
+    std::vector<llvm::Value*> at(outer.begin(), outer.end());
+    at.insert(at.begin() + static_cast<std::ptrdiff_t>(axis), k.i64(0));
+    k.b.CreateStore(k.i64(0), best);
+    k.loop(x.shape[axis], [&](llvm::Value* a) {
+      std::vector<llvm::Value*> best_at = at;
+      best_at[axis] = k.b.CreateLoad(k.b.getInt64Ty(), best);
+      at[axis] = a;
+      llvm::Value* v = k.load(x, at);
+      llvm::Value* current = k.load(x, best_at);
+      llvm::Value* greater =
+          is_floating(x.dtype) ? k.b.CreateFCmpOGT(v, current) : k.b.CreateICmpSGT(v, current);
+      k.b.CreateStore(k.b.CreateSelect(greater, a, best_at[axis]), best);
+    });
+    k.store(out, outer, k.b.CreateLoad(k.b.getInt64Ty(), best));
+  });
+}};
 
 const OpDef& argmax_op = register_op({
     .name = "argmax",
@@ -121,6 +196,7 @@ const OpDef& argmax_op = register_op({
           return out;
         },
     .vjp = nullptr,
+    .lowering = &argmax_lowering,
 });
 
 }  // namespace

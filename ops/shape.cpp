@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "weft/autodiff/op.h"
+#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -35,6 +36,13 @@ Shape resolve_reshape(const Shape& from, const Shape& to) {
   return shape;
 }
 
+// A strided input is read through contiguous strides only when its layout is row-major.
+const Lowering reshape_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
+  if (!is_contiguous(layout)) return false;
+  layout = {output.shape, contiguous_strides(output.shape), layout.offset};
+  return true;
+}};
+
 const OpDef& reshape_op = register_op({
     .name = "reshape",
     .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
@@ -47,6 +55,7 @@ const OpDef& reshape_op = register_op({
                            source.impl()->offset);
         },
     .vjp = [](const VjpContext& c) -> Grads { return {reshape(c.grad, c.inputs[0].shape())}; },
+    .lowering = &reshape_lowering,
 });
 
 // ---- permute(x, order) ----------------------------------------------------------------------
@@ -56,6 +65,16 @@ std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& order) {
   for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
   return inverse;
 }
+
+const Lowering permute_lowering{.view = [](Layout& layout, const Attrs& attrs, const TensorSpec&) {
+  Layout permuted{{}, {}, layout.offset};
+  for (int64_t axis : attrs.integers("order")) {
+    permuted.shape.push_back(layout.shape[axis]);
+    permuted.strides.push_back(layout.strides[axis]);
+  }
+  layout = permuted;
+  return true;
+}};
 
 const OpDef& permute_op = register_op({
     .name = "permute",
@@ -80,9 +99,19 @@ const OpDef& permute_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {permute(c.grad, inverse_permutation(c.attrs.integers("order")))};
     },
+    .lowering = &permute_lowering,
 });
 
 // ---- expand(x, shape): NumPy broadcasting as a view ---------------------------------------
+
+const Lowering expand_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
+  const size_t pad = output.shape.size() - layout.shape.size();
+  Shape strides(output.shape.size(), 0);
+  for (size_t d = 0; d < layout.shape.size(); ++d)
+    if (layout.shape[d] == output.shape[pad + d]) strides[pad + d] = layout.strides[d];
+  layout = {output.shape, strides, layout.offset};
+  return true;
+}};
 
 const OpDef& expand_op = register_op({
     .name = "expand",
@@ -96,9 +125,17 @@ const OpDef& expand_op = register_op({
     .forward = [](std::span<const Tensor> in, const Attrs&,
                   const TensorSpec& spec) { return broadcast_view(in[0], spec.shape); },
     .vjp = [](const VjpContext& c) -> Grads { return {sum_to(c.grad, c.inputs[0].shape())}; },
+    .lowering = &expand_lowering,
 });
 
 // ---- slice(x, axis, start, stop) ----------------------------------------------------------
+
+const Lowering slice_lowering{
+    .view = [](Layout& layout, const Attrs& attrs, const TensorSpec& output) {
+      layout.offset += attrs.integer("start") * layout.strides[attrs.integer("axis")];
+      layout.shape = output.shape;
+      return true;
+    }};
 
 const OpDef& slice_op = register_op({
     .name = "slice",
@@ -146,9 +183,25 @@ const OpDef& slice_op = register_op({
                 part, [](T a, T b) { return a + b; }, part, c.grad);
           });
         },
+    .lowering = &slice_lowering,
 });
 
 // ---- concat(xs, axis) ---------------------------------------------------------------------
+
+// Each input is copied into its part of the output.
+const Lowering concat_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
+                                            const Access& out, const Attrs& attrs) {
+  const auto axis = static_cast<size_t>(attrs.integer("axis"));
+  int64_t start = 0;
+  for (const Access& x : in) {
+    k.for_each(x.shape, [&](std::span<llvm::Value* const> index) {
+      std::vector<llvm::Value*> target(index.begin(), index.end());
+      target[axis] = k.b.CreateAdd(target[axis], k.i64(start));
+      k.store(out, target, k.load(x, index));
+    });
+    start += x.shape[axis];
+  }
+}};
 
 const OpDef& concat_op = register_op({
     .name = "concat",
@@ -192,6 +245,7 @@ const OpDef& concat_op = register_op({
       }
       return grads;
     },
+    .lowering = &concat_lowering,
 });
 
 }  // namespace

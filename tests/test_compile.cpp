@@ -1,5 +1,5 @@
-// Elementwise fusion: graphs of elementwise primitives compiled to one LLVM loop, checked
-// against the graph's reference interpreter evaluate().
+// The compiler: captured graphs compiled to native code, checked against the graph's reference
+// interpreter evaluate().
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include "test_support.h"
 #include "weft/compiler/graph.h"
 #include "weft/compiler/jit.h"
-#include "weft/compiler/lower.h"
+#include "weft/compiler/compile.h"
 #include "weft/weft.h"
 
 namespace weft {
@@ -21,11 +21,6 @@ namespace {
 
 using testing_support::expect_error;
 using Named = std::vector<std::pair<std::string, Tensor>>;
-
-Jit& jit() {
-  static std::unique_ptr<Jit> instance = Jit::create();
-  return *instance;
-}
 
 // Equal, both NaN, or within `rtol` relative (infinities must match exactly).
 void expect_close(const Tensor& actual, const Tensor& expected, double rtol,
@@ -61,12 +56,12 @@ std::vector<Tensor> gate_inputs(DType dtype, const Shape& shape, uint64_t seed) 
   return inputs;
 }
 
-TEST(Lower, LstmGatesMatchEvaluate) {
+TEST(Compile, LstmGatesMatchEvaluate) {
   for (DType dtype : {DType::f32, DType::f64}) {
     const Shape shape = {4, 37};
     const Graph graph = lstm_gates(dtype, shape);
-    const CompiledGraph compiled = compile_elementwise(graph, jit(), "lstm_gates");
-    EXPECT_EQ(compiled.shape(), shape);
+    const CompiledStep compiled = compile(graph, {.name = "lstm_gates"});
+    EXPECT_EQ(compiled.stats().kernel_calls, 1) << compiled.schedule();
     const std::vector<Tensor> inputs = gate_inputs(dtype, shape, 11);
     const std::vector<Tensor> expected = evaluate(graph, inputs);
     const std::vector<Tensor> actual = compiled.run(inputs);
@@ -77,29 +72,29 @@ TEST(Lower, LstmGatesMatchEvaluate) {
   }
 }
 
-TEST(Lower, Float32GatesAreVectorised) {
-  const CompiledGraph compiled = compile_elementwise(lstm_gates(DType::f32, {64}), jit(), "gates");
+TEST(Compile, Float32GatesAreVectorised) {
+  const CompiledStep compiled = compile(lstm_gates(DType::f32, {64}));
   EXPECT_NE(compiled.module().ir_after().find("x float>"), std::string::npos)
       << compiled.module().ir_after();
 }
 
-TEST(Lower, ScalarsAndFullShapeConstantsAndEmptyShapes) {
+TEST(Compile, ScalarsAndFullShapeConstantsAndEmptyShapes) {
   for (int64_t n : {0, 1, 5}) {
     const Tensor x = uniform({n}, 0.5, 2.0);
     const Tensor s = scalar(3.0);
     const Graph graph = capture({{"x", x}, {"s", s}}, [&]() -> Named {
       return {{"y", log(x * 2.0 + s) - zeros({n}) / s}, {"z", greater_equal(relu(x - 1.0), x)}};
     });
-    const CompiledGraph compiled = compile_elementwise(graph, jit());
+    const CompiledStep compiled = compile(graph);
     const std::vector<Tensor> inputs = {uniform({n}, 0.5, 2.0), scalar(-0.25)};
     const std::vector<Tensor> expected = evaluate(graph, inputs), actual = compiled.run(inputs);
     for (size_t k = 0; k < actual.size(); ++k) expect_close(actual[k], expected[k], 1e-6, "y/z");
   }
 }
 
-TEST(Lower, RunChecksInputs) {
+TEST(Compile, RunChecksInputs) {
   const Graph graph = lstm_gates(DType::f32, {3});
-  const CompiledGraph compiled = compile_elementwise(graph, jit());
+  const CompiledStep compiled = compile(graph);
   std::vector<Tensor> inputs = gate_inputs(DType::f32, {3}, 1);
   inputs[2] = zeros({4});
   expect_error([&] { compiled.run(inputs); }, {"input \"g\"", "(4,)"});
@@ -108,53 +103,9 @@ TEST(Lower, RunChecksInputs) {
   expect_error([&] { compiled.run(inputs); }, {"input \"g\"", "float64"});
 }
 
-TEST(Lower, UnsupportedGraphsAreRefused) {
-  const Tensor a = ones({2, 3}), b = ones({3, 4});
-  expect_error(
-      [&] {
-        compile_elementwise(capture({{"a", a}, {"b", b}},
-                                    [&]() -> Named {
-                                      return {{"c", tanh(matmul(a, b))}};
-                                    }),
-                            jit());
-      },
-      {"'matmul'", "not an elementwise primitive"});
-  const Tensor row = ones({1, 3});
-  expect_error(
-      [&] {
-        compile_elementwise(capture({{"a", a}, {"row", row}},
-                                    [&]() -> Named {
-                                      return {{"c", a + row}};
-                                    }),
-                            jit());
-      },
-      {"'add'", "broadcasts", "only 0-d scalars"});
-  const Tensor d = ones({2, 3}, {.dtype = DType::f64});
-  expect_error(
-      [&] {
-        compile_elementwise(capture({{"a", a}, {"d", d}},
-                                    [&]() -> Named {
-                                      return {{"c", a * 2.0}};
-                                    }),
-                            jit());
-      },
-      {"input %1 \"d\"", "mixed dtypes"});
-  Tensor w = ones({2, 3});
-  expect_error(
-      [&] {
-        compile_elementwise(capture({{"w", w}},
-                                    [&]() -> Named {
-                                      w.assign_(w * 0.5);
-                                      return {{"w2", w * 2.0}};
-                                    }),
-                            jit());
-      },
-      {"stores", "\"w\""});
-}
-
 // Random elementwise graphs from a fixed seed, compiled and compared with evaluate(). Inputs are
 // positive and log/sqrt only read inputs, so neither meets a negative operand.
-TEST(Lower, RandomGraphsMatchEvaluate) {
+TEST(Compile, RandomGraphsMatchEvaluate) {
   constexpr int graph_count = 120;  // ~14 ms each (the O3 compile), ~1.7 s in all
   std::mt19937_64 rng(2026);
   const auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
@@ -240,7 +191,7 @@ TEST(Lower, RandomGraphsMatchEvaluate) {
       return outputs;
     });
     const std::string what = fmt::format("graph {} (ops {})", trial, ops);
-    const CompiledGraph compiled = compile_elementwise(graph, jit(), "random");
+    const CompiledStep compiled = compile(graph, {.name = "random"});
     std::vector<Tensor> inputs;
     for (size_t k = 0; k < named.size(); ++k)
       inputs.push_back(uniform({size}, 0.1, 2.0, {.dtype = dtype}, gen));

@@ -1,0 +1,18 @@
+// Whole-graph analyses the passes share, computed on a Boost.Graph view of the step's data
+// flow (an edge from each node to every node that reads it). Boost stays out of this header.
+#pragma once
+
+#include <vector>
+
+#include "weft/compiler/graph.h"
+
+namespace weft {
+
+// The node ids in an order where every node comes after the nodes it reads.
+std::vector<int> topological_order(const Graph& graph);
+
+// For each node, whether an output or a store reads it, directly or through other nodes (the
+// outputs' and stores' own nodes included).
+std::vector<bool> needed(const Graph& graph);
+
+}  // namespace weft

@@ -1,0 +1,111 @@
+// compile(): a captured step (graph.h) becomes one native function.
+//
+// The graph first goes through the pass pipeline (passes.h). Then the lowering plan:
+// - fusion: chains of elementwise ops over one shape become one loop that keeps intermediates in
+//   registers; view ops (reshape, permute, expand, slice) become strides, not copies;
+// - every other op is one kernel from its lowering (ops/, via compiler/lowering.h);
+// - identical kernels (the same code on other buffers, as in every time step of a recurrent
+//   layer) are emitted once and called with other pointers, so the code of a step does not grow
+//   with the sequence length; only its list of calls does;
+// - buffer planning: every intermediate gets an offset in one arena, reused once its last reader
+//   has run (the activations kept for backpropagation through time live until their use).
+// The module is optimised at O3 for the host and compiled by ORC LLJIT (jit.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "weft/compiler/graph.h"
+#include "weft/compiler/jit.h"
+#include "weft/compiler/passes.h"
+
+namespace weft {
+
+struct CompileOptions {
+  bool optimize = true;            // run the pass pipeline first
+  std::string name = "step";       // the module's label in dumps and messages
+  std::string finite_output = {};  // when set: skip the stores unless this 0-d output is finite
+};
+
+// What the compiler did, for `weft inspect` and the tests.
+struct CompileStats {
+  int64_t graph_nodes = 0;       // after the passes
+  int64_t kernel_calls = 0;      // in the step, in order
+  int64_t distinct_kernels = 0;  // functions emitted
+  int64_t fused_ops = 0;         // elementwise ops inside fused loops
+  int64_t arena_bytes = 0;       // after buffer planning
+  int64_t unplanned_bytes = 0;   // what the same buffers would take without reuse
+  double seconds = 0;            // capture excluded
+};
+
+class CompiledStep {
+ public:
+  // Runs the step on `inputs` (input_ids() order, with the captured shapes and dtypes): returns
+  // the outputs and writes the stores into the inputs. Throws weft::Error for wrong inputs and
+  // for a failure detected by the compiled code (an index out of range). One run at a time.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
+
+  const Graph& graph() const { return graph_; }  // after the passes
+  // Each pass's name and the graph it produced, in pipeline order.
+  const std::vector<std::pair<std::string, Graph>>& pass_graphs() const { return pass_graphs_; }
+  // The plan: one line per kernel call (fused ops, buffers and offsets).
+  const std::string& schedule() const { return schedule_; }
+  const CompiledModule& module() const { return *module_; }
+  const CompileStats& stats() const { return stats_; }
+  // Bytes this step holds: its arena, constants and code.
+  int64_t memory_bytes() const;
+
+ private:
+  friend CompiledStep compile(const Graph& graph, const CompileOptions& options);
+  CompiledStep() = default;
+
+  using StepFn = int32_t(void** buffers, char* arena);
+  Graph graph_;
+  std::vector<std::pair<std::string, Graph>> pass_graphs_;
+  std::string schedule_;
+  std::shared_ptr<CompiledModule> module_;
+  StepFn* step_ = nullptr;
+  std::vector<TensorSpec> inputs_, outputs_;
+  std::vector<std::string> input_names_;
+  std::vector<size_t> stored_inputs_;  // the input each store writes
+  std::vector<Tensor> constants_;
+  std::shared_ptr<Storage> arena_;
+  std::shared_ptr<std::mutex> running_;
+  CompileStats stats_;
+};
+
+// Compiles `graph` into the process's JIT. A graph with an op that has no lowering, or that
+// LLVM rejects, throws weft::Error naming the op or the function; there is no fallback.
+CompiledStep compile(const Graph& graph, const CompileOptions& options = {});
+
+// Compiled steps by key (the shapes and options that produced them), oldest evicted first once
+// their memory passes `memory_bound` bytes.
+class StepCache {
+ public:
+  explicit StepCache(int64_t memory_bound = int64_t{1} << 30) : memory_bound_(memory_bound) {}
+
+  const CompiledStep* find(const std::string& key) const;
+  // Stores `step` under `key` (replacing an older one), then evicts while over the bound (never
+  // the step just stored).
+  const CompiledStep& insert(const std::string& key, CompiledStep step);
+  void clear();
+
+  int64_t size() const { return static_cast<int64_t>(entries_.size()); }
+  int64_t memory_bytes() const;
+  int64_t evictions() const { return evictions_; }
+
+ private:
+  struct Entry {
+    std::string key;
+    std::shared_ptr<const CompiledStep> step;
+  };
+  int64_t memory_bound_;
+  std::vector<Entry> entries_;  // oldest first
+  int64_t evictions_ = 0;
+};
+
+}  // namespace weft

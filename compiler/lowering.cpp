@@ -1,0 +1,184 @@
+#include "weft/compiler/lowering.h"
+
+#include <llvm/IR/MDBuilder.h>
+
+#include "weft/runtime/error.h"
+#include "weft/runtime/fast_math.h"
+
+namespace weft {
+
+Layout contiguous_layout(const Shape& shape) { return {shape, contiguous_strides(shape), 0}; }
+
+bool is_contiguous(const Layout& layout) {
+  int64_t expected = 1;
+  for (size_t d = layout.shape.size(); d-- > 0;) {
+    if (layout.shape[d] != 1 && layout.strides[d] != expected) return false;
+    expected *= layout.shape[d];
+  }
+  return true;
+}
+
+KernelBuilder::KernelBuilder(llvm::IRBuilder<>& builder, llvm::Module& m,
+                             llvm::BasicBlock* fail_block)
+    : b(builder), module(m), fail_block_(fail_block) {}
+
+llvm::Type* KernelBuilder::type(DType dtype) const {
+  switch (dtype) {
+    case DType::f32:
+      return b.getFloatTy();
+    case DType::f64:
+      return b.getDoubleTy();
+    case DType::i32:
+      return b.getInt32Ty();
+    case DType::i64:
+      return b.getInt64Ty();
+  }
+  throw Error("lowering: unknown dtype");
+}
+
+llvm::Value* KernelBuilder::constant(DType dtype, double value) const {
+  if (is_floating(dtype)) return llvm::ConstantFP::get(type(dtype), value);
+  return llvm::ConstantInt::get(type(dtype), static_cast<uint64_t>(static_cast<int64_t>(value)),
+                                true);
+}
+
+llvm::Value* KernelBuilder::i64(int64_t value) const { return b.getInt64(value); }
+
+llvm::Value* KernelBuilder::address(const Access& access, std::span<llvm::Value* const> index) {
+  llvm::Value* offset = i64(0);
+  for (size_t d = 0; d < index.size(); ++d) {
+    if (access.strides[d] == 0 || access.shape[d] == 1) continue;
+    offset = b.CreateAdd(offset, b.CreateMul(index[d], i64(access.strides[d]), "", true, true), "",
+                         true, true);
+  }
+  return b.CreateInBoundsGEP(type(access.dtype), access.data, offset);
+}
+
+llvm::Value* KernelBuilder::load(const Access& access, std::span<llvm::Value* const> index) {
+  return b.CreateLoad(type(access.dtype), address(access, index));
+}
+
+void KernelBuilder::store(const Access& access, std::span<llvm::Value* const> index,
+                          llvm::Value* value) {
+  b.CreateStore(value, address(access, index));
+}
+
+void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& body) {
+  if (n <= 0) return;
+  llvm::Function* function = b.GetInsertBlock()->getParent();
+  llvm::BasicBlock* before = b.GetInsertBlock();
+  auto* header = llvm::BasicBlock::Create(b.getContext(), "loop", function);
+  auto* after = llvm::BasicBlock::Create(b.getContext(), "after", function);
+  b.CreateBr(header);
+  b.SetInsertPoint(header);
+  llvm::PHINode* i = b.CreatePHI(b.getInt64Ty(), 2, "i");
+  i->addIncoming(i64(0), before);
+  body(i);
+  llvm::Value* next = b.CreateAdd(i, i64(1), "next", true, true);
+  i->addIncoming(next, b.GetInsertBlock());
+  b.CreateCondBr(b.CreateICmpSLT(next, i64(n)), header, after);
+  b.SetInsertPoint(after);
+}
+
+void KernelBuilder::for_each(const Shape& shape,
+                             const std::function<void(std::span<llvm::Value* const>)>& body) {
+  std::vector<llvm::Value*> index;
+  std::function<void(size_t)> nest = [&](size_t d) {
+    if (d == shape.size()) {
+      body(index);
+      return;
+    }
+    loop(shape[d], [&](llvm::Value* i) {
+      index.push_back(i);
+      nest(d + 1);
+      index.pop_back();
+    });
+  };
+  nest(0);
+}
+
+void KernelBuilder::fail_if(llvm::Value* condition, const std::string& message,
+                            llvm::Value* value) {
+  llvm::Function* function = b.GetInsertBlock()->getParent();
+  auto* fail = llvm::BasicBlock::Create(b.getContext(), "fail", function);
+  auto* ok = llvm::BasicBlock::Create(b.getContext(), "ok", function);
+  b.CreateCondBr(condition, fail, ok, llvm::MDBuilder(b.getContext()).createBranchWeights(1, 1000));
+  b.SetInsertPoint(fail);
+  llvm::Value* args[] = {b.CreateGlobalStringPtr(message),
+                         b.CreateSExtOrTrunc(value, b.getInt64Ty())};
+  call("weft_kernel_fail", b.getVoidTy(), args);
+  b.CreateBr(fail_block_);
+  b.SetInsertPoint(ok);
+}
+
+llvm::Value* KernelBuilder::call(const char* name, llvm::Type* result,
+                                 std::span<llvm::Value* const> args) {
+  std::vector<llvm::Type*> types;
+  for (llvm::Value* arg : args) types.push_back(arg->getType());
+  llvm::FunctionCallee callee =
+      module.getOrInsertFunction(name, llvm::FunctionType::get(result, types, false));
+  return b.CreateCall(callee, llvm::ArrayRef<llvm::Value*>(args.data(), args.size()));
+}
+
+llvm::Value* KernelBuilder::convert(llvm::Value* value, DType from, DType to) {
+  if (from == to) return value;
+  llvm::Type* target = type(to);
+  if (is_floating(from) && is_floating(to)) return b.CreateFPCast(value, target);
+  if (is_floating(from)) return b.CreateFPToSI(b.CreateFreeze(value), target);
+  if (is_floating(to)) return b.CreateSIToFP(value, target);
+  return b.CreateSExtOrTrunc(value, target);
+}
+
+llvm::Value* KernelBuilder::fast_exp(llvm::Value* x) {
+  const auto c = [&](double v) { return constant(DType::f32, v); };
+  x = b.CreateSelect(b.CreateFCmpOLT(x, c(fast::kExpLow)), c(fast::kExpLow),
+                     b.CreateSelect(b.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x));
+  llvm::Value* n = b.CreateFSub(
+      b.CreateFAdd(b.CreateFMul(x, c(fast::kLog2e)), c(fast::kRoundMagic)), c(fast::kRoundMagic));
+  llvm::Value* r = b.CreateFAdd(b.CreateFSub(x, b.CreateFMul(n, c(fast::kLn2High))),
+                                b.CreateFMul(n, c(fast::kLn2Low)));
+  llvm::Value* p = c(fast::kExpPoly[0]);
+  for (int i = 1; i < 6; ++i) p = b.CreateFAdd(b.CreateFMul(p, r), c(fast::kExpPoly[i]));
+  p = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(b.CreateFMul(p, r), r), r), c(1.0f));
+  // fptosi of a NaN is poison; freeze keeps it an arbitrary value (the result is NaN anyway).
+  llvm::Value* bits = b.CreateShl(
+      b.CreateAdd(b.CreateFreeze(b.CreateFPToSI(n, b.getInt32Ty())), b.getInt32(127)), 23);
+  llvm::Value* scale = b.CreateBitCast(bits, b.getFloatTy());
+  return b.CreateSelect(b.CreateFCmpOGE(x, c(fast::kExpHigh)),
+                        llvm::ConstantFP::getInfinity(b.getFloatTy()), b.CreateFMul(p, scale));
+}
+
+llvm::Value* KernelBuilder::exp(DType dtype, llvm::Value* x) {
+  return dtype == DType::f32 ? fast_exp(x) : b.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x);
+}
+
+llvm::Value* KernelBuilder::sigmoid(DType dtype, llvm::Value* x) {
+  const auto c = [&](double v) { return constant(dtype, v); };
+  if (dtype == DType::f32) return b.CreateFDiv(c(1), b.CreateFAdd(c(1), fast_exp(b.CreateFNeg(x))));
+  // The float64 kernel's form, which never exponentiates a large positive number.
+  llvm::Value* e = exp(dtype, b.CreateFNeg(b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+  llvm::Value* one_plus_e = b.CreateFAdd(c(1), e);
+  return b.CreateSelect(b.CreateFCmpOGE(x, c(0)), b.CreateFDiv(c(1), one_plus_e),
+                        b.CreateFDiv(e, one_plus_e));
+}
+
+llvm::Value* KernelBuilder::tanh(DType dtype, llvm::Value* x) {
+  if (dtype != DType::f32) {
+    llvm::Value* args[] = {x};
+    return call("tanh", type(dtype), args);
+  }
+  const auto c = [&](double v) { return constant(dtype, v); };
+  llvm::Value* negative = b.CreateFCmpOLT(x, c(0));
+  llvm::Value* a = b.CreateSelect(negative, b.CreateFNeg(x), x);
+  llvm::Value* e = fast_exp(b.CreateFMul(c(-2.0f), a));
+  llvm::Value* large = b.CreateFDiv(b.CreateFSub(c(1), e), b.CreateFAdd(c(1), e));
+  llvm::Value* x2 = b.CreateFMul(x, x);
+  llvm::Value* series =
+      b.CreateFAdd(c(fast::kTanhSeries[1]), b.CreateFMul(x2, c(fast::kTanhSeries[2])));
+  series = b.CreateFAdd(c(fast::kTanhSeries[0]), b.CreateFMul(x2, series));
+  llvm::Value* small = b.CreateFMul(a, b.CreateFAdd(c(1.0f), b.CreateFMul(x2, series)));
+  llvm::Value* t = b.CreateSelect(b.CreateFCmpOLT(a, c(fast::kTanhSeriesBelow)), small, large);
+  return b.CreateSelect(negative, b.CreateFNeg(t), t);
+}
+
+}  // namespace weft

@@ -1,0 +1,107 @@
+// Lowering: how an op becomes LLVM IR. Each op's lowering is defined next to it in ops/ and
+// hooked into its OpDef; the compiler (compile.cpp) decides where values live and calls them.
+//
+// There are three kinds, and an op has exactly one:
+// - element: the value of one output element from its operands' values at that element. The
+//   compiler fuses chains of these into one loop that keeps intermediates in registers.
+// - view: the output's layout as a function of the input's (reshape, permute, expand, slice).
+//   No code: consumers read the input's buffer through the new strides.
+// - kernel: everything else (matmul, reductions, indexing, concat, random masks): emits code that
+//   reads strided inputs and writes a fresh contiguous output.
+#pragma once
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+
+#include <functional>
+#include <span>
+#include <string>
+
+#include "weft/autodiff/op.h"
+
+namespace weft {
+
+// A strided layout over a buffer, in elements.
+struct Layout {
+  Shape shape;
+  Shape strides;  // 0 on broadcast dimensions
+  int64_t offset = 0;
+};
+
+// An operand or result inside a kernel: the address of its element (0, ..., 0) and its strides.
+struct Access {
+  llvm::Value* data;
+  Shape shape;
+  Shape strides;
+  DType dtype;
+};
+
+// The IR-building help a lowering gets: types, constants, loops, loads and stores through a
+// layout, the fast float math shared with the eager kernels, and runtime failure.
+class KernelBuilder {
+ public:
+  KernelBuilder(llvm::IRBuilder<>& builder, llvm::Module& module, llvm::BasicBlock* fail_block);
+
+  llvm::IRBuilder<>& b;
+  llvm::Module& module;
+
+  llvm::Type* type(DType dtype) const;
+  llvm::Value* constant(DType dtype, double value) const;
+  llvm::Value* i64(int64_t value) const;
+
+  // The address of element `index` (one value per dimension) of `access`.
+  llvm::Value* address(const Access& access, std::span<llvm::Value* const> index);
+  llvm::Value* load(const Access& access, std::span<llvm::Value* const> index);
+  void store(const Access& access, std::span<llvm::Value* const> index, llvm::Value* value);
+
+  // Emits a counted loop 0 <= i < n around what `body` emits.
+  void loop(int64_t n, const std::function<void(llvm::Value* i)>& body);
+  // Nested loops over every index of `shape`, the last dimension innermost.
+  void for_each(const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body);
+
+  // When `condition` holds at run time, records `message` (a fmt format string with one {} for
+  // `value`) for jit_take_runtime_error() and ends the step with a failure status.
+  void fail_if(llvm::Value* condition, const std::string& message, llvm::Value* value);
+
+  // Calls a C function by name (libm, or a runtime shim of jit.h).
+  llvm::Value* call(const char* name, llvm::Type* result, std::span<llvm::Value* const> args);
+
+  // Conversion between element types with C++'s static_cast semantics.
+  llvm::Value* convert(llvm::Value* value, DType from, DType to);
+  // float32: the polynomials of runtime/fast_math.h, operation for operation (so results match
+  // the eager kernels bit for bit and loops vectorise); float64: libm, as the eager kernels.
+  llvm::Value* exp(DType dtype, llvm::Value* x);
+  llvm::Value* tanh(DType dtype, llvm::Value* x);
+  llvm::Value* sigmoid(DType dtype, llvm::Value* x);
+
+ private:
+  llvm::Value* fast_exp(llvm::Value* x);
+  llvm::BasicBlock* fail_block_;
+};
+
+struct ElementCall {
+  std::span<llvm::Value* const> args;  // the operands' element values
+  std::span<const DType> arg_dtypes;
+  DType dtype;  // the result's
+  const Attrs& attrs;
+};
+
+struct Lowering {
+  llvm::Value* (*element)(KernelBuilder& k, const ElementCall& call) = nullptr;
+  // Rewrites `layout` (the input's) into the output's; false when the input must be made
+  // contiguous first (reshape of a strided view).
+  bool (*view)(Layout& layout, const Attrs& attrs, const TensorSpec& output) = nullptr;
+  // Emits the op: reads `inputs`, writes every element of the contiguous `output`.
+  void (*kernel)(KernelBuilder& k, std::span<const Access> inputs, const Access& output,
+                 const Attrs& attrs) = nullptr;
+  // For kernels that need a particular layout of an operand (matmul: a GEMM-readable matrix):
+  // whether input `index` can be read as `layout`; the compiler copies it to a contiguous
+  // buffer otherwise. Null: any layout.
+  bool (*reads)(size_t index, const Layout& layout) = nullptr;
+};
+
+// The layout of a contiguous row-major tensor of `shape`.
+Layout contiguous_layout(const Shape& shape);
+bool is_contiguous(const Layout& layout);
+
+}  // namespace weft

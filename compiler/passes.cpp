@@ -1,0 +1,319 @@
+#include "weft/compiler/passes.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "weft/compiler/analysis.h"
+
+namespace weft {
+namespace {
+
+using Kind = GraphNode::Kind;
+
+// Folding makes, and CSE compares, constants of at most this many elements: zero states
+// broadcast to big shapes stay ops rather than become big tensors in the graph.
+constexpr int64_t small_constant = 4096;
+
+// ---- rebuild: the one way a pass changes a graph ------------------------------------------
+
+// Adds `node` (its inputs already ids in `out`) to `out` as it is; returns its id.
+int append(Graph& out, GraphNode node) {
+  out.nodes().push_back(std::move(node));
+  return static_cast<int>(out.nodes().size()) - 1;
+}
+
+// What becomes of one node of the old graph: `node` is a copy whose inputs are already ids in
+// `out`. Returns the id in `out` that replaces it: append(out, node) keeps it, and the rule may
+// add new nodes first.
+using Rule = std::function<int(Graph& out, const GraphNode& node)>;
+
+// A compacted graph made by asking `rule` about each node but the inputs, in id order, so that
+// ids stay in topological order. Inputs are kept, in order; other nodes whose `live` entry is
+// false (when given) are left out. Outputs and stores are renamed.
+Graph rebuild(const Graph& graph, const Rule& rule, const std::vector<bool>& live = {}) {
+  constexpr int dropped = -1;
+  Graph out;
+  std::vector<int> renamed(graph.nodes().size(), dropped);
+  const auto rename = [&](int id) {
+    WEFT_CHECK(renamed[id] != dropped, "rebuild: node %{} was dropped but is still read", id);
+    return renamed[id];
+  };
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    const bool is_input = graph.nodes()[i].kind == Kind::input;
+    if (!is_input && !live.empty() && !live[i]) continue;
+    GraphNode node = graph.nodes()[i];
+    for (int& input : node.inputs) input = rename(input);
+    if (is_input) {
+      renamed[i] = append(out, std::move(node));
+      continue;
+    }
+    renamed[i] = rule(out, node);
+    // A replacement with another shape or dtype is a bug in the pass: catch it here.
+    const TensorSpec& spec = out.node(renamed[i]).spec;
+    WEFT_CHECK(spec.shape == node.spec.shape && spec.dtype == node.spec.dtype,
+               "rebuild: node %{} ({} {}) replaced by a {} {} value", i,
+               dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(spec.dtype),
+               shape_str(spec.shape));
+  }
+  for (const GraphOutput& output : graph.outputs)
+    out.outputs.push_back({output.name, rename(output.node)});
+  for (const GraphStore& store : graph.stores)
+    out.stores.push_back({.input = rename(store.input), .value = rename(store.value)});
+  return out;
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+bool is_op(const GraphNode& node, std::string_view name) {
+  return node.kind == Kind::op && node.op->name == name;
+}
+
+bool same_spec(const TensorSpec& a, const TensorSpec& b) {
+  return a.shape == b.shape && a.dtype == b.dtype;
+}
+
+// Whether `node` is a constant whose every element equals `value`.
+bool filled_with(const GraphNode& node, double value) {
+  if (node.kind != Kind::constant) return false;
+  const std::vector<double> values = node.value.to_vector<double>();
+  return std::all_of(values.begin(), values.end(), [&](double v) { return v == value; });
+}
+
+bool is_identity(const std::vector<int64_t>& order) {
+  for (size_t i = 0; i < order.size(); ++i)
+    if (order[i] != static_cast<int64_t>(i)) return false;
+  return true;
+}
+
+const OpDef& op_named(std::string_view name) {
+  const OpDef* op = find_op(name);
+  WEFT_CHECK(op != nullptr, "passes: no op named '{}' is registered", name);
+  return *op;
+}
+
+// One operand of a concat and the range [start, stop) it fills along the concat's axis.
+struct Part {
+  int node;
+  int64_t start, stop;
+};
+
+std::vector<Part> parts_of(const Graph& out, const GraphNode& concat) {
+  const int64_t axis = concat.attrs.integer("axis");
+  std::vector<Part> parts;
+  int64_t start = 0;
+  for (int input : concat.inputs) {
+    const int64_t stop = start + out.node(input).spec.shape[axis];
+    parts.push_back({input, start, stop});
+    start = stop;
+  }
+  return parts;
+}
+
+// ---- algebraic simplification: rewrites of one node, nullopt where they do not apply -------
+
+// x+0, 0+x, x-0, x*1, 1*x and x/1, when the constant neither broadcasts x nor changes its dtype.
+std::optional<int> drop_identity(Graph& out, const GraphNode& node) {
+  struct Unit {
+    std::string_view op;
+    double value;
+    bool commutes;
+  };
+  static constexpr Unit units[] = {
+      {"add", 0, true}, {"sub", 0, false}, {"mul", 1, true}, {"div", 1, false}};
+  for (const Unit& unit : units) {
+    if (!is_op(node, unit.op)) continue;
+    for (const size_t side : {size_t{1}, size_t{0}}) {  // the operand that may be the unit
+      const int x = node.inputs[1 - side];
+      if ((side == 1 || unit.commutes) && filled_with(out.node(node.inputs[side]), unit.value) &&
+          same_spec(out.node(x).spec, node.spec))
+        return x;
+    }
+  }
+  return std::nullopt;
+}
+
+// reshape, expand, slice and cast to the operand's own shape and dtype, and permute in order.
+std::optional<int> drop_no_op(Graph& out, const GraphNode& node) {
+  if (node.kind != Kind::op || node.inputs.size() != 1) return std::nullopt;
+  const int x = node.inputs[0];
+  const std::string_view name = node.op->name;
+  if (name == "permute")
+    return is_identity(node.attrs.integers("order")) ? std::optional(x) : std::nullopt;
+  if ((name == "reshape" || name == "expand" || name == "slice" || name == "cast") &&
+      same_spec(out.node(x).spec, node.spec))
+    return x;
+  return std::nullopt;
+}
+
+// reshape(reshape x) is one reshape, permute(permute x) one permute, neg(neg x) is x.
+std::optional<int> compose(Graph& out, const GraphNode& node) {
+  if (node.kind != Kind::op || node.inputs.size() != 1) return std::nullopt;
+  const GraphNode& inner = out.node(node.inputs[0]);
+  if (inner.kind != Kind::op || inner.op != node.op) return std::nullopt;
+  const int x = inner.inputs[0];
+  const std::string_view name = node.op->name;
+  if (name == "neg") return x;
+  if (name == "reshape")
+    return same_spec(out.node(x).spec, node.spec)
+               ? x
+               : out.add_op(*node.op, {{"shape", node.spec.shape}}, {x}, node.spec);
+  if (name == "permute") {
+    // Axis i of the result is axis outer[i] of the inner result, which is axis first[outer[i]].
+    const std::vector<int64_t>& first = inner.attrs.integers("order");
+    std::vector<int64_t> order;
+    for (int64_t axis : node.attrs.integers("order")) order.push_back(first[axis]);
+    return is_identity(order) ? x : out.add_op(*node.op, {{"order", order}}, {x}, node.spec);
+  }
+  return std::nullopt;
+}
+
+// A slice of a concat that falls inside one part is that part, or a slice of it.
+std::optional<int> slice_of_concat(Graph& out, const GraphNode& node) {
+  if (!is_op(node, "slice")) return std::nullopt;
+  const GraphNode& source = out.node(node.inputs[0]);
+  const int64_t axis = node.attrs.integer("axis");
+  if (!is_op(source, "concat") || source.attrs.integer("axis") != axis) return std::nullopt;
+  const int64_t start = node.attrs.integer("start"), stop = node.attrs.integer("stop");
+  for (const Part& part : parts_of(out, source)) {
+    if (start < part.start || part.stop < stop) continue;
+    if (start == part.start && stop == part.stop) return part.node;
+    return out.add_op(*node.op,
+                      {{"axis", axis}, {"start", start - part.start}, {"stop", stop - part.start}},
+                      {part.node}, node.spec);
+  }
+  return std::nullopt;
+}
+
+// add(concat A, concat B) along one axis where no non-zero part of A overlaps a non-zero part of
+// B: one concat of the non-zero parts, the gaps between them filled with zeros. This is how the
+// tape sums the zero-padded gradients of T slices of one tensor, O(T²) work as T adds.
+std::optional<int> join_padded(Graph& out, const GraphNode& node) {
+  if (!is_op(node, "add")) return std::nullopt;
+  const GraphNode& a = out.node(node.inputs[0]);
+  const GraphNode& b = out.node(node.inputs[1]);
+  if (!is_op(a, "concat") || !is_op(b, "concat") || a.attrs != b.attrs ||
+      !same_spec(a.spec, node.spec) || !same_spec(b.spec, node.spec))
+    return std::nullopt;
+  const Attrs attrs = a.attrs;  // out grows below, which moves its nodes
+  const int64_t axis = attrs.integer("axis");
+  std::vector<Part> zero_parts, kept;
+  for (const GraphNode* side : {&a, &b})
+    for (const Part& part : parts_of(out, *side))
+      if (part.start < part.stop)
+        (filled_with(out.node(part.node), 0) ? zero_parts : kept).push_back(part);
+  std::sort(kept.begin(), kept.end(),
+            [](const Part& p, const Part& q) { return p.start < q.start; });
+  for (size_t i = 1; i < kept.size(); ++i)
+    if (kept[i].start < kept[i - 1].stop) return std::nullopt;  // both add values there
+
+  std::vector<int> pieces;
+  int64_t at = 0;
+  const auto zeros_until = [&](int64_t stop) {
+    if (at == stop) return;
+    const auto same = std::find_if(zero_parts.begin(), zero_parts.end(), [&](const Part& part) {
+      return part.start == at && part.stop == stop;
+    });
+    Shape shape = node.spec.shape;
+    shape[axis] = stop - at;
+    pieces.push_back(same != zero_parts.end()
+                         ? same->node
+                         : out.add_constant(zeros(shape, {.dtype = node.spec.dtype})));
+    at = stop;
+  };
+  for (const Part& part : kept) {
+    zeros_until(part.start);
+    pieces.push_back(part.node);
+    at = part.stop;
+  }
+  zeros_until(node.spec.shape[axis]);
+  return pieces.size() == 1 ? pieces[0] : out.add_op(op_named("concat"), attrs, pieces, node.spec);
+}
+
+// ---- the passes -----------------------------------------------------------------------------
+
+// Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
+// an op, a random draw for the lowering to generate.
+Graph constant_folding(const Graph& graph) {
+  return rebuild(graph, [](Graph& out, const GraphNode& node) {
+    if (node.kind != Kind::op || node.op->name == "dropout_mask" ||
+        shape_numel(node.spec.shape) > small_constant)
+      return append(out, node);
+    std::vector<Tensor> args;
+    for (int input : node.inputs) {
+      if (out.node(input).kind != Kind::constant) return append(out, node);
+      args.push_back(out.node(input).value);
+    }
+    NoGrad no_grad;
+    return out.add_constant(apply(*node.op, std::move(args), node.attrs));
+  });
+}
+
+// Identities, no-op shape ops, chains of shape ops, slices of concats, and sums of zero-padded
+// slice gradients, each rewritten to less work.
+Graph algebraic_simplification(const Graph& graph) {
+  return rebuild(graph, [](Graph& out, const GraphNode& node) {
+    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat, join_padded})
+      if (const std::optional<int> id = rewrite(out, node)) return *id;
+    return append(out, node);
+  });
+}
+
+// A small constant's identity: dtype, shape and the bytes of its values.
+std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
+  const Tensor dense = value.is_contiguous() ? value : value.copy();
+  const char* bytes = static_cast<const char*>(dense.raw_data());
+  return {dense.dtype(), dense.shape(),
+          std::string(bytes, bytes + dense.numel() * dtype_size(dense.dtype()))};
+}
+
+// Ops with the same op, attrs and inputs, and equal small constants, are computed once
+// (dropout_mask included: its mask is a function of its attrs).
+Graph common_subexpressions(const Graph& graph) {
+  std::map<std::tuple<DType, Shape, std::string>, int> constants;
+  std::map<std::pair<const OpDef*, std::vector<int>>, std::vector<int>> ops;  // by op and inputs
+  return rebuild(graph, [&](Graph& out, const GraphNode& node) {
+    if (node.kind == Kind::constant) {
+      if (node.value.numel() > small_constant) return append(out, node);
+      const auto key = constant_key(node.value);
+      if (const auto found = constants.find(key); found != constants.end()) return found->second;
+      return constants[key] = append(out, node);
+    }
+    std::vector<int>& same = ops[{node.op, node.inputs}];
+    for (int id : same)
+      if (out.node(id).attrs == node.attrs) return id;
+    same.push_back(append(out, node));
+    return same.back();
+  });
+}
+
+// Nodes that no output or store needs are removed; inputs stay.
+Graph dead_code(const Graph& graph) { return rebuild(graph, append, needed(graph)); }
+
+}  // namespace
+
+const std::vector<Pass>& pipeline() {
+  static const std::vector<Pass> passes = {
+      {"fold", "ops on small constants become constants", constant_folding},
+      {"simplify", "identities, no-op shape ops, joined zero-padded slice gradients",
+       algebraic_simplification},
+      {"cse", "equal ops on the same inputs, and equal small constants, merged",
+       common_subexpressions},
+      {"dce", "nodes no output or store needs removed", dead_code},
+  };
+  return passes;
+}
+
+Graph optimize(const Graph& graph,
+               const std::function<void(const Pass&, const Graph&)>& after_each) {
+  Graph current = graph;
+  for (const Pass& pass : pipeline()) {
+    current = pass.run(current);
+    if (after_each) after_each(pass, current);
+  }
+  return current;
+}
+
+}  // namespace weft

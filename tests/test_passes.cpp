@@ -1,0 +1,466 @@
+// The optimisation passes: each one fires where it should and keeps the step's values; whole
+// captured training steps keep their outputs and stores through optimize().
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+#include <set>
+
+#include "weft/compiler/analysis.h"
+#include "weft/compiler/graph.h"
+#include "weft/compiler/passes.h"
+#include "weft/weft.h"
+
+namespace weft {
+namespace {
+
+using Named = std::vector<std::pair<std::string, Tensor>>;
+
+const Pass& pass_named(std::string_view name) {
+  for (const Pass& pass : pipeline())
+    if (pass.name == name) return pass;
+  throw Error("no pass named '{}'", name);
+}
+
+// How many nodes run `op`; "constant" counts constants and "ops" every op.
+int count(const Graph& graph, std::string_view op) {
+  return static_cast<int>(
+      std::count_if(graph.nodes().begin(), graph.nodes().end(), [&](const GraphNode& node) {
+        if (node.kind == GraphNode::Kind::constant) return op == "constant";
+        return node.kind == GraphNode::Kind::op && (op == "ops" || node.op->name == op);
+      }));
+}
+
+std::vector<Tensor> copies(const std::vector<Tensor>& tensors) {
+  std::vector<Tensor> result;
+  for (const Tensor& t : tensors) result.push_back(t.copy());
+  return result;
+}
+
+// Both graphs on copies of `inputs`: the same outputs, and the same values stored.
+void expect_same_values(const Graph& original, const Graph& optimized,
+                        const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> want_inputs = copies(inputs), got_inputs = copies(inputs);
+  const std::vector<Tensor> want = evaluate(original, want_inputs);
+  const std::vector<Tensor> got = evaluate(optimized, got_inputs);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_TRUE(allclose(got[i], want[i], 1e-6, 1e-6))
+        << "output " << original.outputs[i].name << ": " << got[i].to_string() << " vs "
+        << want[i].to_string();
+  for (size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_TRUE(allclose(got_inputs[i], want_inputs[i], 1e-6, 1e-6))
+        << "input " << original.node(original.input_ids()[i]).name << " after the stores";
+}
+
+struct PassCase {
+  const char* name;
+  std::vector<std::string_view> passes;              // run in this order
+  Tensor (*step)(const Tensor& x, const Tensor& y);  // x, y: float32 (2, 3)
+  const char* counted;                               // an op name, "constant" or "ops"
+  int before, after;
+};
+
+const std::vector<PassCase> pass_cases = {
+    {"fold_constant_math",
+     {"fold", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return x + exp(zeros({2, 3}) * 2.0);
+     },
+     "ops",
+     3,
+     1},
+    {"fold_keeps_big_results",
+     {"fold", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return x + sum(exp(zeros({2, 3, 2000})), {2});
+     },
+     "exp",
+     1,
+     1},
+    {"fold_keeps_dropout_masks",
+     {"fold", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return x * dropout_mask({2, 3}, DType::f32, 0.5);
+     },
+     "dropout_mask",
+     1,
+     1},
+    {"add_zero",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return (0.0 + x) + zeros({2, 3});
+     },
+     "add",
+     2,
+     0},
+    {"sub_zero",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) { return x - 0.0; },
+     "sub",
+     1,
+     0},
+    {"mul_one",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return 1.0 * x * ones({2, 3});
+     },
+     "mul",
+     2,
+     0},
+    {"div_one",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) { return x / 1.0; },
+     "div",
+     1,
+     0},
+    {"identity_that_broadcasts_stays",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return x + zeros({4, 2, 3});
+     },
+     "add",
+     1,
+     1},
+    {"zero_minus_x_stays",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) { return 0.0 - x; },
+     "sub",
+     1,
+     1},
+    {"no_op_shape_ops",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return cast(slice(expand(permute(reshape(x, {2, 3}), {0, 1}), {2, 3}), 1, 0, 3), DType::f32);
+     },
+     "ops",
+     5,
+     0},
+    {"reshape_of_reshape",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return reshape(reshape(x, {6}), {3, 2});
+     },
+     "reshape",
+     2,
+     1},
+    {"reshape_back",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return reshape(reshape(x, {3, 2}), {2, 3});
+     },
+     "reshape",
+     2,
+     0},
+    {"permute_of_permute",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return permute(permute(reshape(x, {1, 2, 3}), {1, 2, 0}), {1, 0, 2});
+     },
+     "permute",
+     2,
+     1},
+    {"permute_back",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) {
+       return permute(permute(x, {1, 0}), {1, 0});
+     },
+     "permute",
+     2,
+     0},
+    {"neg_neg",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor&) { return -(-x); },
+     "neg",
+     2,
+     0},
+    {"slice_is_a_part",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return slice(concat({x, y}, 1), 1, 3, 6);
+     },
+     "ops",
+     2,
+     0},
+    {"slice_inside_a_part",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return slice(concat({x, y}, 1), 1, 4, 6);
+     },
+     "concat",
+     1,
+     0},
+    {"slice_across_parts_stays",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return slice(concat({x, y}, 1), 1, 2, 4);
+     },
+     "concat",
+     1,
+     1},
+    {"join_two_padded",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return concat({x, zeros({2, 3})}, 1) + concat({zeros({2, 3}), y}, 1);
+     },
+     "add",
+     1,
+     0},
+    {"join_uneven_parts",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return concat({zeros({2, 2}), x, zeros({2, 1})}, 1) +
+              concat({slice(y, 1, 0, 2), zeros({2, 4})}, 1);
+     },
+     "add",
+     1,
+     0},
+    {"join_chain",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return concat({x, zeros({2, 6})}, 1) + concat({zeros({2, 3}), y, zeros({2, 3})}, 1) +
+              concat({zeros({2, 6}), x * y}, 1);
+     },
+     "add",
+     2,
+     0},
+    {"join_overlapping_stays",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return concat({x, zeros({2, 3})}, 1) + concat({y, zeros({2, 3})}, 1);
+     },
+     "add",
+     1,
+     1},
+    {"cse_ops",
+     {"cse", "dce"},
+     [](const Tensor& x, const Tensor&) { return exp(x) + exp(x); },
+     "exp",
+     2,
+     1},
+    {"cse_constants",
+     {"cse", "dce"},
+     [](const Tensor& x, const Tensor& y) { return x * 2.0 + y * 2.0; },
+     "constant",
+     2,
+     1},
+    {"cse_other_attrs_stay",
+     {"cse", "dce"},
+     [](const Tensor& x, const Tensor&) { return slice(x, 1, 0, 1) + slice(x, 1, 1, 2); },
+     "slice",
+     2,
+     2},
+    {"dce_unused",
+     {"dce"},
+     [](const Tensor& x, const Tensor& y) {
+       exp(y);
+       return x * 2.0;
+     },
+     "exp",
+     1,
+     0},
+    {"dce_keeps_stores",
+     {"dce"},
+     [](const Tensor& x, const Tensor& y) {
+       y.assign_(exp(x));
+       return x * 2.0;
+     },
+     "exp",
+     1,
+     1},
+};
+
+TEST(Passes, EachPassFiresWhereItShouldAndKeepsTheValues) {
+  for (const PassCase& c : pass_cases) {
+    SCOPED_TRACE(c.name);
+    Generator gen(7);
+    const std::vector<Tensor> inputs = {randn({2, 3}, {}, gen), randn({2, 3}, {}, gen)};
+    const std::vector<Tensor> captured = copies(inputs);  // a step with stores changes them
+    const Graph graph = capture({{"x", captured[0]}, {"y", captured[1]}}, [&]() -> Named {
+      return {{"out", c.step(captured[0], captured[1])}};
+    });
+    Graph optimized = graph;
+    for (std::string_view name : c.passes) optimized = pass_named(name).run(optimized);
+    EXPECT_EQ(count(graph, c.counted), c.before) << graph.to_text();
+    EXPECT_EQ(count(optimized, c.counted), c.after) << optimized.to_text();
+    EXPECT_EQ(optimized.input_ids().size(), 2u);
+    expect_same_values(graph, optimized, inputs);
+    expect_same_values(graph, optimize(graph), inputs);
+  }
+}
+
+TEST(Passes, PipelineNamesAreUniqueAndDescribed) {
+  std::set<std::string_view> names;
+  for (const Pass& pass : pipeline()) {
+    EXPECT_FALSE(pass.name.empty());
+    EXPECT_FALSE(pass.summary.empty()) << pass.name;
+    EXPECT_NE(pass.run, nullptr) << pass.name;
+    EXPECT_TRUE(names.insert(pass.name).second) << pass.name << " twice";
+  }
+  // Algebraic simplification and CSE leave dead nodes behind for DCE.
+  const auto position = [&](std::string_view name) {
+    return std::find_if(pipeline().begin(), pipeline().end(),
+                        [&](const Pass& pass) { return pass.name == name; }) -
+           pipeline().begin();
+  };
+  EXPECT_LT(position("simplify"), position("dce"));
+  EXPECT_LT(position("cse"), position("dce"));
+}
+
+TEST(Passes, OptimizeShowsEachPassInOrder) {
+  const Tensor x = tensor({1, 2, 3});
+  const Graph graph = capture({{"x", x}}, [&]() -> Named {
+    return {{"y", exp(x) + exp(x) + 0.0}};
+  });
+  std::vector<std::string_view> seen;
+  const Graph optimized = optimize(graph, [&](const Pass& pass, const Graph& after) {
+    seen.push_back(pass.name);
+    EXPECT_EQ(after.outputs.size(), 1u);
+  });
+  std::vector<std::string_view> names;
+  for (const Pass& pass : pipeline()) names.push_back(pass.name);
+  EXPECT_EQ(seen, names);
+  EXPECT_EQ(optimized.to_text(),
+            "%0 = input \"x\" : float32 (3,)\n%1 = exp(%0) : float32 (3,)\n"
+            "%2 = add(%1, %1) : float32 (3,)\noutput \"y\" = %2\n");
+}
+
+TEST(Passes, UnusedInputsStayInOrder) {
+  const Tensor a = tensor({1}), b = tensor({2}), c = tensor({3});
+  const Graph graph = capture({{"a", a}, {"b", b}, {"c", c}}, [&]() -> Named {
+    return {{"y", c * 2.0}};
+  });
+  const Graph optimized = optimize(graph);
+  std::vector<std::string> names;
+  for (int id : optimized.input_ids()) names.push_back(optimized.node(id).name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(Passes, AnalysisOrdersAndFindsWhatIsNeeded) {
+  const Tensor x = tensor({1, 2}), y = tensor({3, 4});
+  const Graph graph = capture({{"x", x}, {"y", y}}, [&]() -> Named {
+    exp(y);
+    return {{"z", tanh(x) * x}};
+  });
+  // %0 x, %1 y, %2 exp(y), %3 tanh(x), %4 mul
+  EXPECT_EQ(needed(graph), (std::vector<bool>{true, false, false, true, true}));
+  const std::vector<int> order = topological_order(graph);
+  ASSERT_EQ(order.size(), graph.nodes().size());
+  std::vector<size_t> position(order.size());
+  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = i;
+  for (size_t id = 0; id < graph.nodes().size(); ++id)
+    for (int input : graph.nodes()[id].inputs) EXPECT_LT(position[input], position[id]);
+}
+
+// ---- whole captured steps -----------------------------------------------------------------
+
+constexpr int64_t batch = 3, features = 2;
+
+// Forward, mean squared error, gradients of every weight, and an SGD update stored back.
+Graph training_step(Sequential& model, const Tensor& x, const Tensor& y) {
+  Named inputs = {{"x", x}, {"y", y}};
+  std::vector<Tensor> weights;
+  for (Weight* w : model.weights()) {
+    weights.push_back(w->value);
+    inputs.push_back({fmt::format("w{}", weights.size()), w->value});
+  }
+  return capture(inputs, [&]() -> Named {
+    const Tensor loss = mean(square(model.call(x, true) - y));
+    const std::vector<Tensor> grads = grad({loss}, weights);
+    NoGrad no_grad;
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].assign_(weights[i] - grads[i] * 0.1);
+    return {{"loss", loss}};
+  });
+}
+
+TEST(Passes, OptimizedTrainingStepsKeepOutputsAndStores) {
+  const std::vector<std::pair<std::string, std::function<Sequential()>>> models = {
+      {"dense_lstm",
+       [] {
+         return Sequential{Dense(4).input_shape({5, features}), LSTM(6), Dense(1)};
+       }},
+      {"gru",
+       [] {
+         return Sequential{GRU(5).input_shape({5, features}), Dense(1)};
+       }},
+  };
+  for (const auto& [name, make] : models) {
+    SCOPED_TRACE(name);
+    Sequential model = make();
+    model.build({5, features});
+    Generator gen(3);
+    const Tensor x = randn({batch, 5, features}, {}, gen), y = randn({batch, 1}, {}, gen);
+    std::vector<Tensor> inputs = {x, y};
+    for (Weight* w : model.weights()) inputs.push_back(w->value.copy());
+    const Graph graph = training_step(model, x, y);
+    const Graph optimized = optimize(graph);
+    EXPECT_EQ(optimized.stores.size(), graph.stores.size());
+    EXPECT_LT(optimized.nodes().size(), graph.nodes().size());
+    expect_same_values(graph, optimized, inputs);
+  }
+}
+
+// Elements computed by add nodes.
+int64_t add_elements(const Graph& graph) {
+  int64_t total = 0;
+  for (const GraphNode& node : graph.nodes())
+    if (node.kind == GraphNode::Kind::op && node.op->name == "add")
+      total += shape_numel(node.spec.shape);
+  return total;
+}
+
+struct LstmStep {
+  Graph graph;
+  std::vector<Tensor> inputs;
+};
+
+// d sum(LSTM(8)(x)) / d weights over `steps` time steps.
+LstmStep lstm_gradient_step(int64_t steps) {
+  LSTM lstm(8);
+  Generator gen(5);
+  lstm.build_for({steps, features}, gen);
+  const Tensor x = randn({batch, steps, features}, {}, gen);
+  Named inputs = {{"x", x}};
+  std::vector<Tensor> weights, values = {x};
+  for (Weight* w : lstm.weights()) {
+    weights.push_back(w->value);
+    values.push_back(w->value);
+    inputs.push_back({w->name, w->value});
+  }
+  Graph graph = capture(inputs, [&]() -> Named {
+    CallContext context{.training = true};
+    const std::vector<Tensor> grads = grad({lstm.call(x, context).sum()}, weights);
+    Named outputs;
+    for (size_t i = 0; i < grads.size(); ++i)
+      outputs.push_back({lstm.weights()[i]->name, grads[i]});
+    return outputs;
+  });
+  return {std::move(graph), values};
+}
+
+TEST(Passes, SliceGradientsOfAnLstmAreJoinedIntoLinearWork) {
+  std::vector<int64_t> before, after;
+  for (int64_t steps : {10, 20}) {
+    const LstmStep step = lstm_gradient_step(steps);
+    const Graph optimized = optimize(step.graph);
+    const OpDef* concat_op = find_op("concat");
+    for (const GraphNode& node : optimized.nodes()) {
+      if (node.kind != GraphNode::Kind::op || node.op->name != "add") continue;
+      EXPECT_FALSE(optimized.node(node.inputs[0]).op == concat_op &&
+                   optimized.node(node.inputs[1]).op == concat_op)
+          << "an add of two concats is left";
+    }
+    expect_same_values(step.graph, optimized, step.inputs);
+    before.push_back(add_elements(step.graph));
+    after.push_back(add_elements(optimized));
+    std::cout << "LSTM(8), T=" << steps << ": elements computed by add nodes " << before.back()
+              << " -> " << after.back() << "\n";
+  }
+  // Twice the steps: well over twice the work before (quadratic), about twice after (linear).
+  EXPECT_GT(before[1], 3 * before[0]);
+  EXPECT_LT(after[1], 2.2 * after[0]);
+  EXPECT_LT(after[1] * 5, before[1]);
+}
+
+}  // namespace
+}  // namespace weft

@@ -89,6 +89,8 @@ class Tracer {
   virtual void on_op(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs,
                      const Tensor& output) = 0;
   virtual void on_assign(const Tensor& target, const Tensor& source) = 0;
+  // copy() makes a tensor without an op: to a tracer it holds its source's value.
+  virtual void on_copy(const Tensor& source, const Tensor& copy) = 0;
 };
 // The tracer of this thread (null when none).
 Tracer* active_tracer();

@@ -95,6 +95,7 @@ Tensor Tensor::detach() const {
 Tensor Tensor::copy() const {
   Tensor out = empty(shape(), {.dtype = dtype()});
   copy_into(out, *this);
+  if (Tracer* tracer = active_tracer()) tracer->on_copy(*this, out);
   return out;
 }
 

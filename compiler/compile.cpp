@@ -133,6 +133,8 @@ class Planner {
         plan_element(static_cast<int>(id));
       else if (lowering.view != nullptr)
         plan_view(static_cast<int>(id), lowering);
+      else if (lowering.region != nullptr)
+        plan_regions(static_cast<int>(id), lowering);
       else
         plan_kernel(static_cast<int>(id), lowering);
     }
@@ -238,7 +240,8 @@ class Planner {
   void plan_element(int id) {
     const GraphNode& node = graph_.node(id);
     auto joinable = [&](int g) {
-      return g >= 0 && groups_[g].open && groups_[g].shape == node.spec.shape;
+      return g >= 0 && groups_[g].open && groups_[g].shape == node.spec.shape &&
+             static_cast<int>(groups_[g].members.size()) < kMaxGroupSize;
     };
     int joined = -1;
     for (int input : node.inputs) {
@@ -282,6 +285,21 @@ class Planner {
                  "compile: internal error: {} refuses a contiguous input", describe(graph_, id));
     }
     places_[id] = {place.buffer, layout, node.spec.dtype};
+  }
+
+  void plan_regions(int id, const Lowering& lowering) {
+    const GraphNode& node = graph_.node(id);
+    std::vector<Shape> shapes;
+    std::vector<Place> sources;
+    for (int input : node.inputs) {
+      shapes.push_back(graph_.node(input).spec.shape);
+      sources.push_back(materialized(input));
+    }
+    places_[id] = new_value(id);
+    const Place output = places_[id];
+    for (size_t i = 0; i < node.inputs.size(); ++i)
+      copy(sources[i],
+           {output.buffer, lowering.region(i, output.layout, node.attrs, shapes), output.dtype});
   }
 
   void plan_kernel(int id, const Lowering& lowering) {
@@ -362,6 +380,9 @@ class Planner {
   }
 
   static constexpr int kGroupsSearched = 8;
+  // Beyond this a loop body gains little and LLVM's instruction scheduler (quadratic in a block's
+  // size) dominates compile time.
+  static constexpr int kMaxGroupSize = 24;
   std::vector<Group> groups_;
 };
 
@@ -376,53 +397,39 @@ class Emitter {
   // 2 when `finite_output` was not finite (the stores skipped).
   void emit_step(const std::string& finite_output, int64_t slots_before_constants) {
     llvm::Type* ptr = b_.getPtrTy();
-    auto* step = llvm::Function::Create(llvm::FunctionType::get(b_.getInt32Ty(), {ptr, ptr}, false),
-                                        llvm::Function::ExternalLinkage, "step", module_);
-    b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", step));
-    auto* failed = llvm::BasicBlock::Create(context_, "failed", step);
-    llvm::Value* buffers = step->getArg(0);
-    llvm::Value* arena = step->getArg(1);
-    std::map<int, llvm::Value*> slot_pointers;
-    auto pointer = [&](const Place& place) -> llvm::Value* {
-      const Buffer& buffer = plan_.buffers_[place.buffer];
-      llvm::Value* base;
-      if (buffer.kind == Buffer::Kind::arena) {
-        base = b_.CreateConstInBoundsGEP1_64(b_.getInt8Ty(), arena,
-                                             static_cast<uint64_t>(buffer.offset));
-      } else {
-        const int64_t slot = slot_index(buffer, slots_before_constants);
-        llvm::Value*& loaded = slot_pointers[static_cast<int>(slot)];
-        if (loaded == nullptr) {
-          llvm::IRBuilder<> at_entry(&step->getEntryBlock(), step->getEntryBlock().begin());
-          loaded = at_entry.CreateLoad(
-              ptr, at_entry.CreateConstInBoundsGEP1_64(ptr, buffers, static_cast<uint64_t>(slot)));
+    step_ = llvm::Function::Create(llvm::FunctionType::get(b_.getInt32Ty(), {ptr, ptr}, false),
+                                   llvm::Function::ExternalLinkage, "step", module_);
+    // Only a list of calls (and loops of them): optimising it buys nothing, while LLVM's
+    // instruction scheduler is quadratic in the size of the one block O3 would make of it.
+    step_->addFnAttr(llvm::Attribute::OptimizeNone);
+    step_->addFnAttr(llvm::Attribute::NoInline);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", step_));
+    failed_ = llvm::BasicBlock::Create(context_, "failed", step_);
+    std::vector<Site> sites;
+    for (const Call& call : plan_.calls_) {
+      Site site{kernel_for(call), {}};
+      for (const std::vector<Place>* places : {&call.reads, &call.writes})
+        for (const Place& place : *places) {
+          const Buffer& buffer = plan_.buffers_[place.buffer];
+          const int64_t element_bytes =
+              place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
+          site.args.push_back(buffer.kind == Buffer::Kind::arena
+                                  ? Arg{-1, buffer.offset + element_bytes}
+                                  : Arg{slot_index(buffer, slots_before_constants), element_bytes});
         }
-        base = loaded;
-      }
-      return b_.CreateConstInBoundsGEP1_64(type(place.dtype), base,
-                                           static_cast<uint64_t>(place.layout.offset));
-    };
-    for (size_t c = 0; c < plan_.calls_.size(); ++c) {
-      if (static_cast<int>(c) == plan_.first_store_ && !finite_output.empty())
-        guard_finite(finite_output, pointer, step);
-      const Call& call = plan_.calls_[c];
-      llvm::Function* kernel = kernel_for(call);
-      std::vector<llvm::Value*> args;
-      for (const Place& place : call.reads) args.push_back(pointer(place));
-      for (const Place& place : call.writes) args.push_back(pointer(place));
-      llvm::Value* status = b_.CreateCall(kernel, args);
-      auto* next = llvm::BasicBlock::Create(context_, "next", step);
-      b_.CreateCondBr(b_.CreateICmpNE(status, b_.getInt32(0)), failed, next);
-      b_.SetInsertPoint(next);
+      sites.push_back(std::move(site));
     }
-    if (plan_.first_store_ == static_cast<int>(plan_.calls_.size()) && !finite_output.empty())
-      guard_finite(finite_output, pointer, step);
+    const auto first_store = static_cast<size_t>(plan_.first_store_);
+    emit_sites(sites, 0, first_store);
+    if (!finite_output.empty()) guard_finite(finite_output, slots_before_constants);
+    emit_sites(sites, first_store, sites.size());
     b_.CreateRet(b_.getInt32(0));
-    b_.SetInsertPoint(failed);
+    b_.SetInsertPoint(failed_);
     b_.CreateRet(b_.getInt32(1));
   }
 
   int64_t distinct_kernels() const { return static_cast<int64_t>(kernels_.size()); }
+  int64_t rolled_calls() const { return rolled_calls_; }
   const std::vector<std::string>& call_names() const { return call_names_; }
 
   // Inputs, then outputs (their slots already follow the inputs), then constants.
@@ -432,13 +439,117 @@ class Emitter {
   }
 
  private:
+  // A kernel argument: bytes into a buffer of the pointer array (slot), or into the arena (-1).
+  struct Arg {
+    int64_t slot;
+    int64_t bytes;
+  };
+  struct Site {
+    llvm::Function* kernel;
+    std::vector<Arg> args;
+  };
+
   llvm::Type* type(DType dtype) {
     KernelBuilder k(b_, module_, nullptr);
     return k.type(dtype);
   }
 
-  template <typename Pointer>
-  void guard_finite(const std::string& name, Pointer& pointer, llvm::Function* step) {
+  llvm::Value* base(int64_t slot) {
+    if (slot < 0) return step_->getArg(1);
+    llvm::Value*& loaded = slot_pointers_[slot];
+    if (loaded == nullptr) {
+      llvm::IRBuilder<> at_entry(&step_->getEntryBlock(), step_->getEntryBlock().begin());
+      loaded = at_entry.CreateLoad(
+          b_.getPtrTy(), at_entry.CreateConstInBoundsGEP1_64(b_.getPtrTy(), step_->getArg(0),
+                                                             static_cast<uint64_t>(slot)));
+    }
+    return loaded;
+  }
+
+  // Calls the site's kernel with every argument moved by `repeat` times its `delta`.
+  void emit_call(const Site& site, llvm::Value* repeat, const std::vector<int64_t>& deltas) {
+    std::vector<llvm::Value*> args;
+    for (size_t a = 0; a < site.args.size(); ++a) {
+      llvm::Value* bytes = b_.getInt64(site.args[a].bytes);
+      if (repeat != nullptr && deltas[a] != 0)
+        bytes = b_.CreateAdd(bytes, b_.CreateMul(repeat, b_.getInt64(deltas[a])));
+      args.push_back(b_.CreateInBoundsGEP(b_.getInt8Ty(), base(site.args[a].slot), bytes));
+    }
+    llvm::Value* status = b_.CreateCall(site.kernel, args);
+    auto* next = llvm::BasicBlock::Create(context_, "next", step_);
+    b_.CreateCondBr(b_.CreateICmpNE(status, b_.getInt32(0)), failed_, next);
+    b_.SetInsertPoint(next);
+  }
+
+  // Whether sites [first, first + period) repeat at `first + repeat * period` with every
+  // argument moved by `repeat` times its delta (deltas: per site, per argument).
+  static bool repeats(const std::vector<Site>& sites, size_t first, size_t period, size_t repeat,
+                      const std::vector<std::vector<int64_t>>& deltas) {
+    for (size_t j = 0; j < period; ++j) {
+      const Site& a = sites[first + j];
+      const Site& b = sites[first + repeat * period + j];
+      if (a.kernel != b.kernel) return false;
+      for (size_t k = 0; k < a.args.size(); ++k)
+        if (a.args[k].slot != b.args[k].slot ||
+            b.args[k].bytes != a.args[k].bytes + static_cast<int64_t>(repeat) * deltas[j][k])
+          return false;
+    }
+    return true;
+  }
+
+  // Re-rolling: the calls of an unrolled time loop are the same kernels on buffers that move by
+  // a fixed stride each step. Each longest such run becomes a loop over its period, so the
+  // step's code stays the size of one time step whatever the sequence length.
+  void emit_sites(const std::vector<Site>& sites, size_t begin, size_t end) {
+    size_t i = begin;
+    while (i < end) {
+      size_t best_period = 0, best_count = 1;
+      std::vector<std::vector<int64_t>> best_deltas;
+      for (size_t period = 1; period <= kMaxPeriod && i + 2 * period <= end; ++period) {
+        std::vector<std::vector<int64_t>> deltas(period);
+        bool same = true;
+        for (size_t j = 0; j < period && same; ++j) {
+          const Site& a = sites[i + j];
+          const Site& b = sites[i + period + j];
+          same = a.kernel == b.kernel;
+          for (size_t k = 0; same && k < a.args.size(); ++k) {
+            same = a.args[k].slot == b.args[k].slot;
+            deltas[j].push_back(b.args[k].bytes - a.args[k].bytes);
+          }
+        }
+        if (!same) continue;
+        size_t count = 2;
+        while (i + (count + 1) * period <= end && repeats(sites, i, period, count, deltas)) ++count;
+        if (count * period > best_count * std::max<size_t>(best_period, 1) && count >= 3) {
+          best_period = period;
+          best_count = count;
+          best_deltas = std::move(deltas);
+        }
+      }
+      if (best_period == 0) {
+        emit_call(sites[i++], nullptr, {});
+        continue;
+      }
+      // for (repeat = 0; repeat < count; ++repeat) { the period's calls }
+      llvm::BasicBlock* before = b_.GetInsertBlock();
+      auto* header = llvm::BasicBlock::Create(context_, "repeat", step_);
+      b_.CreateBr(header);
+      b_.SetInsertPoint(header);
+      llvm::PHINode* repeat = b_.CreatePHI(b_.getInt64Ty(), 2, "r");
+      repeat->addIncoming(b_.getInt64(0), before);
+      for (size_t j = 0; j < best_period; ++j) emit_call(sites[i + j], repeat, best_deltas[j]);
+      llvm::Value* next = b_.CreateAdd(repeat, b_.getInt64(1));
+      repeat->addIncoming(next, b_.GetInsertBlock());
+      auto* after = llvm::BasicBlock::Create(context_, "after", step_);
+      b_.CreateCondBr(b_.CreateICmpULT(next, b_.getInt64(static_cast<int64_t>(best_count))), header,
+                      after);
+      b_.SetInsertPoint(after);
+      rolled_calls_ += static_cast<int64_t>(best_period * best_count);
+      i += best_period * best_count;
+    }
+  }
+
+  void guard_finite(const std::string& name, int64_t slots_before_constants) {
     const Graph& graph = plan_.graph_;
     for (size_t i = 0; i < graph.outputs.size(); ++i) {
       if (graph.outputs[i].name != name) continue;
@@ -446,13 +557,14 @@ class Emitter {
       WEFT_CHECK(node.spec.shape.empty() && is_floating(node.spec.dtype),
                  "compile: finite_output \"{}\" must be a 0-d floating-point output, got {} {}",
                  name, dtype_name(node.spec.dtype), shape_str(node.spec.shape));
-      const Place place{plan_.output_slot_[i], contiguous_layout({}), node.spec.dtype};
-      llvm::Value* value = b_.CreateLoad(type(node.spec.dtype), pointer(place));
+      const Buffer& buffer = plan_.buffers_[plan_.output_slot_[i]];
+      llvm::Value* value =
+          b_.CreateLoad(type(node.spec.dtype), base(slot_index(buffer, slots_before_constants)));
       llvm::Value* infinity = llvm::ConstantFP::getInfinity(type(node.spec.dtype));
       llvm::Value* finite =
           b_.CreateFCmpOLT(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, value), infinity);
-      auto* skip = llvm::BasicBlock::Create(context_, "not_finite", step);
-      auto* go = llvm::BasicBlock::Create(context_, "stores", step);
+      auto* skip = llvm::BasicBlock::Create(context_, "not_finite", step_);
+      auto* go = llvm::BasicBlock::Create(context_, "stores", step_);
       b_.CreateCondBr(finite, go, skip);
       b_.SetInsertPoint(skip);
       b_.CreateRet(b_.getInt32(2));
@@ -605,8 +717,13 @@ class Emitter {
   llvm::Module& module_;
   llvm::LLVMContext& context_;
   llvm::IRBuilder<> b_;
+  static constexpr size_t kMaxPeriod = 64;  // calls in one repeated stretch (one time step)
   std::unordered_map<std::string, llvm::Function*> kernels_;
   std::vector<std::string> call_names_;
+  llvm::Function* step_ = nullptr;
+  llvm::BasicBlock* failed_ = nullptr;
+  std::map<int64_t, llvm::Value*> slot_pointers_;
+  int64_t rolled_calls_ = 0;
 };
 
 std::string schedule_text(const Planner& plan, const std::vector<std::string>& names) {
@@ -689,6 +806,7 @@ CompiledStep compile(const Graph& captured, const CompileOptions& options) {
   stats.graph_nodes = static_cast<int64_t>(graph.nodes().size());
   stats.kernel_calls = static_cast<int64_t>(plan.calls_.size());
   stats.distinct_kernels = emitter.distinct_kernels();
+  stats.rolled_calls = emitter.rolled_calls();
   for (const Call& call : plan.calls_)
     if (call.kind == Call::Kind::fused)
       stats.fused_ops += static_cast<int64_t>(call.members.size());

@@ -36,6 +36,7 @@ struct CompileStats {
   int64_t graph_nodes = 0;       // after the passes
   int64_t kernel_calls = 0;      // in the step, in order
   int64_t distinct_kernels = 0;  // functions emitted
+  int64_t rolled_calls = 0;      // calls inside re-rolled loops
   int64_t fused_ops = 0;         // elementwise ops inside fused loops
   int64_t arena_bytes = 0;       // after buffer planning
   int64_t unplanned_bytes = 0;   // what the same buffers would take without reuse

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <unordered_map>
 
 namespace weft {
@@ -117,8 +118,20 @@ class CaptureTracer : public Tracer {
         remember(tensor, graph_.add_input(name, {tensor.shape(), tensor.dtype()}));
   }
 
-  int id_of(const Tensor& tensor, std::string_view reader) {
+  // The node holding `tensor`'s value, if the step has one.
+  std::optional<int> known(const Tensor& tensor) const {
     if (auto found = ids_.find(tensor.impl()); found != ids_.end()) return found->second;
+    // detach() makes a new handle on the same values: the same storage, offset and strides.
+    for (const Tensor& other : alive_)
+      if (other.impl()->storage == tensor.impl()->storage &&
+          other.impl()->offset == tensor.impl()->offset && other.shape() == tensor.shape() &&
+          other.strides() == tensor.strides() && other.dtype() == tensor.dtype())
+        return ids_.at(other.impl());
+    return std::nullopt;
+  }
+
+  int id_of(const Tensor& tensor, std::string_view reader) {
+    if (const std::optional<int> id = known(tensor)) return *id;
     WEFT_CHECK(tensor.impl()->storage->serial() >= first_serial_,
                "capture: '{}' reads a {} {} tensor that existed before the step and is not one "
                "of its inputs; it would be frozen into the compiled step",
@@ -131,6 +144,12 @@ class CaptureTracer : public Tracer {
     std::vector<int> ids;
     for (const Tensor& input : inputs) ids.push_back(id_of(input, op.name));
     remember(output, graph_.add_op(op, attrs, std::move(ids), {output.shape(), output.dtype()}));
+  }
+
+  // A copy of a value the step computed is that value; a copy of anything else becomes a
+  // constant or an error when it is read, as its source would.
+  void on_copy(const Tensor& source, const Tensor& copy) override {
+    if (const std::optional<int> id = known(source)) remember(copy, *id);
   }
 
   void on_assign(const Tensor& target, const Tensor& source) override {

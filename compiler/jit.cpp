@@ -1,5 +1,6 @@
 #include "weft/compiler/jit.h"
 
+#include <fmt/format.h>
 #include <llvm/ADT/SmallString.h>
 #include <llvm/AsmParser/Parser.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
@@ -16,8 +17,6 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/Transforms/Utils/Cloning.h>
-
-#include <fmt/format.h>
 
 #include <exception>
 #include <mutex>
@@ -136,10 +135,10 @@ std::unique_ptr<Jit> Jit::create() {
         llvm::pointerToJITTargetAddress(function),
         llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   };
-  llvm::orc::SymbolMap runtime{{impl->jit->mangleAndIntern("weft_sgemm"), symbol(&weft_sgemm)},
-                               {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)},
-                               {impl->jit->mangleAndIntern("weft_kernel_fail"),
-                                symbol(&weft_kernel_fail)}};
+  llvm::orc::SymbolMap runtime{
+      {impl->jit->mangleAndIntern("weft_sgemm"), symbol(&weft_sgemm)},
+      {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)},
+      {impl->jit->mangleAndIntern("weft_kernel_fail"), symbol(&weft_kernel_fail)}};
   check_llvm(main.define(llvm::orc::absoluteSymbols(std::move(runtime))),
              "defining the runtime symbols");
   main.addGenerator(check_llvm(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(

@@ -6,6 +6,8 @@
 //   compiler fuses chains of these into one loop that keeps intermediates in registers.
 // - view: the output's layout as a function of the input's (reshape, permute, expand, slice).
 //   No code: consumers read the input's buffer through the new strides.
+// - regions: ops that only place each input into a region of the output (concat). Each input is
+//   copied by its own call, so the copies of T time steps are one kernel in a re-rolled loop.
 // - kernel: everything else (matmul, reductions, indexing, concat, random masks): emits code that
 //   reads strided inputs and writes a fresh contiguous output.
 #pragma once
@@ -94,6 +96,9 @@ struct Lowering {
   // Emits the op: reads `inputs`, writes every element of the contiguous `output`.
   void (*kernel)(KernelBuilder& k, std::span<const Access> inputs, const Access& output,
                  const Attrs& attrs) = nullptr;
+  // The region of the output that input `index` fills, as a layout over the output's buffer.
+  Layout (*region)(size_t index, const Layout& output, const Attrs& attrs,
+                   std::span<const Shape> input_shapes) = nullptr;
   // For kernels that need a particular layout of an operand (matmul: a GEMM-readable matrix):
   // whether input `index` can be read as `layout`; the compiler copies it to a contiguous
   // buffer otherwise. Null: any layout.

@@ -15,18 +15,10 @@
 #include "weft/models/metrics.h"
 #include "weft/models/optimizers.h"
 #include "weft/models/sequential.h"
+#include "weft/models/training_state.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
-
-struct Sequential::TrainingState {
-  Optimizer optimizer;
-  const Loss* loss = nullptr;
-  std::vector<Metric> metrics;
-  // Made by the first fit() (the model has its weights by then) and kept across fit() calls,
-  // as Keras keeps its optimizer's slots.
-  std::optional<OptimizerState> state;
-};
 
 // ---- Logs, History, EarlyStoppingMonitor --------------------------------------------------
 
@@ -271,7 +263,7 @@ Logs evaluate_in_batches(Sequential& model, const TrainingState& training, const
   for (int64_t begin = 0, step = 1; begin < n; begin += batch_size, ++step) {
     const int64_t end = std::min(n, begin + batch_size);
     const Tensor y_batch = slice(y, 0, begin, end);
-    const Tensor y_pred = model.call(slice(x, 0, begin, end), false);
+    const Tensor y_pred = model.predict_on_batch(slice(x, 0, begin, end));
     accumulator.add(training.loss->compute(y_batch, y_pred).item(), y_batch, y_pred);
     if (bar != nullptr) bar->update(step, accumulator.logs(prefix));
   }
@@ -305,6 +297,7 @@ void Sequential::compile(Optimizer optimizer, const std::string& loss,
   for (const std::string& metric : metrics)
     training->metrics.push_back(metric_by_name(metric, loss));
   training_ = std::move(training);
+  compiled_.reset();  // compiled training steps hold the old optimizer and loss
 }
 
 void Sequential::compile(const std::string& optimizer, const std::string& loss,
@@ -400,21 +393,19 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
         x_batch = slice(x_train, 0, begin, end);
         y_batch = slice(y_train, 0, begin, end);
       }
-      const Tensor y_pred = call(x_batch, true);
-      const Tensor loss = training.loss->compute(y_batch, y_pred);
-      const double loss_value = loss.item();
-      // Checked before the update, so the weights stay those of the last finite step.
-      WEFT_CHECK(std::isfinite(loss_value),
-                 "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning rate, "
-                 "or look for nan or inf in the inputs",
-                 std::isnan(loss_value) ? "nan"
-                 : loss_value > 0       ? "inf"
-                                        : "-inf",
-                 epoch + 1, step + 1, steps);
-      loss.backward();
-      optimizer.step();
-      optimizer.zero_grad();
-      accumulator.add(loss_value, y_batch, y_pred.detach());
+      const std::vector<Tensor> outputs =
+          run_step(StepKind::train, x_batch, y_batch, [&](double loss_value) {
+            WEFT_CHECK(std::isfinite(loss_value),
+                       "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning "
+                       "rate, or look for nan or inf in the inputs",
+                       std::isnan(loss_value) ? "nan"
+                       : loss_value > 0       ? "inf"
+                                              : "-inf",
+                       epoch + 1, step + 1, steps);
+          });
+      const double loss_value = outputs[0].item();
+      const Tensor& y_pred = outputs[1];
+      accumulator.add(loss_value, y_batch, y_pred);
       if (bar) bar->update(step + 1, accumulator.logs());
     }
 
@@ -483,6 +474,11 @@ Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOption
   return logs;
 }
 
+Tensor Sequential::predict_on_batch(const Tensor& x) {
+  NoGrad no_grad;
+  return run_step(StepKind::infer, x, {})[0];
+}
+
 Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
   WEFT_CHECK(x.defined() && x.dim() >= 1 && x.size(0) > 0,
              "predict: x must hold at least one sample; got shape {}",
@@ -491,7 +487,8 @@ Tensor Sequential::predict(const Tensor& x, int64_t batch_size) {
   NoGrad no_grad;
   std::vector<Tensor> outputs;
   for (int64_t begin = 0; begin < x.size(0); begin += batch_size)
-    outputs.push_back(call(slice(x, 0, begin, std::min(x.size(0), begin + batch_size)), false));
+    outputs.push_back(
+        predict_on_batch(slice(x, 0, begin, std::min(x.size(0), begin + batch_size))));
   return outputs.size() == 1 ? outputs.front() : concat(outputs, 0);
 }
 

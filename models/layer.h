@@ -49,6 +49,9 @@ class Layer {
   virtual std::unique_ptr<Layer> clone() const = 0;
   // Clears state kept between calls (stateful recurrent layers); nothing for the others.
   virtual void reset_states() {}
+  // The states a stateful layer keeps between calls (empty for the others, and before the first
+  // call): a compiled step takes them as inputs and writes the next ones into them.
+  virtual std::vector<Tensor> states() const { return {}; }
 
   // Snake-case type name, numbered from the second of a kind in a model: "lstm", "lstm_1".
   const std::string& name() const { return name_; }

@@ -104,6 +104,18 @@ void OptimizerState::step() {
   }
 }
 
+std::vector<std::pair<std::string, Tensor>> OptimizerState::variables(
+    const std::vector<std::string>& weight_names) const {
+  std::vector<std::pair<std::string, Tensor>> variables{{"iterations", iterations_}};
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].first.defined())
+      variables.emplace_back(weight_names.at(i) + "/m", slots_[i].first);
+    if (slots_[i].second.defined())
+      variables.emplace_back(weight_names.at(i) + "/v", slots_[i].second);
+  }
+  return variables;
+}
+
 void OptimizerState::zero_grad() {
   for (Slots& slot : slots_) slot.weight->value.zero_grad();
 }

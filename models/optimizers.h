@@ -28,6 +28,10 @@ class OptimizerState {
   // Clears every weight's grad().
   void zero_grad();
   int64_t iterations() const { return static_cast<int64_t>(iterations_.item()); }
+  // The step counter and every slot, named "iterations" and "WEIGHT/m", "WEIGHT/v" after
+  // `weight_names` (one per trainable weight, in order): a compiled step's inputs.
+  std::vector<std::pair<std::string, Tensor>> variables(
+      const std::vector<std::string>& weight_names) const;
 
  private:
   struct Slots {

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <utility>
 
+#include "weft/autodiff/op.h"
 #include "weft/models/keras_format.h"
 #include "weft/ops/ops.h"
 
@@ -195,8 +196,16 @@ RecurrentOutput Recurrent::call_with_state(const Tensor& x_in, CallContext& cont
     context.mask = Tensor();  // the time axis is gone
   }
   if (options_.stateful) {
-    kept_states_.clear();
-    for (const Tensor& state : states) kept_states_.push_back(state.detach());
+    // Copies, so that a compiled step can overwrite them in place without touching the outputs.
+    // A captured step records the new states as stores into the kept ones (its inputs); they are
+    // not assigned here, where the tape may still need the old values for backward.
+    std::vector<Tensor> kept;
+    for (size_t i = 0; i < states.size(); ++i) {
+      if (Tracer* tracer = active_tracer(); tracer != nullptr && i < kept_states_.size())
+        tracer->on_assign(kept_states_[i], states[i]);
+      kept.push_back(states[i].detach().copy());
+    }
+    kept_states_ = std::move(kept);
   }
   if (options_.return_state) result.states = std::move(states);
   return result;
@@ -327,6 +336,12 @@ std::vector<Weight*> Bidirectional::weights() {
   std::vector<Weight*> all = forward_->weights();
   for (Weight* w : backward_->weights()) all.push_back(w);
   return all;
+}
+
+std::vector<Tensor> Bidirectional::states() const {
+  std::vector<Tensor> states = forward_->states();
+  for (const Tensor& state : backward_->states()) states.push_back(state);
+  return states;
 }
 
 void Bidirectional::reset_states() {

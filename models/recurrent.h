@@ -52,6 +52,7 @@ class Recurrent : public Layer {
                                   const std::vector<Tensor>& initial_state = {});
   // Stateful layers forget their states: the next call starts from zeros, at any batch size.
   void reset_states() override { kept_states_.clear(); }
+  std::vector<Tensor> states() const override { return kept_states_; }
 
  protected:
   explicit Recurrent(int64_t units);  // throws for units <= 0
@@ -208,6 +209,7 @@ class Bidirectional : public LayerBase<Bidirectional> {
                                   const std::vector<Tensor>& initial_state = {});
   std::vector<Weight*> weights() override;
   void reset_states() override;
+  std::vector<Tensor> states() const override;
 
   Recurrent& forward_layer() { return *forward_; }
   Recurrent& backward_layer() { return *backward_; }

@@ -2,15 +2,23 @@
 // and weight files.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "weft/compiler/graph.h"
 #include "weft/models/layer.h"
 #include "weft/models/training.h"
 
 namespace weft {
+
+class StepCache;
+
+// The two steps a model compiles: a training step (forward, loss, backward, optimizer update)
+// and an inference step (forward, including one streaming step of stateful layers).
+enum class StepKind { train, infer };
 
 class Sequential {
  public:
@@ -44,8 +52,20 @@ class Sequential {
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
   Tensor predict(const Tensor& x, int64_t batch_size = 32);
+  // One inference step on one batch, as Keras's predict_on_batch (a stateful model streams).
+  Tensor predict_on_batch(const Tensor& x);
   // Set by callbacks (EarlyStopping) to end fit() after the current epoch.
   bool stop_training = false;
+  // As Keras's jit_compile: fit, evaluate and predict run each step as native code compiled for
+  // its batch shape (captured and compiled on the first batch of each shape, which runs eagerly),
+  // or, when false, on the eager tape.
+  bool jit_compile = true;
+
+  // The step that fit() (train) or predict() (infer) compiles, recorded for a batch like x (and
+  // y, for train). Recording runs the step: a training step updates the weights.
+  Graph capture_step(StepKind kind, const Tensor& x, const Tensor& y = {});
+  // The steps compiled so far, by kind and shapes.
+  const StepCache& compiled_steps() const;
 
   // Weight files (models/weights_file.cpp): written to a temporary file and renamed, so a
   // crash never leaves a half-written file; loading checks every layer's names and shapes.
@@ -56,10 +76,25 @@ class Sequential {
 
  private:
   Shape input_shape_for_build() const;
+  struct StepInputs;
+  StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y);
+  std::vector<std::pair<std::string, Tensor>> eager_step(StepKind kind, const Tensor& x,
+                                                         const Tensor& y);
+  // One step, compiled (from the cache, or captured and compiled now) or eager: train returns
+  // {loss, y_pred}, infer {y_pred}. `check_loss` sees the loss before any weight changes.
+  std::vector<Tensor> run_step(StepKind kind, const Tensor& x, const Tensor& y,
+                               const std::function<void(double)>& check_loss = {});
+  // Backward and the optimizer's update, after `check_loss`.
+  void train_update(const Tensor& loss, const std::function<void(double)>& check_loss);
+  // Captures one step (which runs eagerly meanwhile); its outputs go to `outputs`.
+  Graph record_step(StepKind kind, const Tensor& x, const Tensor& y, const StepInputs& inputs,
+                    const std::function<void(double)>& check_loss, std::vector<Tensor>& outputs);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.
   std::shared_ptr<TrainingState> training_;
+  struct CompiledSteps;
+  std::shared_ptr<CompiledSteps> compiled_;
 };
 
 }  // namespace weft

@@ -166,7 +166,8 @@ std::optional<int64_t> Tokenizer::oov_index() const {
   if (!oov_token_) return std::nullopt;
   const auto index = word_index_.find(*oov_token_);
   WEFT_CHECK(index.has_value(),
-        "Tokenizer: oov_token '{}' is not in word_index; set it before fit_on_texts", *oov_token_);
+             "Tokenizer: oov_token '{}' is not in word_index; set it before fit_on_texts",
+             *oov_token_);
   return index;
 }
 
@@ -209,11 +210,12 @@ std::vector<std::string> Tokenizer::sequences_to_texts(
 IntMatrix pad_sequences(const std::vector<std::vector<int64_t>>& sequences,
                         const PadOptions& options) {
   WEFT_CHECK(options.padding == "pre" || options.padding == "post",
-        "pad_sequences: padding must be \"pre\" or \"post\", got \"{}\"", options.padding);
+             "pad_sequences: padding must be \"pre\" or \"post\", got \"{}\"", options.padding);
   WEFT_CHECK(options.truncating == "pre" || options.truncating == "post",
-        "pad_sequences: truncating must be \"pre\" or \"post\", got \"{}\"", options.truncating);
-  WEFT_CHECK(!options.maxlen || *options.maxlen > 0, "pad_sequences: maxlen must be positive, got {}",
-        options.maxlen.value_or(0));
+             "pad_sequences: truncating must be \"pre\" or \"post\", got \"{}\"",
+             options.truncating);
+  WEFT_CHECK(!options.maxlen || *options.maxlen > 0,
+             "pad_sequences: maxlen must be positive, got {}", options.maxlen.value_or(0));
   size_t longest = 0;
   for (const auto& s : sequences) longest = std::max(longest, s.size());
   const auto maxlen = static_cast<size_t>(options.maxlen.value_or(static_cast<int64_t>(longest)));

@@ -188,19 +188,14 @@ const OpDef& slice_op = register_op({
 
 // ---- concat(xs, axis) ---------------------------------------------------------------------
 
-// Each input is copied into its part of the output.
-const Lowering concat_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                            const Access& out, const Attrs& attrs) {
+// Input i fills the output from the sum of the earlier inputs' extents along the axis.
+const Lowering concat_lowering{.region = [](size_t index, const Layout& output, const Attrs& attrs,
+                                            std::span<const Shape> input_shapes) {
   const auto axis = static_cast<size_t>(attrs.integer("axis"));
-  int64_t start = 0;
-  for (const Access& x : in) {
-    k.for_each(x.shape, [&](std::span<llvm::Value* const> index) {
-      std::vector<llvm::Value*> target(index.begin(), index.end());
-      target[axis] = k.b.CreateAdd(target[axis], k.i64(start));
-      k.store(out, target, k.load(x, index));
-    });
-    start += x.shape[axis];
-  }
+  Layout region = output;
+  for (size_t i = 0; i < index; ++i) region.offset += input_shapes[i][axis] * output.strides[axis];
+  region.shape[axis] = input_shapes[index][axis];
+  return region;
 }};
 
 const OpDef& concat_op = register_op({

@@ -1,0 +1,143 @@
+// The steps fit(), evaluate() and predict() run: captured on the first batch of each shape,
+// compiled, and served from a cache afterwards (Sequential::jit_compile).
+#include <fmt/format.h>
+
+#include "weft/autodiff/op.h"
+#include "weft/compiler/compile.h"
+#include "weft/models/training_state.h"
+#include "weft/ops/ops.h"
+
+namespace weft {
+
+struct Sequential::CompiledSteps {
+  StepCache cache;
+  // How many random counters each compiled step takes (its dropout masks), by cache key.
+  std::map<std::string, uint64_t> random_draws;
+};
+
+// The named tensors a step reads and may write: the batch, the random state, the weights, the
+// optimizer's variables (train) and the states of stateful layers.
+struct Sequential::StepInputs {
+  std::vector<std::pair<std::string, Tensor>> named;
+  Tensor random;    // the generator's state, among `named`
+  std::string key;  // the kind and every input's name, dtype and shape
+};
+
+namespace {
+
+constexpr const char* kind_name(StepKind kind) {
+  return kind == StepKind::train ? "train" : "infer";
+}
+
+std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& named) {
+  std::vector<Tensor> tensors;
+  for (const auto& [name, tensor] : named) tensors.push_back(tensor);
+  return tensors;
+}
+
+}  // namespace
+
+Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y) {
+  StepInputs inputs;
+  inputs.named.emplace_back("x", x);
+  if (kind == StepKind::train) inputs.named.emplace_back("y", y);
+  inputs.random = random_state(default_generator());
+  inputs.named.emplace_back("random", inputs.random);
+  std::vector<std::string> trainable;
+  for (const auto& layer : layers_) {
+    for (Weight* weight : layer->weights()) {
+      const std::string name = layer->name() + "/" + weight->name;
+      inputs.named.emplace_back(name, weight->value);
+      if (weight->trainable) trainable.push_back(name);
+    }
+    const std::vector<Tensor> states = layer->states();
+    for (size_t i = 0; i < states.size(); ++i)
+      inputs.named.emplace_back(fmt::format("{}/state{}", layer->name(), i), states[i]);
+  }
+  if (kind == StepKind::train)
+    for (const auto& [name, variable] : training_->state->variables(trainable))
+      inputs.named.emplace_back("optimizer/" + name, variable);
+  inputs.key = kind_name(kind);
+  for (const auto& [name, tensor] : inputs.named)
+    inputs.key +=
+        fmt::format("|{} {} {}", name, dtype_name(tensor.dtype()), shape_str(tensor.shape()));
+  return inputs;
+}
+
+std::vector<std::pair<std::string, Tensor>> Sequential::eager_step(StepKind kind, const Tensor& x,
+                                                                   const Tensor& y) {
+  if (kind == StepKind::infer) {
+    NoGrad no_grad;
+    return {{"y_pred", call(x, false)}};
+  }
+  const Tensor y_pred = call(x, true);
+  const Tensor loss = training_->loss->compute(y, y_pred);
+  return {{"loss", loss}, {"y_pred", y_pred.detach()}};
+}
+
+void Sequential::train_update(const Tensor& loss, const std::function<void(double)>& check_loss) {
+  // Checked before the update, so the weights stay those of the last finite step.
+  if (check_loss) check_loss(loss.item());
+  loss.backward();
+  training_->state->step();
+  training_->state->zero_grad();
+}
+
+Graph Sequential::record_step(StepKind kind, const Tensor& x, const Tensor& y,
+                              const StepInputs& inputs,
+                              const std::function<void(double)>& check_loss,
+                              std::vector<Tensor>& outputs) {
+  return capture(inputs.named, [&] {
+    RandomStateScope random(default_generator(), inputs.random);
+    std::vector<std::pair<std::string, Tensor>> named = eager_step(kind, x, y);
+    if (kind == StepKind::train) train_update(named[0].second, check_loss);
+    outputs = values(named);
+    return named;
+  });
+}
+
+std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const Tensor& y,
+                                         const std::function<void(double)>& check_loss) {
+  if (!jit_compile) {
+    std::vector<Tensor> outputs = values(eager_step(kind, x, y));
+    if (kind == StepKind::train) train_update(outputs[0], check_loss);
+    return outputs;
+  }
+  if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
+  const StepInputs inputs = step_inputs(kind, x, y);
+  Generator& generator = default_generator();
+  if (const CompiledStep* step = compiled_->cache.find(inputs.key)) {
+    // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
+    std::vector<Tensor> outputs = step->run(values(inputs.named));
+    generator.take(compiled_->random_draws.at(inputs.key));
+    if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
+    return outputs;
+  }
+  // The first batch of this shape runs eagerly while it is recorded, then the step compiles.
+  const uint64_t first_draw = generator.offset();
+  std::vector<Tensor> outputs;
+  const Graph graph = record_step(kind, x, y, inputs, check_loss, outputs);
+  compiled_->random_draws[inputs.key] = generator.offset() - first_draw;
+  compiled_->cache.insert(
+      inputs.key, weft::compile(graph, {.name = fmt::format("{}_{}", name_, kind_name(kind)),
+                                        .finite_output = kind == StepKind::train ? "loss" : ""}));
+  return outputs;
+}
+
+Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) {
+  WEFT_CHECK(kind == StepKind::infer || training_ != nullptr,
+             "capture_step: model \"{}\" must be compiled first: call compile(optimizer, loss)",
+             name_);
+  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  if (kind == StepKind::train && !training_->state)
+    training_->state.emplace(training_->optimizer, weights());
+  std::vector<Tensor> outputs;
+  return record_step(kind, x, y, step_inputs(kind, x, y), {}, outputs);
+}
+
+const StepCache& Sequential::compiled_steps() const {
+  static const StepCache empty;
+  return compiled_ != nullptr ? compiled_->cache : empty;
+}
+
+}  // namespace weft

@@ -1,6 +1,9 @@
 #include "weft/autodiff/gradcheck.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"
@@ -29,6 +32,17 @@ class Projected {
   Generator generator_;
   Tensor projection_;
 };
+
+// The row-major indices gradcheck differences: all of them, or a seeded sample of max_elements.
+std::vector<int64_t> checked_elements(int64_t numel, const GradcheckOptions& options) {
+  std::vector<int64_t> all(static_cast<size_t>(numel));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  if (options.max_elements <= 0 || options.max_elements >= numel) return all;
+  std::vector<int64_t> some;
+  std::sample(all.begin(), all.end(), std::back_inserter(some), options.max_elements,
+              std::mt19937_64(options.seed));
+  return some;
+}
 
 }  // namespace
 
@@ -85,7 +99,7 @@ GradcheckReport gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
     const std::vector<double> exact = analytic[k].to_vector<double>();
     double* values = wrt[k].data<double>();  // to_dtype made it contiguous
     double worst_excess = -INFINITY;
-    for (int64_t j = 0; j < wrt[k].numel(); ++j) {
+    for (const int64_t j : checked_elements(wrt[k].numel(), options)) {
       const double original = values[j];
       values[j] = original + options.eps;
       const double plus = projected(xs).item();

@@ -14,6 +14,9 @@ struct GradcheckOptions {
   double atol = 1e-5;  // an element passes when |analytic - numeric| <= atol + rtol * |numeric|
   double rtol = 1e-3;
   uint64_t seed = 0;  // for the random projection of a non-scalar output
+  // 0 checks every element; n > 0 checks a seeded sample of n elements per input, for inputs
+  // (a whole model's weights) too large to difference element by element.
+  int64_t max_elements = 0;
 };
 
 struct InputGradError {

@@ -26,14 +26,6 @@ double median_ms(Step step, int repeats) {
   return times[times.size() / 2];
 }
 
-Tensor token_batch(int64_t batch, int64_t steps, int64_t vocabulary) {
-  return to_dtype(uniform({batch, steps}, 0, static_cast<double>(vocabulary)), DType::i64);
-}
-
-Tensor binary_labels(int64_t batch) {
-  return to_dtype(to_dtype(uniform({batch}, 0, 2), DType::i64), DType::f32);
-}
-
 void train_step(const char* id, Sequential& model, const Tensor& x, const Tensor& y, int repeats) {
   const double ms = median_ms(
       [&] {
@@ -47,37 +39,29 @@ void train_step(const char* id, Sequential& model, const Tensor& x, const Tensor
 
 int main() {
   manual_seed(1);
+  Generator generator(1);
   {
-    Sequential w1{Embedding(10000, 64).input_length(200),
-                  Bidirectional(LSTM(64).return_sequences(true)),
-                  Dropout(0.3),
-                  LSTM(32),
-                  Dropout(0.3),
-                  Dense(32).activation("relu"),
-                  Dense(1).activation("sigmoid")};
-    w1.compile(Adam(), "binary_crossentropy");
-    const Tensor x = token_batch(64, 200, 10000);
-    train_step("W1", w1, x, binary_labels(64), 5);
+    const ChapterModel& chapter = chapter_model("sentiment_imdb");
+    Sequential w1 = chapter.build();
+    w1.compile(Adam(), chapter.loss);
+    const Tensor x = sample_batch(chapter, 64, generator);
+    train_step("W1", w1, x, sample_labels(chapter, 64, generator), 5);
     std::printf("W1i %.3f\n", median_ms([&] { w1.predict(x, 64); }, 7));
   }
-  const char* w2_ids[] = {"W2-SimpleRNN", "W2-LSTM", "W2-GRU"};
-  for (int kind = 0; kind < 3; ++kind) {
-    Sequential w2{Embedding(5000, 32).input_length(100)};
-    if (kind == 0) w2.add(SimpleRNN(64));
-    if (kind == 1) w2.add(LSTM(64));
-    if (kind == 2) w2.add(GRU(64));
-    w2.add(Dense(1).activation("sigmoid"));
-    w2.compile(Adam(), "binary_crossentropy");
-    train_step(w2_ids[kind], w2, token_batch(128, 100, 5000), binary_labels(128), 9);
+  for (const auto& [id, name] :
+       {std::pair{"W2-SimpleRNN", "compare_simple_rnn"}, std::pair{"W2-LSTM", "compare_lstm"},
+        std::pair{"W2-GRU", "compare_gru"}}) {
+    const ChapterModel& chapter = chapter_model(name);
+    Sequential w2 = chapter.build();
+    w2.compile(Adam(), chapter.loss);
+    train_step(id, w2, sample_batch(chapter, 128, generator),
+               sample_labels(chapter, 128, generator), 9);
   }
   {
-    Sequential w3{LSTM(64).return_sequences(true).input_shape({30, 1}),
-                  Dropout(0.2),
-                  LSTM(32),
-                  Dropout(0.2),
-                  Dense(16).activation("relu"),
-                  Dense(1)};
-    w3.compile(Adam(), "mse");
-    train_step("W3", w3, randn({32, 30, 1}), randn({32}), 21);
+    const ChapterModel& chapter = chapter_model("temperature_forecast");
+    Sequential w3 = chapter.build();
+    w3.compile(Adam(), chapter.loss);
+    train_step("W3", w3, sample_batch(chapter, 32, generator),
+               sample_labels(chapter, 32, generator), 21);
   }
 }

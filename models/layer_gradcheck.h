@@ -1,9 +1,10 @@
-// gradcheck for a whole layer: d output / d input and d output / d every weight, against
-// central differences in float64.
+// gradcheck for a whole layer or model: d output / d input and d output / d every weight,
+// against central differences in float64.
 #pragma once
 
 #include "weft/autodiff/gradcheck.h"
 #include "weft/models/layer.h"
+#include "weft/models/sequential.h"
 
 namespace weft {
 
@@ -18,5 +19,12 @@ struct LayerGradcheckOptions {
 // the weights in the order of layer.weights().
 GradcheckReport gradcheck_layer(Layer& layer, const Tensor& x,
                                 const LayerGradcheckOptions& options = {});
+
+// d loss(y, model(x)) / d x (when floating-point) and / d every weight, report inputs numbered
+// as for gradcheck_layer in the order of model.weights(). The layers are called in turn as
+// Sequential::call calls them, with options.mask as the first layer's mask. `loss` is a Keras
+// name, as compile() takes it. Builds the model for x's shape if needed.
+GradcheckReport gradcheck_model(Sequential& model, const Tensor& x, const Tensor& y,
+                                const std::string& loss, const LayerGradcheckOptions& options = {});
 
 }  // namespace weft

@@ -1,298 +1,22 @@
-// One gradient check per row, over every primitive op (a test fails if an op has no row) and
-// the composites; second-order checks for the rows that ask for them.
+// One gradient check per sample of op_samples(), over every primitive op (a test fails if an op
+// has no sample) and the composites; second-order checks for the samples that ask for them.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <set>
 
+#include "weft/ops/op_samples.h"
 #include "weft/weft.h"
 
 namespace weft {
 namespace {
 
-struct GradRow {
-  std::string op;    // the primitive (or composite) this row exercises
-  std::string name;  // a unique case name
-  TensorFunction f;
-  std::vector<Tensor> inputs;
-  bool differentiable = true;  // false: the op has no gradient, checked below
-  bool second_order = false;
-  GradcheckOptions options = {};
-};
-
-Tensor normal(const Shape& shape, uint64_t seed) {
-  Generator g(seed);
-  return randn(shape, {.dtype = DType::f64}, g);
-}
-
-Tensor positive(const Shape& shape, uint64_t seed) {
-  Generator g(seed);
-  return uniform(shape, 0.5, 2.0, {.dtype = DType::f64}, g);
-}
-
-// Values with |x| in [0.2, 1]: kinks at 0 (relu, abs) stay out of the difference stencil.
-Tensor away_from_zero(const Shape& shape, uint64_t seed) {
-  Generator g(seed);
-  const Tensor magnitude = uniform(shape, 0.2, 1.0, {.dtype = DType::f64}, g);
-  const Tensor sign =
-      greater(uniform(shape, 0, 1, {.dtype = DType::f64}, g), scalar(0.5, DType::f64));
-  return magnitude * (sign * 2.0 - 1.0);
-}
-
-Tensor indices(std::vector<int64_t> values, const Shape& shape) {
-  return from_vector(values, shape);
-}
-
-std::vector<GradRow> grad_rows() {
-  using V = const std::vector<Tensor>&;
-  const Tensor mask = indices({1, 0, 0, 1, 1, 0}, {2, 3});
-  return {
-      {"add",
-       "add",
-       [](V x) { return add(x[0], x[1]); },
-       {normal({2, 3}, 1), normal({2, 3}, 2)},
-       true,
-       true},
-      {"add",
-       "add_broadcast",
-       [](V x) { return add(x[0], x[1]); },
-       {normal({4, 1, 3}, 3), normal({2, 1}, 4)}},
-      {"sub",
-       "sub_broadcast",
-       [](V x) { return sub(x[0], x[1]); },
-       {normal({2, 3}, 5), normal({3}, 6)}},
-      {"mul",
-       "mul",
-       [](V x) { return mul(x[0], x[1]); },
-       {normal({2, 3}, 7), normal({2, 3}, 8)},
-       true,
-       true},
-      {"mul",
-       "mul_scalar",
-       [](V x) { return mul(x[0], x[1]); },
-       {normal({2, 3}, 9), normal({}, 10)}},
-      {"div",
-       "div",
-       [](V x) { return div(x[0], x[1]); },
-       {normal({2, 3}, 11), positive({2, 3}, 12)},
-       true,
-       true},
-      {"pow",
-       "pow",
-       [](V x) { return pow(x[0], x[1]); },
-       {positive({2, 3}, 13), normal({2, 3}, 14)},
-       true,
-       true},
-      {"pow",
-       "pow_constant_exponent",
-       [](V x) { return pow(x[0], 3.0); },
-       {normal({5}, 15)},
-       true,
-       true},
-      {"neg", "neg", [](V x) { return neg(x[0]); }, {normal({2, 3}, 16)}},
-      {"exp", "exp", [](V x) { return exp(x[0]); }, {normal({2, 3}, 17)}, true, true},
-      {"log", "log", [](V x) { return log(x[0]); }, {positive({2, 3}, 18)}, true, true},
-      {"tanh", "tanh", [](V x) { return tanh(x[0]); }, {normal({2, 3}, 19)}, true, true},
-      {"sigmoid", "sigmoid", [](V x) { return sigmoid(x[0]); }, {normal({2, 3}, 20)}, true, true},
-      {"sigmoid", "sigmoid_large", [](V x) { return sigmoid(x[0] * 30.0); }, {normal({6}, 21)}},
-      {"relu", "relu", [](V x) { return relu(x[0]); }, {away_from_zero({3, 4}, 22)}},
-      {"sqrt", "sqrt", [](V x) { return sqrt(x[0]); }, {positive({2, 3}, 23)}, true, true},
-      {"clip",
-       "clip",
-       [](V x) { return clip(x[0], -0.5, 0.5); },
-       {away_from_zero({4, 5}, 24) * 0.9 + 0.05}},
-      {"where",
-       "where",
-       [](V x) { return where(x[0], x[1], x[2]); },
-       {mask, normal({2, 3}, 25), normal({3}, 26)}},
-      {"cast",
-       "cast_f32",
-       [](V x) { return cast(cast(x[0], DType::f32), DType::f64); },
-       {normal({2, 3}, 27)},
-       true,
-       false,
-       {.eps = 1e-2, .atol = 1e-4}},
-      {"matmul",
-       "matmul_2d",
-       [](V x) { return matmul(x[0], x[1]); },
-       {normal({3, 4}, 28), normal({4, 5}, 29)},
-       true,
-       true},
-      {"matmul",
-       "matmul_batched",
-       [](V x) { return matmul(x[0], x[1]); },
-       {normal({2, 3, 4}, 30), normal({2, 4, 2}, 31)}},
-      {"matmul",
-       "matmul_broadcast_batch",
-       [](V x) { return matmul(x[0], x[1]); },
-       {normal({2, 1, 3, 4}, 32), normal({3, 4, 2}, 33)}},
-      {"matmul",
-       "matmul_transposed_views",
-       [](V x) { return matmul(transpose(x[0]), transpose(x[1])); },
-       {normal({4, 3}, 34), normal({5, 4}, 35)}},
-      {"reshape",
-       "reshape",
-       [](V x) {
-         return reshape(x[0], {3, -1});
-       },
-       {normal({2, 3, 2}, 36)}},
-      {"reshape",
-       "reshape_of_transposed",
-       [](V x) { return reshape(transpose(x[0]), {-1}); },
-       {normal({2, 3}, 37)}},
-      {"permute",
-       "permute",
-       [](V x) {
-         return permute(x[0], {2, 0, 1});
-       },
-       {normal({2, 3, 4}, 38)}},
-      {"expand",
-       "expand",
-       [](V x) {
-         return expand(x[0], {2, 3, 4});
-       },
-       {normal({3, 1}, 39)}},
-      {"slice",
-       "slice_middle",
-       [](V x) { return slice(x[0], 1, 1, 3); },
-       {normal({2, 4}, 40)},
-       true,
-       true},
-      {"slice",
-       "slice_of_view",
-       [](V x) { return slice(transpose(x[0]), 0, 0, 2); },
-       {normal({3, 4}, 41)}},
-      {"concat",
-       "concat",
-       [](V x) {
-         return concat({x[0], x[1], x[0]}, 1);
-       },
-       {normal({2, 1}, 42), normal({2, 3}, 43)},
-       true,
-       true},
-      {"sum", "sum_all", [](V x) { return sum(x[0]); }, {normal({2, 3}, 44)}},
-      {"sum",
-       "sum_axes_keepdims",
-       [](V x) {
-         return sum(x[0], {0, 2}, true);
-       },
-       {normal({2, 3, 4}, 45)},
-       true,
-       true},
-      {"max", "max_axis", [](V x) { return max(x[0], {1}); }, {normal({3, 5}, 46)}, true, true},
-      {"max", "max_all", [](V x) { return max(x[0]); }, {normal({4, 2}, 47)}},
-      {"gather",
-       "gather_embedding",
-       [](V x) { return gather(x[0], 0, x[1]); },
-       {normal({5, 3}, 48), indices({4, 0, 4, 2, 1, 4}, {2, 3})},
-       true,
-       true},
-      {"gather",
-       "gather_inner_axis",
-       [](V x) { return gather(x[0], 1, x[1]); },
-       {normal({2, 4, 3}, 49), indices({3, 3, 0}, {3})}},
-      {"scatter_add",
-       "scatter_add",
-       [](V x) { return scatter_add(x[0], 0, x[1], 4); },
-       {normal({3, 2}, 50), indices({1, 3, 1}, {3})},
-       true,
-       true},
-      {"greater",
-       "greater",
-       [](V x) { return greater(x[0], x[1]); },
-       {normal({3}, 51), normal({3}, 52)},
-       false},
-      {"greater_equal",
-       "greater_equal",
-       [](V x) { return greater_equal(x[0], x[1]); },
-       {normal({3}, 53), normal({3}, 54)},
-       false},
-      {"less",
-       "less",
-       [](V x) { return less(x[0], x[1]); },
-       {normal({3}, 55), normal({3}, 56)},
-       false},
-      {"less_equal",
-       "less_equal",
-       [](V x) { return less_equal(x[0], x[1]); },
-       {normal({3}, 57), normal({3}, 58)},
-       false},
-      {"equal",
-       "equal",
-       [](V x) { return equal(x[0], x[1]); },
-       {normal({3}, 59), normal({3}, 60)},
-       false},
-      {"not_equal",
-       "not_equal",
-       [](V x) { return not_equal(x[0], x[1]); },
-       {normal({3}, 61), normal({3}, 62)},
-       false},
-      {"argmax", "argmax", [](V x) { return argmax(x[0], 1); }, {normal({3, 4}, 63)}, false},
-      {"dropout_mask",
-       "dropout_mask",
-       [](V x) {
-         Generator g(3);
-         return dropout_mask(x[0].shape(), DType::f64, 0.5, g);
-       },
-       {normal({3, 4}, 64)},
-       false},
-      // Composites.
-      {"mean", "mean_axis", [](V x) { return mean(x[0], {1}); }, {normal({3, 4}, 65)}},
-      {"softmax",
-       "softmax",
-       [](V x) { return softmax(x[0], -1); },
-       {normal({3, 4}, 66)},
-       true,
-       true},
-      {"log_softmax",
-       "log_softmax",
-       [](V x) { return log_softmax(x[0], 0); },
-       {normal({3, 4}, 67)},
-       true,
-       true},
-      {"abs", "abs", [](V x) { return abs(x[0]); }, {away_from_zero({3, 4}, 68)}},
-      {"split",
-       "split",
-       [](V x) {
-         auto p = split(x[0], 2, 1);
-         return p[1] * p[0];
-       },
-       {normal({2, 4}, 69)}},
-      {"stack",
-       "stack",
-       [](V x) {
-         return stack({x[0], x[1]}, 1);
-       },
-       {normal({2, 3}, 70), normal({2, 3}, 71)}},
-      {"sum_to",
-       "sum_to",
-       [](V x) {
-         return sum_to(x[0], {3, 1});
-       },
-       {normal({2, 3, 4}, 72)}},
-      {"dropout",
-       "dropout",
-       [](V x) {
-         Generator g(9);
-         return dropout(x[0], 0.4, true, g);
-       },
-       {normal({4, 5}, 73)}},
-      {"transpose",
-       "transpose",
-       [](V x) { return transpose(x[0], 0, 2); },
-       {normal({2, 3, 4}, 74)}},
-  };
-}
-
-class OpGradient : public ::testing::TestWithParam<GradRow> {};
+class OpGradient : public ::testing::TestWithParam<OpSample> {};
 
 TEST_P(OpGradient, MatchesCentralDifferences) {
-  const GradRow& row = GetParam();
+  const OpSample& row = GetParam();
   if (!row.differentiable) {
-    std::vector<Tensor> xs;
-    for (const Tensor& x : row.inputs)
-      xs.push_back(is_floating(x.dtype()) ? x.copy().requires_grad_() : x);
-    EXPECT_FALSE(row.f(xs).requires_grad()) << row.op << " has no gradient, so records none";
+    EXPECT_FALSE(records_gradient(row)) << row.op << " has no gradient, so records none";
     return;
   }
   const GradcheckReport report = gradcheck(row.f, row.inputs, row.options);
@@ -303,15 +27,15 @@ TEST_P(OpGradient, MatchesCentralDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, ::testing::ValuesIn(grad_rows()),
+INSTANTIATE_TEST_SUITE_P(Ops, OpGradient, ::testing::ValuesIn(op_samples()),
                          [](const auto& test) { return test.param.name; });
 
-TEST(OpTable, EveryPrimitiveHasAGradientRow) {
+TEST(OpTable, EveryPrimitiveHasASample) {
   std::set<std::string> covered;
-  for (const GradRow& row : grad_rows()) covered.insert(row.op);
+  for (const OpSample& row : op_samples()) covered.insert(row.op);
   for (const OpDef* op : registered_ops())
     EXPECT_TRUE(covered.count(std::string(op->name)))
-        << "op '" << op->name << "' has no row in grad_rows()";
+        << "op '" << op->name << "' has no sample in op_samples()";
 }
 
 TEST(OpValues, ReluPropagatesNan) {
@@ -324,9 +48,10 @@ TEST(OpValues, ReluPropagatesNan) {
 TEST(Gradcheck, ReportsAWrongGradient) {
   // cast's float32 round trip loses precision: with the default step the finite difference is
   // noise, which the report must flag rather than pass.
+  Generator g(80);
   const GradcheckReport report = gradcheck(
       [](const std::vector<Tensor>& x) { return cast(cast(x[0], DType::f32), DType::f64) * 1e3; },
-      {normal({4}, 80)});
+      {randn({4}, {.dtype = DType::f64}, g)});
   EXPECT_FALSE(report.passed());
   EXPECT_NE(report.to_string().find("FAILED"), std::string::npos);
 }

@@ -3,7 +3,8 @@
 # is present; runs `apt-get update` only when a package is missing; uses sudo only when not root.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build llvm-16-dev libzstd-dev libboost-graph-dev libfmt-dev libgtest-dev)
+packages=(g++ cmake ninja-build llvm-16-dev libzstd-dev libboost-graph-dev libfmt-dev libgtest-dev
+          libcli11-dev)
 
 missing=()
 for package in "${packages[@]}"; do

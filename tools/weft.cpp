@@ -1,0 +1,451 @@
+// weft: the command-line tool. Gradient checks of ops, layers and the chapter's models, and the
+// recorded graph of a model's training or inference step.
+//
+//   weft list
+//   weft gradcheck op NAME | --all
+//   weft gradcheck layer dense|embedding|simple_rnn|lstm|gru|bidirectional [--units N ...]
+//   weft gradcheck model NAME [--batch N] [--timesteps T]
+//   weft inspect MODEL --step train|infer --graph text|dot|svg [--out DIR]
+//
+// Exit status: 0 when everything passes, 1 when a check fails or weft reports an error, 2 for
+// bad usage.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <weft/compiler/graph.h>
+#include <weft/ops/op_samples.h>
+#include <weft/weft.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+extern char** environ;
+
+using namespace weft;
+
+namespace {
+
+// ---- gradcheck --------------------------------------------------------------------------
+
+// --atol/--rtol/--eps/--elements given on the command line override a check's own options.
+struct Tolerances {
+  std::optional<double> atol, rtol, eps;
+  std::optional<int64_t> elements;
+
+  void add_to(CLI::App& command) {
+    command.add_option("--atol", atol,
+                       "absolute tolerance (|analytic - numeric| <= atol + rtol·|numeric|)");
+    command.add_option("--rtol", rtol, "relative tolerance");
+    command.add_option("--eps", eps, "central-difference step");
+    command.add_option("--elements", elements,
+                       "check a seeded sample of at most N elements per input or weight");
+  }
+  GradcheckOptions applied_to(GradcheckOptions options) const {
+    options.atol = atol.value_or(options.atol);
+    options.rtol = rtol.value_or(options.rtol);
+    options.eps = eps.value_or(options.eps);
+    options.max_elements = elements.value_or(options.max_elements);
+    return options;
+  }
+};
+
+// One line per checked input: its name and shape, the largest errors, the worst element with
+// both values, and PASS or FAIL. Returns whether all passed.
+bool print_report(const std::string& title, const GradcheckReport& report,
+                  const std::vector<std::string>& input_names) {
+  for (const InputGradError& e : report.inputs)
+    fmt::print(
+        "{} {} {}: max abs {:.3g}  max rel {:.3g}  worst [{}] analytic {:.9g} numeric {:.9g}  {}\n",
+        title, input_names.at(e.input), shape_str(e.shape), e.max_abs_error, e.max_rel_error,
+        e.worst_index, e.analytic, e.numeric, e.passed ? "PASS" : "FAIL");
+  return report.passed();
+}
+
+// The names of x and the weights of `layers`, as gradcheck_layer and gradcheck_model number
+// their report's inputs.
+std::vector<std::string> input_names(const std::vector<Layer*>& layers) {
+  std::vector<std::string> names{"x"};
+  for (Layer* layer : layers) {
+    // Bidirectional's weights are its two copies': name them apart.
+    if (auto* wrapper = dynamic_cast<Bidirectional*>(layer)) {
+      for (Weight* w : wrapper->forward_layer().weights())
+        names.push_back(layer->name() + "/forward/" + w->name);
+      for (Weight* w : wrapper->backward_layer().weights())
+        names.push_back(layer->name() + "/backward/" + w->name);
+      continue;
+    }
+    for (Weight* w : layer->weights()) names.push_back(layer->name() + "/" + w->name);
+  }
+  return names;
+}
+
+int gradcheck_ops(const std::string& name, const Tolerances& tolerances) {
+  bool passed = true;
+  bool found = false;
+  for (const OpSample& sample : op_samples()) {
+    if (!name.empty() && sample.op != name) continue;
+    found = true;
+    const std::string title =
+        sample.name == sample.op ? sample.name : fmt::format("{} ({})", sample.name, sample.op);
+    if (!sample.differentiable) {
+      const bool records = records_gradient(sample);
+      fmt::print("{}: no gradient, records none  {}\n", title, records ? "FAIL" : "PASS");
+      passed = passed && !records;
+      continue;
+    }
+    std::vector<std::string> names;
+    for (size_t i = 0; i < sample.inputs.size(); ++i) names.push_back(fmt::format("x{}", i));
+    const GradcheckOptions options = tolerances.applied_to(sample.options);
+    passed = print_report(title, gradcheck(sample.f, sample.inputs, options), names) && passed;
+    if (sample.second_order)
+      passed = print_report(title + " second order",
+                            gradgradcheck(sample.f, sample.inputs, options), names) &&
+               passed;
+  }
+  WEFT_CHECK(found, "no op \"{}\" has a gradient sample; `weft list` shows the ops", name);
+  return passed ? 0 : 1;
+}
+
+struct LayerArgs {
+  std::string kind;
+  int64_t units = 3, timesteps = 4, batch = 2, features = 3;
+  bool return_sequences = false, go_backwards = false, mask = false;
+  double dropout = 0;
+  std::string inner = "lstm";  // the layer Bidirectional wraps
+};
+
+template <typename Rnn>
+Rnn recurrent(const LayerArgs& args) {
+  return Rnn(args.units)
+      .dtype(DType::f64)
+      .return_sequences(args.return_sequences)
+      .go_backwards(args.go_backwards)
+      .dropout(args.dropout)
+      .recurrent_dropout(args.dropout);
+}
+
+// f(the recurrent layer of this kind, with the options in args).
+template <typename F>
+auto with_recurrent(const std::string& kind, const LayerArgs& args, F f) {
+  if (kind == "simple_rnn") return f(recurrent<SimpleRNN>(args));
+  if (kind == "lstm") return f(recurrent<LSTM>(args));
+  return f(recurrent<GRU>(args));
+}
+
+int gradcheck_one_layer(const LayerArgs& args, const Tolerances& tolerances) {
+  Generator generator(7);
+  std::unique_ptr<Layer> layer;
+  Tensor x;
+  if (args.kind == "dense") {
+    layer = Dense(args.units).dtype(DType::f64).clone();
+    x = randn({args.batch, args.features}, {.dtype = DType::f64}, generator);
+  } else if (args.kind == "embedding") {
+    constexpr int64_t kVocabulary = 7;
+    layer = Embedding(kVocabulary, args.units).dtype(DType::f64).clone();
+    x = to_dtype(uniform({args.batch, args.timesteps}, 0, kVocabulary, {}, generator), DType::i64);
+  } else {
+    const bool wrapped = args.kind == "bidirectional";
+    layer = with_recurrent(wrapped ? args.inner : args.kind, args, [&](const Recurrent& rnn) {
+      return wrapped ? Bidirectional(rnn).clone() : rnn.clone();
+    });
+    x = randn({args.batch, args.timesteps, args.features}, {.dtype = DType::f64}, generator);
+  }
+  LayerGradcheckOptions options{.training = args.dropout > 0, .dropout_seed = 11};
+  if (args.mask) {
+    // Sample b has its last b steps padded, so the batch mixes full and padded sequences.
+    std::vector<float> mask;
+    for (int64_t b = 0; b < args.batch; ++b)
+      for (int64_t t = 0; t < args.timesteps; ++t) mask.push_back(t < args.timesteps - b ? 1 : 0);
+    options.mask = from_vector(mask, {args.batch, args.timesteps});
+  }
+  options.gradcheck = tolerances.applied_to(options.gradcheck);
+  layer->set_name(layer->base_name());
+  const GradcheckReport report = gradcheck_layer(*layer, x, options);
+  return print_report(args.kind, report, input_names({layer.get()})) ? 0 : 1;
+}
+
+int gradcheck_chapter_model(const std::string& name, int64_t batch,
+                            std::optional<int64_t> timesteps, const Tolerances& tolerances) {
+  const ChapterModel chapter =
+      timesteps ? chapter_model(name).with_timesteps(*timesteps) : chapter_model(name);
+  manual_seed(3);
+  Sequential model = chapter.build(DType::f64);
+  Generator generator(5);
+  const Tensor x = sample_batch(chapter, batch, generator);
+  const Tensor y = sample_labels(chapter, batch, generator);
+  // A whole model's weights are too many to difference one by one: a sample of each by default.
+  const GradcheckOptions options = tolerances.applied_to({.max_elements = 20});
+  const GradcheckReport report = gradcheck_model(model, x, y, chapter.loss, {.gradcheck = options});
+  std::vector<Layer*> layers;
+  for (const auto& layer : model.layers()) layers.push_back(layer.get());
+  return print_report(name, report, input_names(layers)) ? 0 : 1;
+}
+
+// ---- inspect ----------------------------------------------------------------------------
+
+// Runs a program (found on PATH) with arguments; returns false when it cannot be started.
+bool run_program(const std::vector<std::string>& command) {
+  std::vector<char*> argv;
+  for (const std::string& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return false;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  WEFT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "`{}` failed", fmt::join(command, " "));
+  return true;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  WEFT_CHECK(out.good(), "cannot write {}", path.string());
+}
+
+// Graphviz's drawing of dot source. `scratch` names the intermediate files (scratch.dot, and
+// scratch.svg); without Graphviz, scratch.dot is left for the user.
+std::string dot_to_svg(const std::string& dot, const std::filesystem::path& scratch) {
+  const std::filesystem::path source = scratch.string() + ".dot";
+  const std::filesystem::path drawing = scratch.string() + ".svg";
+  write_file(source, dot);
+  WEFT_CHECK(run_program({"dot", "-Tsvg", source.string(), "-o", drawing.string()}),
+             "--graph svg needs Graphviz's `dot`, which is not on PATH: install graphviz "
+             "(sudo apt-get install graphviz). The Graphviz source is in {}",
+             source.string());
+  return read_file(drawing);
+}
+
+// What `weft inspect` can show of a captured step, one row each: a further view (a pass's
+// output, LLVM IR, machine code) is one more row.
+struct View {
+  std::string name;         // the value of --graph
+  std::string description;  // for --help
+  std::string extension;    // of the file written under --out
+  // The text; `scratch` is a path without extension where intermediate files may go.
+  std::function<std::string(const Graph& graph, const std::filesystem::path& scratch)> render;
+};
+
+const std::vector<View>& views() {
+  static const std::vector<View> table{
+      {"text", "one line per node", "txt",
+       [](const Graph& graph, const std::filesystem::path&) { return graph.to_text(); }},
+      {"dot", "Graphviz source", "dot",
+       [](const Graph& graph, const std::filesystem::path&) { return graph.to_dot(); }},
+      {"svg", "Graphviz drawing (runs dot -Tsvg)", "svg",
+       [](const Graph& graph, const std::filesystem::path& scratch) {
+         return dot_to_svg(graph.to_dot(), scratch);
+       }},
+  };
+  return table;
+}
+
+const View& view(const std::string& name) {
+  for (const View& v : views())
+    if (v.name == name) return v;
+  throw Error("no view \"{}\"", name);  // CLI11 already checked the name
+}
+
+struct InspectArgs {
+  std::string model;
+  std::string step = "train";
+  int64_t batch = 4;
+  std::optional<int64_t> timesteps;
+  std::string graph = "text";
+  std::optional<std::string> out;
+};
+
+int inspect(const InspectArgs& args) {
+  const ChapterModel chapter = args.timesteps
+                                   ? chapter_model(args.model).with_timesteps(*args.timesteps)
+                                   : chapter_model(args.model);
+  manual_seed(3);
+  Sequential model = chapter.build();
+  model.compile("adam", chapter.loss);
+  Generator generator(5);
+  const Tensor x = sample_batch(chapter, args.batch, generator);
+  const StepKind kind = args.step == "train" ? StepKind::train : StepKind::infer;
+  const Graph graph = model.capture_step(
+      kind, x, kind == StepKind::train ? sample_labels(chapter, args.batch, generator) : Tensor());
+
+  const View& shown = view(args.graph);
+  const std::string stem = fmt::format("{}_{}", chapter.name, args.step);
+  if (!args.out) {
+    const std::filesystem::path scratch = std::filesystem::temp_directory_path() / ("weft_" + stem);
+    std::cout << shown.render(graph, scratch);
+    return 0;
+  }
+  const std::filesystem::path dir(*args.out);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path path = dir / (stem + "." + shown.extension);
+  write_file(path, shown.render(graph, dir / stem));
+  fmt::print("wrote {}\n", path.string());
+  return 0;
+}
+
+// ---- list -------------------------------------------------------------------------------
+
+int list() {
+  fmt::print("models (weft gradcheck model NAME, weft inspect NAME):\n");
+  for (const ChapterModel& model : chapter_models())
+    fmt::print("  {:<22} {}\n", model.name, model.description);
+  fmt::print("ops (weft gradcheck op NAME):\n ");
+  for (const OpDef* op : registered_ops()) fmt::print(" {}", op->name);
+  fmt::print("\ncomposite ops with gradient samples:\n ");
+  std::vector<std::string> composites;
+  for (const OpSample& sample : op_samples())
+    if (!find_op(sample.op) &&
+        std::find(composites.begin(), composites.end(), sample.op) == composites.end())
+      composites.push_back(sample.op);
+  for (const std::string& name : composites) fmt::print(" {}", name);
+  fmt::print("\n");
+  return 0;
+}
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const ChapterModel& model : chapter_models()) names.push_back(model.name);
+  return names;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"weft: gradient checks and step graphs of weft's ops, layers and chapter models",
+               "weft"};
+  app.require_subcommand(1);
+  std::function<int()> command;
+
+  app.add_subcommand("list", "list the chapter models and the ops")->callback([&] {
+    command = list;
+  });
+
+  CLI::App* gradcheck = app.add_subcommand(
+      "gradcheck", "check gradients against central differences in float64 (exit 1 on FAIL)");
+  gradcheck->require_subcommand(1);
+  Tolerances tolerances;
+
+  std::string op_name;
+  bool all_ops = false;
+  CLI::App* op = gradcheck->add_subcommand("op", "one primitive or composite op, or --all");
+  CLI::Option* op_option = op->add_option("name", op_name, "the op (see `weft list`)");
+  op->add_flag("--all", all_ops, "every op's samples")->excludes(op_option);
+  tolerances.add_to(*op);
+  op->callback([&] {
+    WEFT_CHECK(!op_name.empty() || all_ops, "gradcheck op: give an op's name or --all");
+    command = [&] { return gradcheck_ops(op_name, tolerances); };
+  });
+
+  LayerArgs layer_args;
+  CLI::App* layer = gradcheck->add_subcommand("layer", "one layer, d output / d input and weights");
+  const std::vector<std::string> rnn_kinds{"simple_rnn", "lstm", "gru"};
+  layer->add_option("kind", layer_args.kind, "the layer")
+      ->required()
+      ->check(CLI::IsMember({"dense", "embedding", "simple_rnn", "lstm", "gru", "bidirectional"}));
+  layer->add_option("--units", layer_args.units, "units (Embedding: output_dim)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  layer->add_option("--timesteps", layer_args.timesteps, "sequence length (1: one cell step)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  layer->add_option("--batch", layer_args.batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  layer->add_option("--features", layer_args.features, "input features")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  layer->add_flag("--return-sequences", layer_args.return_sequences,
+                  "recurrent: every step's output");
+  layer->add_flag("--go-backwards", layer_args.go_backwards,
+                  "recurrent: read the sequence backwards");
+  layer->add_flag("--mask", layer_args.mask, "recurrent: pad sample b's last b steps");
+  layer
+      ->add_option(
+          "--dropout", layer_args.dropout,
+          "recurrent: dropout and recurrent_dropout rate, in training mode with fixed masks")
+      ->check(CLI::Range(0.0, 0.99));
+  layer->add_option("--inner", layer_args.inner, "the layer Bidirectional wraps")
+      ->capture_default_str()
+      ->check(CLI::IsMember(rnn_kinds));
+  tolerances.add_to(*layer);
+  layer->callback([&] { command = [&] { return gradcheck_one_layer(layer_args, tolerances); }; });
+
+  std::string model_name;
+  int64_t model_batch = 2;
+  std::optional<int64_t> model_timesteps;
+  CLI::App* model = gradcheck->add_subcommand(
+      "model",
+      "a chapter model: d loss / d every weight (a sample of 20 elements each unless --elements)");
+  model->add_option("name", model_name, "the model (see `weft list`)")
+      ->required()
+      ->check(CLI::IsMember(model_names()));
+  model->add_option("--batch", model_batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  model->add_option("--timesteps", model_timesteps, "sequence length instead of the chapter's")
+      ->check(CLI::PositiveNumber);
+  tolerances.add_to(*model);
+  model->callback([&] {
+    command = [&] {
+      return gradcheck_chapter_model(model_name, model_batch, model_timesteps, tolerances);
+    };
+  });
+
+  InspectArgs inspect_args;
+  CLI::App* inspect_command =
+      app.add_subcommand("inspect", "the recorded graph of one step of a chapter model");
+  inspect_command->add_option("model", inspect_args.model, "the model (see `weft list`)")
+      ->required()
+      ->check(CLI::IsMember(model_names()));
+  inspect_command->add_option("--step", inspect_args.step, "fit()'s step or predict()'s")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"train", "infer"}));
+  inspect_command->add_option("--batch", inspect_args.batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  inspect_command
+      ->add_option("--timesteps", inspect_args.timesteps,
+                   "sequence length instead of the chapter's")
+      ->check(CLI::PositiveNumber);
+  std::string graph_help = "what to show:";
+  std::vector<std::string> view_names;
+  for (const View& v : views()) {
+    graph_help += fmt::format(" {} ({}),", v.name, v.description);
+    view_names.push_back(v.name);
+  }
+  graph_help.pop_back();
+  inspect_command->add_option("--graph", inspect_args.graph, graph_help)
+      ->capture_default_str()
+      ->check(CLI::IsMember(view_names));
+  inspect_command->add_option("--out", inspect_args.out,
+                              "write DIR/MODEL_STEP.EXT instead of printing");
+  inspect_command->callback([&] { command = [&] { return inspect(inspect_args); }; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;  // --help is a success; any other is bad usage
+  } catch (const Error& error) {          // a callback's usage check
+    fmt::print(stderr, "weft: {}\n", error.what());
+    return 2;
+  }
+  try {
+    return command();
+  } catch (const Error& error) {
+    fmt::print(stderr, "weft: {}\n", error.what());
+    return 1;
+  }
+}

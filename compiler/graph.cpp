@@ -122,11 +122,13 @@ class CaptureTracer : public Tracer {
   std::optional<int> known(const Tensor& tensor) const {
     if (auto found = ids_.find(tensor.impl()); found != ids_.end()) return found->second;
     // detach() makes a new handle on the same values: the same storage, offset and strides.
-    for (const Tensor& other : alive_)
-      if (other.impl()->storage == tensor.impl()->storage &&
-          other.impl()->offset == tensor.impl()->offset && other.shape() == tensor.shape() &&
+    const auto [first, last] = by_storage_.equal_range(tensor.impl()->storage.get());
+    for (auto it = first; it != last; ++it) {
+      const Tensor& other = alive_[it->second];
+      if (other.impl()->offset == tensor.impl()->offset && other.shape() == tensor.shape() &&
           other.strides() == tensor.strides() && other.dtype() == tensor.dtype())
         return ids_.at(other.impl());
+    }
     return std::nullopt;
   }
 
@@ -168,6 +170,7 @@ class CaptureTracer : public Tracer {
   // a freed tensor's address could otherwise come back as another tensor.
   int remember(const Tensor& tensor, int id) {
     ids_[tensor.impl()] = id;
+    by_storage_.emplace(tensor.impl()->storage.get(), alive_.size());
     alive_.push_back(tensor);
     return id;
   }
@@ -177,6 +180,7 @@ class CaptureTracer : public Tracer {
   std::unordered_map<const TensorImpl*, int> ids_;     // the node holding each tensor's value
   std::unordered_map<const TensorImpl*, int> inputs_;  // declared inputs
   std::vector<Tensor> alive_;
+  std::unordered_multimap<const Storage*, size_t> by_storage_;  // into alive_
 };
 
 }  // namespace

@@ -82,6 +82,13 @@ bool filled_with(const GraphNode& node, double value) {
   return std::all_of(values.begin(), values.end(), [&](double v) { return v == value; });
 }
 
+// A zero constant, or one broadcast by expand.
+bool all_zeros(const Graph& graph, int id) {
+  const GraphNode& node = graph.node(id);
+  if (node.kind == Kind::op && node.op->name == "expand") return all_zeros(graph, node.inputs[0]);
+  return filled_with(node, 0);
+}
+
 bool is_identity(const std::vector<int64_t>& order) {
   for (size_t i = 0; i < order.size(); ++i)
     if (order[i] != static_cast<int64_t>(i)) return false;
@@ -203,7 +210,7 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node) {
   for (const GraphNode* side : {&a, &b})
     for (const Part& part : parts_of(out, *side))
       if (part.start < part.stop)
-        (filled_with(out.node(part.node), 0) ? zero_parts : kept).push_back(part);
+        (all_zeros(out, part.node) ? zero_parts : kept).push_back(part);
   std::sort(kept.begin(), kept.end(),
             [](const Part& p, const Part& q) { return p.start < q.start; });
   for (size_t i = 1; i < kept.size(); ++i)
@@ -218,9 +225,12 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node) {
     });
     Shape shape = node.spec.shape;
     shape[axis] = stop - at;
+    // A broadcast zero scalar: no memory, however many gaps the joins of T slices make.
     pieces.push_back(same != zero_parts.end()
                          ? same->node
-                         : out.add_constant(zeros(shape, {.dtype = node.spec.dtype})));
+                         : out.add_op(op_named("expand"), {{"shape", shape}},
+                                      {out.add_constant(scalar(0, node.spec.dtype))},
+                                      {shape, node.spec.dtype}));
     at = stop;
   };
   for (const Part& part : kept) {

@@ -16,6 +16,9 @@ namespace weft {
 
 class StepCache;
 
+// False when the environment sets WEFT_JIT_COMPILE=0: every model then runs eagerly.
+bool jit_compile_default();
+
 // The two steps a model compiles: a training step (forward, loss, backward, optimizer update)
 // and an inference step (forward, including one streaming step of stateful layers).
 enum class StepKind { train, infer };
@@ -59,7 +62,8 @@ class Sequential {
   // As Keras's jit_compile: fit, evaluate and predict run each step as native code compiled for
   // its batch shape (captured and compiled on the first batch of each shape, which runs eagerly),
   // or, when false, on the eager tape.
-  bool jit_compile = true;
+  // Its default is true unless the environment sets WEFT_JIT_COMPILE=0.
+  bool jit_compile = jit_compile_default();
 
   // The step that fit() (train) or predict() (infer) compiles, recorded for a batch like x (and
   // y, for train). Recording runs the step: a training step updates the weights.

@@ -2,6 +2,9 @@
 // compiled, and served from a cache afterwards (Sequential::jit_compile).
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include "weft/autodiff/op.h"
 #include "weft/compiler/compile.h"
 #include "weft/models/training_state.h"
@@ -22,6 +25,11 @@ struct Sequential::StepInputs {
   Tensor random;    // the generator's state, among `named`
   std::string key;  // the kind and every input's name, dtype and shape
 };
+
+bool jit_compile_default() {
+  const char* value = std::getenv("WEFT_JIT_COMPILE");
+  return value == nullptr || std::string_view(value) != "0";
+}
 
 namespace {
 

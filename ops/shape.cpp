@@ -165,7 +165,8 @@ const OpDef& slice_op = register_op({
       auto zeros_along = [&](int64_t n) {
         Shape part = shape;
         part[axis] = n;
-        parts.push_back(zeros(part, {.dtype = c.grad.dtype()}));
+        // A broadcast zero: no memory for the zeros, eager or captured, whatever T slices need.
+        parts.push_back(expand(scalar(0, c.grad.dtype()), part));
       };
       if (start > 0) zeros_along(start);
       parts.push_back(c.grad);

@@ -5,7 +5,8 @@
 //   weft gradcheck op NAME | --all
 //   weft gradcheck layer dense|embedding|simple_rnn|lstm|gru|bidirectional [--units N ...]
 //   weft gradcheck model NAME [--batch N] [--timesteps T]
-//   weft inspect MODEL --step train|infer --graph text|dot|svg [--out DIR]
+//   weft inspect MODEL --step train|infer --graph VIEW [--out DIR], VIEW one of: text, dot,
+//     svg, passes, schedule, ir-before, ir-after, asm, stats
 //
 // Exit status: 0 when everything passes, 1 when a check fails or weft reports an error, 2 for
 // bad usage.
@@ -13,7 +14,7 @@
 #include <fmt/ranges.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <weft/compiler/graph.h>
+#include <weft/compiler/compile.h>
 #include <weft/ops/op_samples.h>
 #include <weft/weft.h>
 
@@ -229,26 +230,80 @@ std::string dot_to_svg(const std::string& dot, const std::filesystem::path& scra
   return read_file(drawing);
 }
 
-// What `weft inspect` can show of a captured step, one row each: a further view (a pass's
-// output, LLVM IR, machine code) is one more row.
+// A captured step as `weft inspect` sees it: the recorded graph, and the step compiled from it
+// (compiled on first use, so that showing the graph needs no LLVM).
+class Inspected {
+ public:
+  explicit Inspected(Graph graph) : graph_(std::move(graph)) {}
+  const Graph& graph() const { return graph_; }
+  const CompiledStep& compiled() {
+    if (!compiled_) compiled_.emplace(compile(graph_));
+    return *compiled_;
+  }
+
+ private:
+  Graph graph_;
+  std::optional<CompiledStep> compiled_;
+};
+
+std::string passes_text(Inspected& step) {
+  std::string text = fmt::format("# recorded: {} nodes\n", step.graph().nodes().size());
+  const std::vector<Pass>& passes = pipeline();
+  const auto& graphs = step.compiled().pass_graphs();
+  for (size_t i = 0; i < graphs.size(); ++i)
+    text += fmt::format("\n# after {} ({}): {} nodes\n{}", graphs[i].first, passes[i].summary,
+                        graphs[i].second.nodes().size(), graphs[i].second.to_text());
+  return text;
+}
+
+std::string stats_text(Inspected& step) {
+  const CompileStats& s = step.compiled().stats();
+  return fmt::format(
+      "graph nodes after passes: {}\nkernel calls: {} ({} in re-rolled loops)\ndistinct "
+      "kernels: {}\nelementwise ops in fused loops: {}\narena: {} bytes ({} without "
+      "reuse)\ncompile time: {:.3f} s\nLLVM IR: {} bytes before, {} after O3\n",
+      s.graph_nodes, s.kernel_calls, s.rolled_calls, s.distinct_kernels, s.fused_ops, s.arena_bytes,
+      s.unplanned_bytes, s.seconds, step.compiled().module().ir_before().size(),
+      step.compiled().module().ir_after().size());
+}
+
+// What `weft inspect` can show of a captured step, one row each.
 struct View {
-  std::string name;         // the value of --graph
+  std::string name;         // the value of --show
   std::string description;  // for --help
   std::string extension;    // of the file written under --out
   // The text; `scratch` is a path without extension where intermediate files may go.
-  std::function<std::string(const Graph& graph, const std::filesystem::path& scratch)> render;
+  std::function<std::string(Inspected& step, const std::filesystem::path& scratch)> render;
 };
 
 const std::vector<View>& views() {
   static const std::vector<View> table{
-      {"text", "one line per node", "txt",
-       [](const Graph& graph, const std::filesystem::path&) { return graph.to_text(); }},
-      {"dot", "Graphviz source", "dot",
-       [](const Graph& graph, const std::filesystem::path&) { return graph.to_dot(); }},
-      {"svg", "Graphviz drawing (runs dot -Tsvg)", "svg",
-       [](const Graph& graph, const std::filesystem::path& scratch) {
-         return dot_to_svg(graph.to_dot(), scratch);
+      {"text", "the recorded graph, one line per node", "txt",
+       [](Inspected& step, const std::filesystem::path&) { return step.graph().to_text(); }},
+      {"dot", "the recorded graph as Graphviz source", "dot",
+       [](Inspected& step, const std::filesystem::path&) { return step.graph().to_dot(); }},
+      {"svg", "the recorded graph drawn by Graphviz (runs dot -Tsvg)", "svg",
+       [](Inspected& step, const std::filesystem::path& scratch) {
+         return dot_to_svg(step.graph().to_dot(), scratch);
        }},
+      {"passes", "the graph after each optimisation pass", "txt",
+       [](Inspected& step, const std::filesystem::path&) { return passes_text(step); }},
+      {"schedule", "the lowering plan: fused loops, kernels, buffers and arena offsets", "txt",
+       [](Inspected& step, const std::filesystem::path&) { return step.compiled().schedule(); }},
+      {"ir-before", "LLVM IR as emitted", "ll",
+       [](Inspected& step, const std::filesystem::path&) {
+         return step.compiled().module().ir_before();
+       }},
+      {"ir-after", "LLVM IR after the O3 pipeline", "ll",
+       [](Inspected& step, const std::filesystem::path&) {
+         return step.compiled().module().ir_after();
+       }},
+      {"asm", "the host machine code", "s",
+       [](Inspected& step, const std::filesystem::path&) {
+         return step.compiled().module().assembly();
+       }},
+      {"stats", "what the compiler did, in numbers", "txt",
+       [](Inspected& step, const std::filesystem::path&) { return stats_text(step); }},
   };
   return table;
 }
@@ -278,20 +333,20 @@ int inspect(const InspectArgs& args) {
   Generator generator(5);
   const Tensor x = sample_batch(chapter, args.batch, generator);
   const StepKind kind = args.step == "train" ? StepKind::train : StepKind::infer;
-  const Graph graph = model.capture_step(
-      kind, x, kind == StepKind::train ? sample_labels(chapter, args.batch, generator) : Tensor());
+  Inspected step(model.capture_step(
+      kind, x, kind == StepKind::train ? sample_labels(chapter, args.batch, generator) : Tensor()));
 
   const View& shown = view(args.graph);
   const std::string stem = fmt::format("{}_{}", chapter.name, args.step);
   if (!args.out) {
     const std::filesystem::path scratch = std::filesystem::temp_directory_path() / ("weft_" + stem);
-    std::cout << shown.render(graph, scratch);
+    std::cout << shown.render(step, scratch);
     return 0;
   }
   const std::filesystem::path dir(*args.out);
   std::filesystem::create_directories(dir);
   const std::filesystem::path path = dir / (stem + "." + shown.extension);
-  write_file(path, shown.render(graph, dir / stem));
+  write_file(path, shown.render(step, dir / stem));
   fmt::print("wrote {}\n", path.string());
   return 0;
 }

@@ -41,15 +41,6 @@ const Lowering& lowering_of(const Graph& graph, int id) {
 
 int64_t aligned(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
-// `layout` read at every index of `shape` (NumPy broadcasting: stride 0 where it is stretched).
-Layout broadcast_to(const Layout& layout, const Shape& shape) {
-  Layout out{shape, Shape(shape.size(), 0), layout.offset};
-  const size_t pad = shape.size() - layout.shape.size();
-  for (size_t d = 0; d < layout.shape.size(); ++d)
-    if (layout.shape[d] == shape[pad + d]) out.strides[pad + d] = layout.strides[d];
-  return out;
-}
-
 // Merges adjacent dimensions that every layout walks as one (and drops size-1 dimensions), so a
 // loop over contiguous data is one loop, which vectorises.
 Shape collapse(Shape shape, std::vector<Shape*> strides) {
@@ -118,10 +109,12 @@ class Planner {
       for (int input : graph.nodes()[id].inputs) consumers_[input].push_back(static_cast<int>(id));
     for (const GraphOutput& output : graph.outputs) kept_[output.node] = true;
     for (const GraphStore& store : graph.stores) kept_[store.value] = true;
+    int next_input = 0;
     for (int id : graph.input_ids())
-      places_[id] = {add_buffer(Buffer::Kind::input, inputs_++, 0),
+      places_[id] = {add_buffer(Buffer::Kind::input, next_input++, 0),
                      contiguous_layout(graph.node(id).spec.shape), graph.node(id).spec.dtype};
-    output_slot_.assign(graph.outputs.size(), -1);
+    input_count_ = next_input;
+    output_buffer_.assign(graph.outputs.size(), -1);
   }
 
   void run() {
@@ -142,9 +135,9 @@ class Planner {
     // Outputs not computed straight into their buffer, then the stores: after every read.
     for (size_t i = 0; i < graph_.outputs.size(); ++i) {
       const int node = graph_.outputs[i].node;
-      if (output_slot_[i] >= 0 && places_[node].buffer == output_slot_[i]) continue;
-      const int buffer = add_buffer(Buffer::Kind::output, static_cast<int>(i), 0);
-      output_slot_[i] = buffer;
+      if (output_buffer_[i] >= 0 && places_[node].buffer == output_buffer_[i]) continue;
+      const int buffer = add_buffer(Buffer::Kind::output, output_slot(i), 0);
+      output_buffer_[i] = buffer;
       copy(materialized(node),
            {buffer, contiguous_layout(graph_.node(node).spec.shape), graph_.node(node).spec.dtype});
     }
@@ -167,10 +160,13 @@ class Planner {
   std::vector<bool> kept_;  // outputs and stored values
   std::vector<Buffer> buffers_;
   std::vector<Call> calls_;
-  std::vector<int> output_slot_;  // the buffer of each output
+  std::vector<int> output_buffer_;  // the buffer of each output
   std::vector<int> constant_nodes_;
-  int inputs_ = 0;
+  // The pointer array holds the inputs, then the outputs, then the constants.
+  int output_slot(size_t output) const { return input_count_ + static_cast<int>(output); }
+  int first_constant_slot() const { return output_slot(graph_.outputs.size()); }
   int first_store_ = 0;
+  int input_count_ = 0;
   int64_t arena_bytes_ = 0, unplanned_bytes_ = 0;
 
  private:
@@ -189,9 +185,9 @@ class Planner {
   Place new_value(int id) {
     const TensorSpec& spec = graph_.node(id).spec;
     for (size_t i = 0; i < graph_.outputs.size(); ++i)
-      if (graph_.outputs[i].node == id && output_slot_[i] < 0) {
-        output_slot_[i] = add_buffer(Buffer::Kind::output, static_cast<int>(i), 0);
-        return {output_slot_[i], contiguous_layout(spec.shape), spec.dtype};
+      if (graph_.outputs[i].node == id && output_buffer_[i] < 0) {
+        output_buffer_[i] = add_buffer(Buffer::Kind::output, output_slot(i), 0);
+        return {output_buffer_[i], contiguous_layout(spec.shape), spec.dtype};
       }
     const int64_t bytes = shape_numel(spec.shape) * static_cast<int64_t>(dtype_size(spec.dtype));
     return {add_buffer(Buffer::Kind::arena, -1, bytes), contiguous_layout(spec.shape), spec.dtype};
@@ -202,7 +198,8 @@ class Planner {
     const GraphNode& node = graph_.node(id);
     if (places_[id].buffer < 0 && node.kind == GraphNode::Kind::constant) {
       places_[id] = {
-          add_buffer(Buffer::Kind::constant, static_cast<int>(constant_nodes_.size()), 0),
+          add_buffer(Buffer::Kind::constant,
+                     first_constant_slot() + static_cast<int>(constant_nodes_.size()), 0),
           contiguous_layout(node.spec.shape), node.spec.dtype};
       constant_nodes_.push_back(id);
     }
@@ -212,10 +209,9 @@ class Planner {
     return places_[id];
   }
 
-  Place contiguous_copy(const Place& source, int id) {
-    const TensorSpec& spec = graph_.node(id).spec;
+  Place contiguous_copy(const Place& source) {
     const int64_t bytes =
-        shape_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(spec.dtype));
+        shape_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(source.dtype));
     const Place target{add_buffer(Buffer::Kind::arena, -1, bytes),
                        contiguous_layout(source.layout.shape), source.dtype};
     copy(source, target);
@@ -279,7 +275,7 @@ class Planner {
     Place place = materialized(node.inputs[0]);
     Layout layout = place.layout;
     if (!lowering.view(layout, node.attrs, node.spec)) {
-      place = contiguous_copy(place, node.inputs[0]);
+      place = contiguous_copy(place);
       layout = place.layout;
       WEFT_CHECK(lowering.view(layout, node.attrs, node.spec),
                  "compile: internal error: {} refuses a contiguous input", describe(graph_, id));
@@ -308,7 +304,7 @@ class Planner {
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       Place place = materialized(node.inputs[i]);
       if (lowering.reads != nullptr && !lowering.reads(i, place.layout))
-        place = contiguous_copy(place, node.inputs[i]);
+        place = contiguous_copy(place);
       call.reads.push_back(place);
     }
     places_[id] = new_value(id);
@@ -395,7 +391,7 @@ class Emitter {
 
   // int32_t step(void** buffers, char* arena): 0 when it ran, 1 after a failure it recorded,
   // 2 when `finite_output` was not finite (the stores skipped).
-  void emit_step(const std::string& finite_output, int64_t slots_before_constants) {
+  void emit_step(const std::string& finite_output) {
     llvm::Type* ptr = b_.getPtrTy();
     step_ = llvm::Function::Create(llvm::FunctionType::get(b_.getInt32Ty(), {ptr, ptr}, false),
                                    llvm::Function::ExternalLinkage, "step", module_);
@@ -415,13 +411,13 @@ class Emitter {
               place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
           site.args.push_back(buffer.kind == Buffer::Kind::arena
                                   ? Arg{-1, buffer.offset + element_bytes}
-                                  : Arg{slot_index(buffer, slots_before_constants), element_bytes});
+                                  : Arg{buffer.slot, element_bytes});
         }
       sites.push_back(std::move(site));
     }
     const auto first_store = static_cast<size_t>(plan_.first_store_);
     emit_sites(sites, 0, first_store);
-    if (!finite_output.empty()) guard_finite(finite_output, slots_before_constants);
+    if (!finite_output.empty()) guard_finite(finite_output);
     emit_sites(sites, first_store, sites.size());
     b_.CreateRet(b_.getInt32(0));
     b_.SetInsertPoint(failed_);
@@ -431,12 +427,6 @@ class Emitter {
   int64_t distinct_kernels() const { return static_cast<int64_t>(kernels_.size()); }
   int64_t rolled_calls() const { return rolled_calls_; }
   const std::vector<std::string>& call_names() const { return call_names_; }
-
-  // Inputs, then outputs (their slots already follow the inputs), then constants.
-  static int64_t slot_index(const Buffer& buffer, int64_t slots_before_constants) {
-    return buffer.kind == Buffer::Kind::constant ? slots_before_constants + buffer.slot
-                                                 : buffer.slot;
-  }
 
  private:
   // A kernel argument: bytes into a buffer of the pointer array (slot), or into the arena (-1).
@@ -549,7 +539,7 @@ class Emitter {
     }
   }
 
-  void guard_finite(const std::string& name, int64_t slots_before_constants) {
+  void guard_finite(const std::string& name) {
     const Graph& graph = plan_.graph_;
     for (size_t i = 0; i < graph.outputs.size(); ++i) {
       if (graph.outputs[i].name != name) continue;
@@ -557,9 +547,8 @@ class Emitter {
       WEFT_CHECK(node.spec.shape.empty() && is_floating(node.spec.dtype),
                  "compile: finite_output \"{}\" must be a 0-d floating-point output, got {} {}",
                  name, dtype_name(node.spec.dtype), shape_str(node.spec.shape));
-      const Buffer& buffer = plan_.buffers_[plan_.output_slot_[i]];
-      llvm::Value* value =
-          b_.CreateLoad(type(node.spec.dtype), base(slot_index(buffer, slots_before_constants)));
+      const Buffer& buffer = plan_.buffers_[plan_.output_buffer_[i]];
+      llvm::Value* value = b_.CreateLoad(type(node.spec.dtype), base(buffer.slot));
       llvm::Value* infinity = llvm::ConstantFP::getInfinity(type(node.spec.dtype));
       llvm::Value* finite =
           b_.CreateFCmpOLT(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, value), infinity);
@@ -601,7 +590,14 @@ class Emitter {
     for (int member : call.members) {
       const GraphNode& node = graph.node(member);
       text += fmt::format(" {}:{}(", node.op->name, dtype_name(node.spec.dtype));
-      for (int input : node.inputs) text += operand_ref(call, input) + ",";
+      for (int input : node.inputs) {
+        const Operand operand = operand_of(call, input);
+        text += operand.kind == Operand::Kind::member ? fmt::format("m{},", operand.index)
+                : operand.kind == Operand::Kind::read
+                    ? fmt::format("r{},", operand.index)
+                    : fmt::format("{}:{:a},", dtype_name(plan_.graph_.node(input).spec.dtype),
+                                  plan_.graph_.node(input).value.item());
+      }
       text += node.attrs.to_string() + ")";
     }
     for (int member : call.written_members) text += fmt::format(" w{}", member_index(call, member));
@@ -613,15 +609,22 @@ class Emitter {
                             call.members.begin());
   }
 
-  // How a fused member names an operand: a member, an outside read, or an immediate.
-  std::string operand_ref(const Call& call, int input) const {
-    const GraphNode& node = plan_.graph_.node(input);
-    if (plan_.group_of_[input] >= 0 &&
-        std::find(call.members.begin(), call.members.end(), input) != call.members.end())
-      return fmt::format("m{}", member_index(call, input));
+  // How a fused member reads an operand: another member's value, an outside read, or an
+  // immediate (a 0-d constant).
+  struct Operand {
+    enum class Kind { member, read, immediate };
+    Kind kind;
+    int index;  // into the call's members or reads
+  };
+
+  static Operand operand_of(const Call& call, int input) {
+    const auto member = std::find(call.members.begin(), call.members.end(), input);
+    if (member != call.members.end())
+      return {Operand::Kind::member, static_cast<int>(member - call.members.begin())};
     const auto read = std::find(call.read_nodes.begin(), call.read_nodes.end(), input);
-    if (read != call.read_nodes.end()) return fmt::format("r{}", read - call.read_nodes.begin());
-    return fmt::format("{}:{:a}", dtype_name(node.spec.dtype), node.value.item());
+    if (read != call.read_nodes.end())
+      return {Operand::Kind::read, static_cast<int>(read - call.read_nodes.begin())};
+    return {Operand::Kind::immediate, -1};
   }
 
   llvm::Function* emit_kernel(const Call& call, const std::string& name) {
@@ -696,12 +699,12 @@ class Emitter {
         std::vector<llvm::Value*> args;
         std::vector<DType> dtypes;
         for (int input : node.inputs) {
-          const std::string ref = operand_ref(call, input);
-          const int n = ref[0] == 'm' || ref[0] == 'r' ? std::stoi(ref.substr(1)) : -1;
+          const Operand operand = operand_of(call, input);
           const DType dtype = graph.node(input).spec.dtype;
-          args.push_back(ref[0] == 'm'   ? values[n]
-                         : ref[0] == 'r' ? read_values[n]
-                                         : k.constant(dtype, graph.node(input).value.item()));
+          args.push_back(operand.kind == Operand::Kind::member ? values[operand.index]
+                         : operand.kind == Operand::Kind::read
+                             ? read_values[operand.index]
+                             : k.constant(dtype, graph.node(input).value.item()));
           dtypes.push_back(dtype);
         }
         values.push_back(node.op->lowering->element(
@@ -731,10 +734,12 @@ std::string schedule_text(const Planner& plan, const std::vector<std::string>& n
   auto where = [&](const Place& place) {
     const Buffer& buffer = plan.buffers_[place.buffer];
     const char* kinds[] = {"input", "output", "constant", "arena"};
-    const std::string base =
-        buffer.kind == Buffer::Kind::arena
-            ? fmt::format("arena+{}", buffer.offset)
-            : fmt::format("{}{}", kinds[static_cast<int>(buffer.kind)], buffer.slot);
+    const std::string base = buffer.kind == Buffer::Kind::arena
+                                 ? fmt::format("arena+{}", buffer.offset)
+                                 : fmt::format("{}{}", kinds[static_cast<int>(buffer.kind)],
+                                               buffer.kind == Buffer::Kind::constant
+                                                   ? buffer.slot - plan.first_constant_slot()
+                                                   : buffer.slot);
     return fmt::format("{}[{}] {}", base, place.layout.offset,
                        layout_str(place.layout, place.dtype));
   };
@@ -775,13 +780,8 @@ CompiledStep compile(const Graph& captured, const CompileOptions& options) {
 
   auto context = std::make_unique<llvm::LLVMContext>();
   auto module = std::make_unique<llvm::Module>(options.name, *context);
-  const auto slots_before_constants =
-      static_cast<int64_t>(graph.input_ids().size() + graph.outputs.size());
-  // Output slots follow the inputs.
-  for (Buffer& buffer : plan.buffers_)
-    if (buffer.kind == Buffer::Kind::output) buffer.slot += plan.inputs_;
   Emitter emitter(plan, *module);
-  emitter.emit_step(options.finite_output, slots_before_constants);
+  emitter.emit_step(options.finite_output);
 
   step.schedule_ = schedule_text(plan, emitter.call_names());
   step.module_ = std::make_shared<CompiledModule>(

@@ -18,6 +18,14 @@ bool is_contiguous(const Layout& layout) {
   return true;
 }
 
+Layout broadcast_to(const Layout& layout, const Shape& shape) {
+  Layout out{shape, Shape(shape.size(), 0), layout.offset};
+  const size_t pad = shape.size() - layout.shape.size();
+  for (size_t d = 0; d < layout.shape.size(); ++d)
+    if (layout.shape[d] == shape[pad + d]) out.strides[pad + d] = layout.strides[d];
+  return out;
+}
+
 KernelBuilder::KernelBuilder(llvm::IRBuilder<>& builder, llvm::Module& m,
                              llvm::BasicBlock* fail_block)
     : b(builder), module(m), fail_block_(fail_block) {}

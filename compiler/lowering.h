@@ -108,5 +108,7 @@ struct Lowering {
 // The layout of a contiguous row-major tensor of `shape`.
 Layout contiguous_layout(const Shape& shape);
 bool is_contiguous(const Layout& layout);
+// `layout` read at every index of `shape` (NumPy broadcasting: stride 0 where it is stretched).
+Layout broadcast_to(const Layout& layout, const Shape& shape);
 
 }  // namespace weft

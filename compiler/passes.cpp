@@ -209,8 +209,7 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node) {
   std::vector<Part> zero_parts, kept;
   for (const GraphNode* side : {&a, &b})
     for (const Part& part : parts_of(out, *side))
-      if (part.start < part.stop)
-        (all_zeros(out, part.node) ? zero_parts : kept).push_back(part);
+      if (part.start < part.stop) (all_zeros(out, part.node) ? zero_parts : kept).push_back(part);
   std::sort(kept.begin(), kept.end(),
             [](const Part& p, const Part& q) { return p.start < q.start; });
   for (size_t i = 1; i < kept.size(); ++i)

@@ -64,11 +64,9 @@ const Lowering matmul_lowering{
           // Each operand's matrices, indexed by the output's batch index (stride 0 where the
           // operand broadcasts).
           auto matrices = [&](const Access& x) {
-            Access view{x.data, batch, Shape(batch.size(), 0), x.dtype};
-            const size_t pad = batch.size() - (x.shape.size() - 2);
-            for (size_t d = 0; d + 2 < x.shape.size(); ++d)
-              if (x.shape[d] == batch[pad + d]) view.strides[pad + d] = x.strides[d];
-            return view;
+            const Layout own{Shape(x.shape.begin(), x.shape.end() - 2),
+                             Shape(x.strides.begin(), x.strides.end() - 2)};
+            return Access{x.data, batch, broadcast_to(own, batch).strides, x.dtype};
           };
           const Access a = matrices(in[0]), b = matrices(in[1]);
           Shape c_strides = contiguous_strides(batch);

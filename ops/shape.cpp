@@ -105,11 +105,7 @@ const OpDef& permute_op = register_op({
 // ---- expand(x, shape): NumPy broadcasting as a view ---------------------------------------
 
 const Lowering expand_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
-  const size_t pad = output.shape.size() - layout.shape.size();
-  Shape strides(output.shape.size(), 0);
-  for (size_t d = 0; d < layout.shape.size(); ++d)
-    if (layout.shape[d] == output.shape[pad + d]) strides[pad + d] = layout.strides[d];
-  layout = {output.shape, strides, layout.offset};
+  layout = broadcast_to(layout, output.shape);
   return true;
 }};
 

@@ -9,8 +9,10 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 
 #include "weft/compiler/lowering.h"
@@ -77,6 +79,7 @@ struct Buffer {
   int64_t bytes = 0;
   int first = -1, last = -1;  // the calls that write it first and read it last
   int64_t offset = 0;         // in the arena
+  int owner = -1;             // the node whose value it holds, for one made for a node's value
 };
 
 struct Place {
@@ -95,7 +98,101 @@ struct Call {
   std::vector<int> read_nodes = {};  // fused: the node of each read
   std::vector<Place> writes = {};    // fused: the members kept in memory; op: output; copy: target
   std::vector<int> written_members = {};
+  bool in_place = false;  // a write takes the buffer of a read that dies here (same layout)
 };
+
+int member_index(const Call& call, int id) {
+  return static_cast<int>(std::find(call.members.begin(), call.members.end(), id) -
+                          call.members.begin());
+}
+
+// How a fused member reads an operand: another member's value, an outside read, or an immediate
+// (a 0-d constant).
+struct Operand {
+  enum class Kind { member, read, immediate };
+  Kind kind;
+  int index;  // into the call's members or reads
+};
+
+Operand operand_of(const Call& call, int input) {
+  const auto member = std::find(call.members.begin(), call.members.end(), input);
+  if (member != call.members.end())
+    return {Operand::Kind::member, static_cast<int>(member - call.members.begin())};
+  const auto read = std::find(call.read_nodes.begin(), call.read_nodes.end(), input);
+  if (read != call.read_nodes.end())
+    return {Operand::Kind::read, static_cast<int>(read - call.read_nodes.begin())};
+  return {Operand::Kind::immediate, -1};
+}
+
+// What a call's kernel does, apart from the buffers it is given: calls with equal signatures
+// share one kernel.
+std::string signature_of(const Graph& graph, const Call& call) {
+  std::string text = call.in_place ? "in-place " : "";
+  for (const Place& place : call.reads) text += layout_str(place.layout, place.dtype) + ";";
+  text += "->";
+  for (const Place& place : call.writes) text += layout_str(place.layout, place.dtype) + ";";
+  if (call.kind == Call::Kind::copy) return "copy " + text;
+  if (call.kind == Call::Kind::op) {
+    const GraphNode& node = graph.node(call.members[0]);
+    return fmt::format("{}({}) {}", node.op->name, node.attrs.to_string(), text);
+  }
+  text = fmt::format("fused {} {}", shape_str(call.shape), text);
+  for (int member : call.members) {
+    const GraphNode& node = graph.node(member);
+    text += fmt::format(" {}:{}(", node.op->name, dtype_name(node.spec.dtype));
+    for (int input : node.inputs) {
+      const Operand operand = operand_of(call, input);
+      text += operand.kind == Operand::Kind::member ? fmt::format("m{},", operand.index)
+              : operand.kind == Operand::Kind::read
+                  ? fmt::format("r{},", operand.index)
+                  : fmt::format("{}:{:a},", dtype_name(graph.node(input).spec.dtype),
+                                graph.node(input).value.item());
+    }
+    text += node.attrs.to_string() + ")";
+  }
+  for (int member : call.written_members) text += fmt::format(" w{}", member_index(call, member));
+  return text;
+}
+
+constexpr size_t kMaxPeriod = 64;  // calls in one repeated stretch (one time step)
+constexpr size_t kMinRepeats = 3;
+
+// A stretch of `period` calls repeated `count` times; `moves[j]`: how the arguments of the
+// stretch's call j move from one repetition to the next.
+template <typename Move>
+struct Repetition {
+  size_t period = 0, count = 1;
+  std::vector<Move> moves = {};
+};
+
+// The longest repetition starting at call `first` (ending by `end`) in which every argument moves
+// the same way each time: `moves_between(a, b)` is how call b's arguments follow call a's, or
+// nothing when b is not a repeat of a.
+template <typename MovesBetween>
+auto find_repetition(size_t first, size_t end, const MovesBetween& moves_between) {
+  using Moves = typename std::invoke_result_t<MovesBetween, size_t, size_t>::value_type;
+  Repetition<Moves> best;
+  for (size_t period = 1; period <= kMaxPeriod && first + kMinRepeats * period <= end; ++period) {
+    Repetition<Moves> candidate{.period = period, .count = 1};
+    auto repeats = [&] {
+      const size_t start = first + (candidate.count - 1) * period;
+      for (size_t j = 0; j < period; ++j) {
+        std::optional<Moves> moves = moves_between(start + j, start + period + j);
+        if (!moves) return false;
+        if (candidate.count == 1)
+          candidate.moves.push_back(std::move(*moves));
+        else if (*moves != candidate.moves[j])
+          return false;
+      }
+      return true;
+    };
+    while (first + (candidate.count + 1) * period <= end && repeats()) ++candidate.count;
+    if (candidate.count >= kMinRepeats &&
+        candidate.count * period > best.count * std::max<size_t>(best.period, 1))
+      best = std::move(candidate);
+  }
+  return best;
+}
 
 class Planner {
  public:
@@ -126,10 +223,16 @@ class Planner {
         plan_element(static_cast<int>(id));
       else if (lowering.view != nullptr)
         plan_view(static_cast<int>(id), lowering);
-      else if (lowering.region != nullptr)
-        plan_regions(static_cast<int>(id), lowering);
-      else
-        plan_kernel(static_cast<int>(id), lowering);
+      else {
+        // No loop spans another call: its place among the calls is then the same in every time
+        // step, for re-rolling, and a sum over time steps (a weight's gradient) is added up as
+        // it goes instead of at the end, each term freed at once.
+        close_open_groups();
+        if (lowering.region != nullptr)
+          plan_regions(static_cast<int>(id), lowering);
+        else
+          plan_kernel(static_cast<int>(id), lowering);
+      }
     }
     for (size_t g = 0; g < groups_.size(); ++g) close(static_cast<int>(g));
     // Outputs not computed straight into their buffer, then the stores: after every read.
@@ -190,7 +293,9 @@ class Planner {
         return {output_buffer_[i], contiguous_layout(spec.shape), spec.dtype};
       }
     const int64_t bytes = shape_numel(spec.shape) * static_cast<int64_t>(dtype_size(spec.dtype));
-    return {add_buffer(Buffer::Kind::arena, -1, bytes), contiguous_layout(spec.shape), spec.dtype};
+    const int buffer = add_buffer(Buffer::Kind::arena, -1, bytes);
+    buffers_[buffer].owner = id;
+    return {buffer, contiguous_layout(spec.shape), spec.dtype};
   }
 
   // Where a consumer outside the fused loops reads node `id`; closes the node's group.
@@ -257,6 +362,7 @@ class Planner {
     if (joined < 0) {
       groups_.push_back({{}, node.spec.shape, true});
       joined = static_cast<int>(groups_.size()) - 1;
+      open_groups_.push_back(joined);
     }
     groups_[joined].members.push_back(id);
     group_of_[id] = joined;
@@ -312,6 +418,11 @@ class Planner {
     calls_.push_back(std::move(call));
   }
 
+  void close_open_groups() {
+    for (int g : open_groups_) close(g);
+    open_groups_.clear();
+  }
+
   // Emits a group's loop: it runs after everything its members read, and before any reader of
   // its members outside it (those close it first).
   void close(int g) {
@@ -319,6 +430,7 @@ class Planner {
     if (!group.open) return;
     group.open = false;
     Call call{.kind = Call::Kind::fused, .members = group.members, .shape = group.shape};
+    std::vector<bool> taken;  // by read: its buffer already taken by a write
     for (int member : group.members) {
       for (int input : graph_.node(member).inputs) {
         if (group_of_[input] == g || is_immediate(input)) continue;
@@ -328,20 +440,50 @@ class Planner {
         const Place& place = places_[input];
         call.read_nodes.push_back(input);
         call.reads.push_back({place.buffer, broadcast_to(place.layout, group.shape), place.dtype});
+        taken.push_back(false);
       }
       const bool read_outside =
           kept_[member] || std::any_of(consumers_[member].begin(), consumers_[member].end(),
                                        [&](int consumer) { return group_of_[consumer] != g; });
       if (!read_outside) continue;
-      places_[member] = new_value(member);
+      const std::optional<Place> reused = dying_read(call, g, member, taken);
+      places_[member] = reused ? *reused : new_value(member);
+      call.in_place = call.in_place || reused.has_value();
       call.writes.push_back(places_[member]);
       call.written_members.push_back(member);
     }
     calls_.push_back(std::move(call));
   }
 
-  // Offsets in one arena: a buffer lives from the call that writes it first to the call that
-  // reads it last (inclusive, so no call's output overlaps its inputs); first fit by offset.
+  // A read of loop `g` whose buffer its member `member` can be written to: an arena buffer that
+  // holds one node's value, laid out as the member's, that nothing reads after the loop (each
+  // element is read before it is written). An accumulator (a weight's gradient summed over time
+  // steps, an optimizer's update) then stays in one buffer.
+  std::optional<Place> dying_read(const Call& call, int g, int member, std::vector<bool>& taken) {
+    const TensorSpec& spec = graph_.node(member).spec;
+    if (kept_[member]) return std::nullopt;
+    for (size_t r = 0; r < call.reads.size(); ++r) {
+      const int node = call.read_nodes[r];
+      const Place& place = places_[node];
+      Buffer& buffer = buffers_[place.buffer];
+      if (taken[r] || kept_[node] || buffer.kind != Buffer::Kind::arena || buffer.owner != node ||
+          place.dtype != spec.dtype || place.layout.shape != spec.shape ||
+          place.layout.offset != 0 || !is_contiguous(place.layout) ||
+          !std::all_of(consumers_[node].begin(), consumers_[node].end(),
+                       [&](int consumer) { return group_of_[consumer] == g; }))
+        continue;
+      taken[r] = true;
+      buffer.owner = member;
+      return Place{place.buffer, contiguous_layout(spec.shape), spec.dtype};
+    }
+    return std::nullopt;
+  }
+
+  // Offsets in one arena. A buffer lives from the call that writes it first to the call that
+  // reads it last (inclusive, so no call's output overlaps its inputs). The buffers of a
+  // repeated stretch of calls (a time step) first become strips, so that each repetition's
+  // arguments are the previous one's moved by fixed strides and the emitter can re-roll the
+  // calls into a loop; then strips and other buffers are placed first fit by offset.
   void plan_arena() {
     auto touch = [&](const Place& place, int call, bool write) {
       Buffer& buffer = buffers_[place.buffer];
@@ -352,34 +494,174 @@ class Planner {
       for (const Place& place : calls_[c].writes) touch(place, static_cast<int>(c), true);
       for (const Place& place : calls_[c].reads) touch(place, static_cast<int>(c), false);
     }
-    std::vector<int> order;
-    for (size_t b = 0; b < buffers_.size(); ++b)
-      if (buffers_[b].kind == Buffer::Kind::arena) order.push_back(static_cast<int>(b));
+    plan_strips();
+
+    struct Unit {
+      int64_t bytes;
+      int first, last;
+      int64_t offset = 0;
+    };
+    std::vector<Unit> units;
+    std::vector<int> unit_of(buffers_.size(), -1);
+    for (const Strip& strip : strips_) {
+      Unit unit{.bytes = strip.stride > 0
+                             ? strip.stride * static_cast<int64_t>(strip.buffers.size())
+                             : aligned(buffers_[strip.buffers[0]].bytes),
+                .first = buffers_[strip.buffers[0]].first,
+                .last = -1};
+      for (int b : strip.buffers) {
+        unit.first = std::min(unit.first, buffers_[b].first);
+        unit.last = std::max(unit.last, buffers_[b].last);
+        unit_of[b] = static_cast<int>(units.size());
+      }
+      units.push_back(unit);
+    }
+    for (size_t b = 0; b < buffers_.size(); ++b) {
+      if (buffers_[b].kind != Buffer::Kind::arena) continue;
+      unplanned_bytes_ += aligned(buffers_[b].bytes);
+      if (unit_of[b] >= 0) continue;
+      unit_of[b] = static_cast<int>(units.size());
+      units.push_back({aligned(buffers_[b].bytes), buffers_[b].first, buffers_[b].last});
+    }
+    std::vector<int> order(units.size());
+    std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return buffers_[a].first < buffers_[b].first; });
+                     [&](int a, int b) { return units[a].first < units[b].first; });
     std::vector<int> active;  // sorted by offset
-    for (int b : order) {
-      Buffer& buffer = buffers_[b];
-      std::erase_if(active, [&](int other) { return buffers_[other].last < buffer.first; });
-      const int64_t size = aligned(buffer.bytes);
-      unplanned_bytes_ += size;
+    for (int u : order) {
+      Unit& unit = units[u];
+      std::erase_if(active, [&](int other) { return units[other].last < unit.first; });
       int64_t offset = 0;
       auto at = active.begin();
       for (; at != active.end(); ++at) {
-        if (buffers_[*at].offset - offset >= size) break;
-        offset = std::max(offset, buffers_[*at].offset + aligned(buffers_[*at].bytes));
+        if (units[*at].offset - offset >= unit.bytes) break;
+        offset = std::max(offset, units[*at].offset + units[*at].bytes);
       }
-      buffer.offset = offset;
-      active.insert(at, b);
-      arena_bytes_ = std::max(arena_bytes_, offset + size);
+      unit.offset = offset;
+      active.insert(at, u);
+      arena_bytes_ = std::max(arena_bytes_, offset + unit.bytes);
+    }
+    for (size_t b = 0; b < buffers_.size(); ++b) {
+      if (unit_of[b] < 0) continue;
+      buffers_[b].offset = units[unit_of[b]].offset;
+      if (strip_of_[b] >= 0)
+        buffers_[b].offset += strip_position_[b] * strips_[strip_of_[b]].stride;
     }
   }
+
+  // Buffers laid out one after another: buffer k at the strip's offset + k * stride.
+  struct Strip {
+    std::vector<int> buffers;
+    int64_t stride = 0;  // 0: their lives do not overlap, and they share one block
+  };
+
+  // A kernel argument before offsets: a buffer and an element offset into it.
+  struct Arg {
+    int buffer;
+    int64_t offset;
+  };
+
+  // How an argument of a call moves one repetition later: within its buffer or strip (by
+  // `position` places), or to the next buffer of a chain (one new buffer per repetition).
+  struct Move {
+    bool next_buffer = false;
+    int64_t position = 0;
+    int64_t offset = 0;  // elements
+    bool operator==(const Move&) const = default;
+  };
+
+  std::optional<Move> move_between(const Arg& a, const Arg& b, int period) const {
+    const Buffer& from = buffers_[a.buffer];
+    const Buffer& to = buffers_[b.buffer];
+    Move move{.offset = b.offset - a.offset};
+    if (a.buffer == b.buffer) return move;
+    if (from.kind != Buffer::Kind::arena || to.kind != Buffer::Kind::arena) return std::nullopt;
+    const int strip = strip_of_[a.buffer];
+    if (strip >= 0 && strip == strip_of_[b.buffer]) {
+      move.position = strip_position_[b.buffer] - strip_position_[a.buffer];
+      return move;
+    }
+    if (strip >= 0 || strip_of_[b.buffer] >= 0 || from.bytes != to.bytes ||
+        to.first - from.first != period)
+      return std::nullopt;
+    move.next_buffer = true;
+    return move;
+  }
+
+  // Finds the repeated stretches of calls (greedily, as the emitter does) and makes a strip of
+  // each chain of buffers that moves by one buffer per repetition.
+  void plan_strips() {
+    std::unordered_map<std::string, int> signature_ids;
+    std::vector<int> signatures;
+    std::vector<std::vector<Arg>> args;
+    for (const Call& call : calls_) {
+      const auto id =
+          signature_ids.emplace(signature_of(graph_, call), static_cast<int>(signature_ids.size()));
+      signatures.push_back(id.first->second);
+      args.emplace_back();
+      for (const std::vector<Place>* places : {&call.reads, &call.writes})
+        for (const Place& place : *places)
+          args.back().push_back({place.buffer, place.layout.offset});
+    }
+    strip_of_.assign(buffers_.size(), -1);
+    strip_position_.assign(buffers_.size(), 0);
+    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<Move>> {
+      if (signatures[a] != signatures[b]) return std::nullopt;
+      std::vector<Move> moves;
+      for (size_t k = 0; k < args[a].size(); ++k) {
+        const std::optional<Move> move =
+            move_between(args[a][k], args[b][k], static_cast<int>(b - a));
+        if (!move) return std::nullopt;
+        moves.push_back(*move);
+      }
+      return moves;
+    };
+    for (size_t i = 0; i < calls_.size();) {
+      const auto run = find_repetition(i, calls_.size(), moves_between);
+      if (run.period == 0) {
+        ++i;
+        continue;
+      }
+      std::map<int, int> next;
+      std::set<int> followers;
+      const size_t end = i + run.period * run.count;
+      for (size_t c = i; c + run.period < end; ++c)
+        for (size_t k = 0; k < args[c].size(); ++k)
+          if (run.moves[(c - i) % run.period][k].next_buffer) {
+            next[args[c][k].buffer] = args[c + run.period][k].buffer;
+            followers.insert(args[c + run.period][k].buffer);
+          }
+      for (const auto& [head, unused] : next)
+        if (!followers.contains(head)) add_strip(head, next);
+      i = end;
+    }
+  }
+
+  void add_strip(int head, const std::map<int, int>& next) {
+    Strip strip;
+    for (int b = head; b >= 0 && strip_of_[b] < 0;) {
+      strip_of_[b] = static_cast<int>(strips_.size());
+      strip_position_[b] = static_cast<int64_t>(strip.buffers.size());
+      strip.buffers.push_back(b);
+      const auto found = next.find(b);
+      b = found == next.end() ? -1 : found->second;
+    }
+    for (size_t k = 1; k < strip.buffers.size(); ++k)
+      if (buffers_[strip.buffers[k - 1]].last >= buffers_[strip.buffers[k]].first)
+        strip.stride = aligned(buffers_[head].bytes);
+    strips_.push_back(std::move(strip));
+  }
+
+  std::vector<Strip> strips_;
+  std::vector<int> strip_of_;  // by buffer: its strip, or -1
+  std::vector<int64_t> strip_position_;
 
   static constexpr int kGroupsSearched = 8;
   // Beyond this a loop body gains little and LLVM's instruction scheduler (quadratic in a block's
   // size) dominates compile time.
   static constexpr int kMaxGroupSize = 24;
   std::vector<Group> groups_;
+  std::vector<int> open_groups_;  // may also list groups closed since
 };
 
 // ---- IR ---------------------------------------------------------------------------------------
@@ -471,52 +753,22 @@ class Emitter {
     b_.SetInsertPoint(next);
   }
 
-  // Whether sites [first, first + period) repeat at `first + repeat * period` with every
-  // argument moved by `repeat` times its delta (deltas: per site, per argument).
-  static bool repeats(const std::vector<Site>& sites, size_t first, size_t period, size_t repeat,
-                      const std::vector<std::vector<int64_t>>& deltas) {
-    for (size_t j = 0; j < period; ++j) {
-      const Site& a = sites[first + j];
-      const Site& b = sites[first + repeat * period + j];
-      if (a.kernel != b.kernel) return false;
-      for (size_t k = 0; k < a.args.size(); ++k)
-        if (a.args[k].slot != b.args[k].slot ||
-            b.args[k].bytes != a.args[k].bytes + static_cast<int64_t>(repeat) * deltas[j][k])
-          return false;
-    }
-    return true;
-  }
-
   // Re-rolling: the calls of an unrolled time loop are the same kernels on buffers that move by
-  // a fixed stride each step. Each longest such run becomes a loop over its period, so the
-  // step's code stays the size of one time step whatever the sequence length.
+  // a fixed stride each step (plan_arena's strips). Each longest such run becomes a loop over
+  // its period, so the step's code stays the size of one time step whatever the sequence length.
   void emit_sites(const std::vector<Site>& sites, size_t begin, size_t end) {
-    size_t i = begin;
-    while (i < end) {
-      size_t best_period = 0, best_count = 1;
-      std::vector<std::vector<int64_t>> best_deltas;
-      for (size_t period = 1; period <= kMaxPeriod && i + 2 * period <= end; ++period) {
-        std::vector<std::vector<int64_t>> deltas(period);
-        bool same = true;
-        for (size_t j = 0; j < period && same; ++j) {
-          const Site& a = sites[i + j];
-          const Site& b = sites[i + period + j];
-          same = a.kernel == b.kernel;
-          for (size_t k = 0; same && k < a.args.size(); ++k) {
-            same = a.args[k].slot == b.args[k].slot;
-            deltas[j].push_back(b.args[k].bytes - a.args[k].bytes);
-          }
-        }
-        if (!same) continue;
-        size_t count = 2;
-        while (i + (count + 1) * period <= end && repeats(sites, i, period, count, deltas)) ++count;
-        if (count * period > best_count * std::max<size_t>(best_period, 1) && count >= 3) {
-          best_period = period;
-          best_count = count;
-          best_deltas = std::move(deltas);
-        }
+    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<int64_t>> {
+      if (sites[a].kernel != sites[b].kernel) return std::nullopt;
+      std::vector<int64_t> deltas;
+      for (size_t k = 0; k < sites[a].args.size(); ++k) {
+        if (sites[a].args[k].slot != sites[b].args[k].slot) return std::nullopt;
+        deltas.push_back(sites[b].args[k].bytes - sites[a].args[k].bytes);
       }
-      if (best_period == 0) {
+      return deltas;
+    };
+    for (size_t i = begin; i < end;) {
+      const auto run = find_repetition(i, end, moves_between);
+      if (run.period == 0) {
         emit_call(sites[i++], nullptr, {});
         continue;
       }
@@ -527,15 +779,15 @@ class Emitter {
       b_.SetInsertPoint(header);
       llvm::PHINode* repeat = b_.CreatePHI(b_.getInt64Ty(), 2, "r");
       repeat->addIncoming(b_.getInt64(0), before);
-      for (size_t j = 0; j < best_period; ++j) emit_call(sites[i + j], repeat, best_deltas[j]);
+      for (size_t j = 0; j < run.period; ++j) emit_call(sites[i + j], repeat, run.moves[j]);
       llvm::Value* next = b_.CreateAdd(repeat, b_.getInt64(1));
       repeat->addIncoming(next, b_.GetInsertBlock());
       auto* after = llvm::BasicBlock::Create(context_, "after", step_);
-      b_.CreateCondBr(b_.CreateICmpULT(next, b_.getInt64(static_cast<int64_t>(best_count))), header,
+      b_.CreateCondBr(b_.CreateICmpULT(next, b_.getInt64(static_cast<int64_t>(run.count))), header,
                       after);
       b_.SetInsertPoint(after);
-      rolled_calls_ += static_cast<int64_t>(best_period * best_count);
-      i += best_period * best_count;
+      rolled_calls_ += static_cast<int64_t>(run.period * run.count);
+      i += run.period * run.count;
     }
   }
 
@@ -565,7 +817,7 @@ class Emitter {
 
   // The kernel for `call`, emitted once per distinct signature (the code, not the buffers).
   llvm::Function* kernel_for(const Call& call) {
-    const std::string signature = signature_of(call);
+    const std::string signature = signature_of(plan_.graph_, call);
     auto found = kernels_.find(signature);
     if (found == kernels_.end()) {
       llvm::Function* function = emit_kernel(call, fmt::format("k{}", kernels_.size()));
@@ -573,58 +825,6 @@ class Emitter {
     }
     call_names_.push_back(found->second->getName().str());
     return found->second;
-  }
-
-  std::string signature_of(const Call& call) const {
-    const Graph& graph = plan_.graph_;
-    std::string text;
-    for (const Place& place : call.reads) text += layout_str(place.layout, place.dtype) + ";";
-    text += "->";
-    for (const Place& place : call.writes) text += layout_str(place.layout, place.dtype) + ";";
-    if (call.kind == Call::Kind::copy) return "copy " + text;
-    if (call.kind == Call::Kind::op) {
-      const GraphNode& node = graph.node(call.members[0]);
-      return fmt::format("{}({}) {}", node.op->name, node.attrs.to_string(), text);
-    }
-    text = fmt::format("fused {} {}", shape_str(call.shape), text);
-    for (int member : call.members) {
-      const GraphNode& node = graph.node(member);
-      text += fmt::format(" {}:{}(", node.op->name, dtype_name(node.spec.dtype));
-      for (int input : node.inputs) {
-        const Operand operand = operand_of(call, input);
-        text += operand.kind == Operand::Kind::member ? fmt::format("m{},", operand.index)
-                : operand.kind == Operand::Kind::read
-                    ? fmt::format("r{},", operand.index)
-                    : fmt::format("{}:{:a},", dtype_name(plan_.graph_.node(input).spec.dtype),
-                                  plan_.graph_.node(input).value.item());
-      }
-      text += node.attrs.to_string() + ")";
-    }
-    for (int member : call.written_members) text += fmt::format(" w{}", member_index(call, member));
-    return text;
-  }
-
-  int member_index(const Call& call, int id) const {
-    return static_cast<int>(std::find(call.members.begin(), call.members.end(), id) -
-                            call.members.begin());
-  }
-
-  // How a fused member reads an operand: another member's value, an outside read, or an
-  // immediate (a 0-d constant).
-  struct Operand {
-    enum class Kind { member, read, immediate };
-    Kind kind;
-    int index;  // into the call's members or reads
-  };
-
-  static Operand operand_of(const Call& call, int input) {
-    const auto member = std::find(call.members.begin(), call.members.end(), input);
-    if (member != call.members.end())
-      return {Operand::Kind::member, static_cast<int>(member - call.members.begin())};
-    const auto read = std::find(call.read_nodes.begin(), call.read_nodes.end(), input);
-    if (read != call.read_nodes.end())
-      return {Operand::Kind::read, static_cast<int>(read - call.read_nodes.begin())};
-    return {Operand::Kind::immediate, -1};
   }
 
   llvm::Function* emit_kernel(const Call& call, const std::string& name) {
@@ -638,8 +838,9 @@ class Emitter {
     function->addFnAttr(llvm::Attribute::NoUnwind);
     for (size_t i = 0; i < params; ++i) {
       function->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoCapture);
-      // Buffers never overlap a call's output (plan_arena), except a store's own input.
-      if (call.kind != Call::Kind::copy)
+      // Buffers never overlap a call's output (plan_arena), except a store's own input and an
+      // in-place write.
+      if (call.kind != Call::Kind::copy && !call.in_place)
         function->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
     }
     llvm::IRBuilder<>::InsertPointGuard guard(b_);
@@ -720,7 +921,6 @@ class Emitter {
   llvm::Module& module_;
   llvm::LLVMContext& context_;
   llvm::IRBuilder<> b_;
-  static constexpr size_t kMaxPeriod = 64;  // calls in one repeated stretch (one time step)
   std::unordered_map<std::string, llvm::Function*> kernels_;
   std::vector<std::string> call_names_;
   llvm::Function* step_ = nullptr;

@@ -241,7 +241,93 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node) {
   return pieces.size() == 1 ? pieces[0] : out.add_op(op_named("concat"), attrs, pieces, node.spec);
 }
 
+// ---- hoisting: one GEMM for the matmuls of one weight over the time slices of one tensor ----
+
+// matmul(rows, weight) where `rows` is slice(source, axis, start, stop), maybe reshaped with its
+// last axis kept: each row of the product is a row of source times the weight.
+struct RowsProduct {
+  int source, weight;
+  int64_t axis, start, stop;
+};
+
+std::optional<RowsProduct> rows_product(const Graph& graph, const GraphNode& node) {
+  if (!is_op(node, "matmul")) return std::nullopt;
+  const GraphNode& weight = graph.node(node.inputs[1]);
+  const GraphNode* rows = &graph.node(node.inputs[0]);
+  if (weight.spec.shape.size() != 2) return std::nullopt;
+  if (is_op(*rows, "reshape")) {
+    const GraphNode& inner = graph.node(rows->inputs[0]);
+    if (inner.spec.shape.empty() || inner.spec.shape.back() != rows->spec.shape.back())
+      return std::nullopt;
+    rows = &inner;
+  }
+  if (!is_op(*rows, "slice")) return std::nullopt;
+  const int64_t axis = rows->attrs.integer("axis");
+  if (axis + 1 == static_cast<int64_t>(rows->spec.shape.size())) return std::nullopt;
+  return RowsProduct{rows->inputs[0], node.inputs[1], axis, rows->attrs.integer("start"),
+                     rows->attrs.integer("stop")};
+}
+
+// matmul(source, weight) over every row of `source`: one GEMM, shaped as source with its last
+// axis the weight's columns.
+int all_rows_product(Graph& out, int source, int weight, DType dtype) {
+  const Shape shape = out.node(source).spec.shape;
+  const int64_t width = shape.back(), rows = shape_numel(shape) / width;
+  const int64_t columns = out.node(weight).spec.shape[1];
+  Shape result = shape;
+  result.back() = columns;
+  const int flat = out.add_op(op_named("reshape"), {{"shape", Shape{rows, width}}}, {source},
+                              {{rows, width}, out.node(source).spec.dtype});
+  const int product = out.add_op(op_named("matmul"), {}, {flat, weight}, {{rows, columns}, dtype});
+  return out.add_op(op_named("reshape"), {{"shape", result}}, {product}, {result, dtype});
+}
+
 // ---- the passes -----------------------------------------------------------------------------
+
+// A recurrent loop written one step at a time multiplies each step's input by the same weight:
+// where those matmuls cover most of the time axis, one GEMM over all steps replaces them, each
+// step reading its rows of the product. (weft's layers record the hoisted form themselves.)
+Graph hoist_input_projections(const Graph& graph) {
+  struct Hoist {
+    int64_t steps = 0, covered = 0;  // the matmuls, and the rows of the axis they cover
+    int product = -1;                // in the rebuilt graph, once made
+  };
+  std::map<std::tuple<int, int, int64_t>, Hoist> hoists;  // by source, weight and axis
+  std::vector<std::optional<std::tuple<int, int, int64_t>>> hoist_of(graph.nodes().size());
+  std::vector<int> asked;  // the ids rebuild asks about, in its order
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    const GraphNode& node = graph.nodes()[id];
+    if (node.kind != Kind::input) asked.push_back(static_cast<int>(id));
+    const std::optional<RowsProduct> rows = rows_product(graph, node);
+    if (!rows) continue;
+    hoist_of[id] = {rows->source, rows->weight, rows->axis};
+    Hoist& hoist = hoists[*hoist_of[id]];
+    ++hoist.steps;
+    hoist.covered += rows->stop - rows->start;
+  }
+  auto worth_it = [&](const std::tuple<int, int, int64_t>& key) {
+    const Hoist& hoist = hoists.at(key);
+    const auto& [source, weight, axis] = key;
+    return hoist.steps >= 2 && 2 * hoist.covered >= graph.node(source).spec.shape[axis];
+  };
+  size_t next = 0;
+  return rebuild(graph, [&](Graph& out, const GraphNode& node) {
+    const int id = asked[next++];
+    if (!hoist_of[id] || !worth_it(*hoist_of[id])) return append(out, node);
+    const RowsProduct rows = *rows_product(out, node);  // in the rebuilt graph's ids
+    Hoist& hoist = hoists.at(*hoist_of[id]);
+    if (hoist.product < 0)
+      hoist.product = all_rows_product(out, rows.source, rows.weight, node.spec.dtype);
+    Shape shape = out.node(hoist.product).spec.shape;
+    shape[rows.axis] = rows.stop - rows.start;
+    const int step = out.add_op(op_named("slice"),
+                                {{"axis", rows.axis}, {"start", rows.start}, {"stop", rows.stop}},
+                                {hoist.product}, {shape, node.spec.dtype});
+    return shape == node.spec.shape
+               ? step
+               : out.add_op(op_named("reshape"), {{"shape", node.spec.shape}}, {step}, node.spec);
+  });
+}
 
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
 // an op, a random draw for the lowering to generate.
@@ -306,6 +392,8 @@ Graph dead_code(const Graph& graph) { return rebuild(graph, append, needed(graph
 const std::vector<Pass>& pipeline() {
   static const std::vector<Pass> passes = {
       {"fold", "ops on small constants become constants", constant_folding},
+      {"hoist", "per-step matmuls of one weight over one tensor's time slices become one GEMM",
+       hoist_input_projections},
       {"simplify", "identities, no-op shape ops, joined zero-padded slice gradients",
        algebraic_simplification},
       {"cse", "equal ops on the same inputs, and equal small constants, merged",

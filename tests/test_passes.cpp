@@ -232,6 +232,32 @@ const std::vector<PassCase> pass_cases = {
      "add",
      1,
      1},
+    {"hoist_rows_of_one_weight",
+     {"hoist", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       const Tensor w = transpose(y);
+       const Tensor h = tanh(matmul(slice(x, 0, 0, 1), w));
+       return tanh(matmul(slice(x, 0, 1, 2), w) + h);
+     },
+     "matmul",
+     2,
+     1},
+    {"hoist_one_step_stays",
+     {"hoist", "dce"},
+     [](const Tensor& x, const Tensor& y) { return matmul(slice(x, 0, 1, 2), transpose(y)); },
+     "matmul",
+     1,
+     1},
+    {"hoist_contracted_axis_stays",
+     {"hoist", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       const Tensor w = slice(y, 1, 0, 1);
+       return matmul(slice(x, 1, 0, 1), slice(w, 0, 0, 1)) +
+              matmul(slice(x, 1, 1, 2), slice(w, 0, 1, 2));
+     },
+     "matmul",
+     2,
+     2},
     {"cse_ops",
      {"cse", "dce"},
      [](const Tensor& x, const Tensor&) { return exp(x) + exp(x); },
@@ -398,6 +424,38 @@ TEST(Passes, OptimizedTrainingStepsKeepOutputsAndStores) {
     EXPECT_LT(optimized.nodes().size(), graph.nodes().size());
     expect_same_values(graph, optimized, inputs);
   }
+}
+
+// A recurrence written one step at a time, trained: the input projections of its steps become
+// one GEMM, forward; the step's gradients stay the same.
+TEST(Passes, HandWrittenRecurrenceGetsOneInputProjection) {
+  constexpr int64_t steps = 6;
+  Generator gen(5);
+  const Tensor x = randn({batch, steps, features}, {}, gen);
+  const Tensor w = randn({features, 4}, {}, gen), u = randn({4, 4}, {}, gen);
+  const Graph graph = capture({{"x", x}, {"w", w}, {"u", u}}, [&]() -> Named {
+    const Tensor kernel = w.detach().requires_grad_(), recurrent = u.detach().requires_grad_();
+    Tensor h = zeros({batch, 4});
+    for (int64_t t = 0; t < steps; ++t) {
+      const Tensor x_t = reshape(slice(x, 1, t, t + 1), {batch, features});
+      h = tanh(matmul(x_t, kernel) + matmul(h, recurrent));
+    }
+    const Tensor loss = sum(h * h);
+    loss.backward();
+    return {{"loss", loss}, {"dw", kernel.grad()}, {"du", recurrent.grad()}};
+  });
+  auto projections = [](const Graph& g) {
+    return std::count_if(g.nodes().begin(), g.nodes().end(), [&](const GraphNode& node) {
+      return node.kind == GraphNode::Kind::op && node.op->name == "matmul" &&
+             g.node(node.inputs[1]).kind == GraphNode::Kind::input &&
+             g.node(node.inputs[1]).name == "w";
+    });
+  };
+  const Graph hoisted = pass_named("hoist").run(graph);
+  EXPECT_EQ(projections(graph), steps);
+  EXPECT_EQ(projections(hoisted), 1) << hoisted.to_text();
+  expect_same_values(graph, hoisted, {x, w, u});
+  expect_same_values(graph, optimize(graph), {x, w, u});
 }
 
 // Elements computed by add nodes.

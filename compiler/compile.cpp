@@ -214,7 +214,8 @@ class Planner {
     output_buffer_.assign(graph.outputs.size(), -1);
   }
 
-  void run() {
+  // Stage "fuse": the calls, in order (fused loops, kernels, copies), each value's place.
+  void fuse() {
     for (size_t id = 0; id < graph_.nodes().size(); ++id) {
       const GraphNode& node = graph_.nodes()[id];
       if (node.kind != GraphNode::Kind::op) continue;
@@ -253,7 +254,12 @@ class Planner {
         continue;
       copy(source, target);
     }
-    plan_arena();
+    std::unordered_map<std::string, int> kernel_ids;
+    for (const Call& call : calls_)
+      kernel_of_.push_back(
+          kernel_ids.emplace(signature_of(graph_, call), static_cast<int>(kernel_ids.size()))
+              .first->second);
+    kernel_count_ = static_cast<int>(kernel_ids.size());
   }
 
   const Graph& graph_;
@@ -270,7 +276,21 @@ class Planner {
   int first_constant_slot() const { return output_slot(graph_.outputs.size()); }
   int first_store_ = 0;
   int input_count_ = 0;
+  // By call: its kernel (calls with equal signatures share one).
+  std::vector<int> kernel_of_;
+  int kernel_count_ = 0;
+  bool placed_ = false;  // buffers have their offsets
   int64_t arena_bytes_ = 0, unplanned_bytes_ = 0;
+  // By call: its arguments, as bytes into a buffer of the pointer array (slot) or the arena (-1).
+  struct SiteArg {
+    int64_t slot;
+    int64_t bytes;
+  };
+  std::vector<std::vector<SiteArg>> site_args_;
+  // The calls as the step runs them: each segment is one call (period 1, count 1) or a loop.
+  std::vector<Repetition<std::vector<int64_t>>> segments_;
+  std::vector<size_t> segment_starts_;
+  int64_t rolled_calls_ = 0;
 
  private:
   struct Group {
@@ -479,12 +499,13 @@ class Planner {
     return std::nullopt;
   }
 
-  // Offsets in one arena. A buffer lives from the call that writes it first to the call that
-  // reads it last (inclusive, so no call's output overlaps its inputs). The buffers of a
+ public:
+  // Stage "place": offsets in one arena. A buffer lives from the call that writes it first to the
+  // call that reads it last (inclusive, so no call's output overlaps its inputs). The buffers of a
   // repeated stretch of calls (a time step) first become strips, so that each repetition's
   // arguments are the previous one's moved by fixed strides and the emitter can re-roll the
   // calls into a loop; then strips and other buffers are placed first fit by offset.
-  void plan_arena() {
+  void place() {
     auto touch = [&](const Place& place, int call, bool write) {
       Buffer& buffer = buffers_[place.buffer];
       if (write && buffer.first < 0) buffer.first = call;
@@ -547,8 +568,50 @@ class Planner {
       if (strip_of_[b] >= 0)
         buffers_[b].offset += strip_position_[b] * strips_[strip_of_[b]].stride;
     }
+    placed_ = true;
   }
 
+  // Stage "reroll": the calls of an unrolled time loop are the same kernels on buffers that move
+  // by a fixed stride each step (place's strips). Each longest such run becomes a loop over its
+  // period, so the step's code stays the size of one time step whatever the sequence length.
+  // The stores start a segment of their own (the finite-loss guard goes before them).
+  void reroll() {
+    for (const Call& call : calls_) {
+      site_args_.emplace_back();
+      for (const std::vector<Place>* places : {&call.reads, &call.writes})
+        for (const Place& place : *places) {
+          const Buffer& buffer = buffers_[place.buffer];
+          const int64_t bytes = place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
+          site_args_.back().push_back(buffer.kind == Buffer::Kind::arena
+                                          ? SiteArg{-1, buffer.offset + bytes}
+                                          : SiteArg{buffer.slot, bytes});
+        }
+    }
+    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<int64_t>> {
+      if (kernel_of_[a] != kernel_of_[b]) return std::nullopt;
+      std::vector<int64_t> deltas;
+      for (size_t k = 0; k < site_args_[a].size(); ++k) {
+        if (site_args_[a][k].slot != site_args_[b][k].slot) return std::nullopt;
+        deltas.push_back(site_args_[b][k].bytes - site_args_[a][k].bytes);
+      }
+      return deltas;
+    };
+    const auto first_store = static_cast<size_t>(first_store_);
+    for (const auto& [begin, end] : {std::pair<size_t, size_t>{0, first_store},
+                                     std::pair<size_t, size_t>{first_store, calls_.size()}})
+      for (size_t i = begin; i < end;) {
+        Repetition<std::vector<int64_t>> run = find_repetition(i, end, moves_between);
+        if (run.period == 0)
+          run.period = 1;
+        else
+          rolled_calls_ += static_cast<int64_t>(run.period * run.count);
+        segment_starts_.push_back(i);
+        i += run.period * run.count;
+        segments_.push_back(std::move(run));
+      }
+  }
+
+ private:
   // Buffers laid out one after another: buffer k at the strip's offset + k * stride.
   struct Strip {
     std::vector<int> buffers;
@@ -588,16 +651,11 @@ class Planner {
     return move;
   }
 
-  // Finds the repeated stretches of calls (greedily, as the emitter does) and makes a strip of
+  // Finds the repeated stretches of calls (greedily, as reroll does) and makes a strip of
   // each chain of buffers that moves by one buffer per repetition.
   void plan_strips() {
-    std::unordered_map<std::string, int> signature_ids;
-    std::vector<int> signatures;
     std::vector<std::vector<Arg>> args;
     for (const Call& call : calls_) {
-      const auto id =
-          signature_ids.emplace(signature_of(graph_, call), static_cast<int>(signature_ids.size()));
-      signatures.push_back(id.first->second);
       args.emplace_back();
       for (const std::vector<Place>* places : {&call.reads, &call.writes})
         for (const Place& place : *places)
@@ -606,7 +664,7 @@ class Planner {
     strip_of_.assign(buffers_.size(), -1);
     strip_position_.assign(buffers_.size(), 0);
     auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<Move>> {
-      if (signatures[a] != signatures[b]) return std::nullopt;
+      if (kernel_of_[a] != kernel_of_[b]) return std::nullopt;
       std::vector<Move> moves;
       for (size_t k = 0; k < args[a].size(); ++k) {
         const std::optional<Move> move =
@@ -683,44 +741,19 @@ class Emitter {
     step_->addFnAttr(llvm::Attribute::NoInline);
     b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", step_));
     failed_ = llvm::BasicBlock::Create(context_, "failed", step_);
-    std::vector<Site> sites;
-    for (const Call& call : plan_.calls_) {
-      Site site{kernel_for(call), {}};
-      for (const std::vector<Place>* places : {&call.reads, &call.writes})
-        for (const Place& place : *places) {
-          const Buffer& buffer = plan_.buffers_[place.buffer];
-          const int64_t element_bytes =
-              place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
-          site.args.push_back(buffer.kind == Buffer::Kind::arena
-                                  ? Arg{-1, buffer.offset + element_bytes}
-                                  : Arg{buffer.slot, element_bytes});
-        }
-      sites.push_back(std::move(site));
+    for (size_t k = 0; k < plan_.segments_.size(); ++k) {
+      const size_t first = plan_.segment_starts_[k];
+      if (first == static_cast<size_t>(plan_.first_store_) && !finite_output.empty())
+        guard_finite(finite_output);
+      emit_segment(first, plan_.segments_[k]);
     }
-    const auto first_store = static_cast<size_t>(plan_.first_store_);
-    emit_sites(sites, 0, first_store);
-    if (!finite_output.empty()) guard_finite(finite_output);
-    emit_sites(sites, first_store, sites.size());
+    if (plan_.segments_.empty() && !finite_output.empty()) guard_finite(finite_output);
     b_.CreateRet(b_.getInt32(0));
     b_.SetInsertPoint(failed_);
     b_.CreateRet(b_.getInt32(1));
   }
 
-  int64_t distinct_kernels() const { return static_cast<int64_t>(kernels_.size()); }
-  int64_t rolled_calls() const { return rolled_calls_; }
-  const std::vector<std::string>& call_names() const { return call_names_; }
-
  private:
-  // A kernel argument: bytes into a buffer of the pointer array (slot), or into the arena (-1).
-  struct Arg {
-    int64_t slot;
-    int64_t bytes;
-  };
-  struct Site {
-    llvm::Function* kernel;
-    std::vector<Arg> args;
-  };
-
   llvm::Type* type(DType dtype) {
     KernelBuilder k(b_, module_, nullptr);
     return k.type(dtype);
@@ -738,57 +771,41 @@ class Emitter {
     return loaded;
   }
 
-  // Calls the site's kernel with every argument moved by `repeat` times its `delta`.
-  void emit_call(const Site& site, llvm::Value* repeat, const std::vector<int64_t>& deltas) {
+  // Call `c`, with every argument moved by `repeat` times its delta when in a loop.
+  void emit_call(size_t c, llvm::Value* repeat, const std::vector<int64_t>& deltas) {
     std::vector<llvm::Value*> args;
-    for (size_t a = 0; a < site.args.size(); ++a) {
-      llvm::Value* bytes = b_.getInt64(site.args[a].bytes);
+    const auto& site_args = plan_.site_args_[c];
+    for (size_t a = 0; a < site_args.size(); ++a) {
+      llvm::Value* bytes = b_.getInt64(site_args[a].bytes);
       if (repeat != nullptr && deltas[a] != 0)
         bytes = b_.CreateAdd(bytes, b_.CreateMul(repeat, b_.getInt64(deltas[a])));
-      args.push_back(b_.CreateInBoundsGEP(b_.getInt8Ty(), base(site.args[a].slot), bytes));
+      args.push_back(b_.CreateInBoundsGEP(b_.getInt8Ty(), base(site_args[a].slot), bytes));
     }
-    llvm::Value* status = b_.CreateCall(site.kernel, args);
+    llvm::Value* status = b_.CreateCall(kernel_for(c), args);
     auto* next = llvm::BasicBlock::Create(context_, "next", step_);
     b_.CreateCondBr(b_.CreateICmpNE(status, b_.getInt32(0)), failed_, next);
     b_.SetInsertPoint(next);
   }
 
-  // Re-rolling: the calls of an unrolled time loop are the same kernels on buffers that move by
-  // a fixed stride each step (plan_arena's strips). Each longest such run becomes a loop over
-  // its period, so the step's code stays the size of one time step whatever the sequence length.
-  void emit_sites(const std::vector<Site>& sites, size_t begin, size_t end) {
-    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<int64_t>> {
-      if (sites[a].kernel != sites[b].kernel) return std::nullopt;
-      std::vector<int64_t> deltas;
-      for (size_t k = 0; k < sites[a].args.size(); ++k) {
-        if (sites[a].args[k].slot != sites[b].args[k].slot) return std::nullopt;
-        deltas.push_back(sites[b].args[k].bytes - sites[a].args[k].bytes);
-      }
-      return deltas;
-    };
-    for (size_t i = begin; i < end;) {
-      const auto run = find_repetition(i, end, moves_between);
-      if (run.period == 0) {
-        emit_call(sites[i++], nullptr, {});
-        continue;
-      }
-      // for (repeat = 0; repeat < count; ++repeat) { the period's calls }
-      llvm::BasicBlock* before = b_.GetInsertBlock();
-      auto* header = llvm::BasicBlock::Create(context_, "repeat", step_);
-      b_.CreateBr(header);
-      b_.SetInsertPoint(header);
-      llvm::PHINode* repeat = b_.CreatePHI(b_.getInt64Ty(), 2, "r");
-      repeat->addIncoming(b_.getInt64(0), before);
-      for (size_t j = 0; j < run.period; ++j) emit_call(sites[i + j], repeat, run.moves[j]);
-      llvm::Value* next = b_.CreateAdd(repeat, b_.getInt64(1));
-      repeat->addIncoming(next, b_.GetInsertBlock());
-      auto* after = llvm::BasicBlock::Create(context_, "after", step_);
-      b_.CreateCondBr(b_.CreateICmpULT(next, b_.getInt64(static_cast<int64_t>(run.count))), header,
-                      after);
-      b_.SetInsertPoint(after);
-      rolled_calls_ += static_cast<int64_t>(run.period * run.count);
-      i += run.period * run.count;
+  void emit_segment(size_t first, const Repetition<std::vector<int64_t>>& run) {
+    if (run.count == 1) {
+      for (size_t j = 0; j < run.period; ++j) emit_call(first + j, nullptr, {});
+      return;
     }
+    // for (repeat = 0; repeat < count; ++repeat) { the period's calls }
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(context_, "repeat", step_);
+    b_.CreateBr(header);
+    b_.SetInsertPoint(header);
+    llvm::PHINode* repeat = b_.CreatePHI(b_.getInt64Ty(), 2, "r");
+    repeat->addIncoming(b_.getInt64(0), before);
+    for (size_t j = 0; j < run.period; ++j) emit_call(first + j, repeat, run.moves[j]);
+    llvm::Value* next = b_.CreateAdd(repeat, b_.getInt64(1));
+    repeat->addIncoming(next, b_.GetInsertBlock());
+    auto* after = llvm::BasicBlock::Create(context_, "after", step_);
+    b_.CreateCondBr(b_.CreateICmpULT(next, b_.getInt64(static_cast<int64_t>(run.count))), header,
+                    after);
+    b_.SetInsertPoint(after);
   }
 
   void guard_finite(const std::string& name) {
@@ -815,16 +832,12 @@ class Emitter {
     throw Error("compile: finite_output \"{}\" is not an output of the step", name);
   }
 
-  // The kernel for `call`, emitted once per distinct signature (the code, not the buffers).
-  llvm::Function* kernel_for(const Call& call) {
-    const std::string signature = signature_of(plan_.graph_, call);
-    auto found = kernels_.find(signature);
-    if (found == kernels_.end()) {
-      llvm::Function* function = emit_kernel(call, fmt::format("k{}", kernels_.size()));
-      found = kernels_.emplace(signature, function).first;
-    }
-    call_names_.push_back(found->second->getName().str());
-    return found->second;
+  // The kernel of call `c`, emitted once per distinct signature (the code, not the buffers).
+  llvm::Function* kernel_for(size_t c) {
+    const int id = plan_.kernel_of_[c];
+    if (kernels_[id] == nullptr)
+      kernels_[id] = emit_kernel(plan_.calls_[c], fmt::format("k{}", id));
+    return kernels_[id];
   }
 
   llvm::Function* emit_kernel(const Call& call, const std::string& name) {
@@ -921,30 +934,31 @@ class Emitter {
   llvm::Module& module_;
   llvm::LLVMContext& context_;
   llvm::IRBuilder<> b_;
-  std::unordered_map<std::string, llvm::Function*> kernels_;
-  std::vector<std::string> call_names_;
+  std::vector<llvm::Function*> kernels_ = std::vector<llvm::Function*>(plan_.kernel_count_);
   llvm::Function* step_ = nullptr;
   llvm::BasicBlock* failed_ = nullptr;
   std::map<int64_t, llvm::Value*> slot_pointers_;
-  int64_t rolled_calls_ = 0;
 };
 
-std::string schedule_text(const Planner& plan, const std::vector<std::string>& names) {
+// The plan as text: one entry per call (its kernel, the ops it runs, what it reads and writes and
+// where), arena offsets once placed, and each loop's calls once, once rerolled.
+std::string schedule_text(const Planner& plan) {
   const Graph& graph = plan.graph_;
   auto where = [&](const Place& place) {
     const Buffer& buffer = plan.buffers_[place.buffer];
     const char* kinds[] = {"input", "output", "constant", "arena"};
-    const std::string base = buffer.kind == Buffer::Kind::arena
-                                 ? fmt::format("arena+{}", buffer.offset)
-                                 : fmt::format("{}{}", kinds[static_cast<int>(buffer.kind)],
+    const std::string base = buffer.kind != Buffer::Kind::arena
+                                 ? fmt::format("{}{}", kinds[static_cast<int>(buffer.kind)],
                                                buffer.kind == Buffer::Kind::constant
                                                    ? buffer.slot - plan.first_constant_slot()
-                                                   : buffer.slot);
+                                                   : buffer.slot)
+                             : plan.placed_ ? fmt::format("arena+{}", buffer.offset)
+                                            : fmt::format("buffer{}", place.buffer);
     return fmt::format("{}[{}] {}", base, place.layout.offset,
                        layout_str(place.layout, place.dtype));
   };
   std::string text;
-  for (size_t c = 0; c < plan.calls_.size(); ++c) {
+  auto add_call = [&](size_t c) {
     const Call& call = plan.calls_[c];
     std::vector<std::string> ops, reads, writes;
     for (int member : call.members)
@@ -954,36 +968,80 @@ std::string schedule_text(const Planner& plan, const std::vector<std::string>& n
     const char* kind = call.kind == Call::Kind::fused ? "fused"
                        : call.kind == Call::Kind::op  ? "kernel"
                                                       : "copy";
-    text += fmt::format("{:>4} {} {} [{}]\n       reads {}\n       writes {}\n", c, names[c], kind,
-                        fmt::join(ops, ", "), fmt::join(reads, "; "), fmt::join(writes, "; "));
+    text +=
+        fmt::format("{:>4} k{} {} [{}]\n       reads {}\n       writes {}\n", c, plan.kernel_of_[c],
+                    kind, fmt::join(ops, ", "), fmt::join(reads, "; "), fmt::join(writes, "; "));
+  };
+  if (plan.segments_.empty())
+    for (size_t c = 0; c < plan.calls_.size(); ++c) add_call(c);
+  for (size_t k = 0; k < plan.segments_.size(); ++k) {
+    const auto& run = plan.segments_[k];
+    const size_t first = plan.segment_starts_[k];
+    if (run.count > 1)
+      text += fmt::format(
+          "loop {} times: calls {} to {}, each time the next {} with every argument "
+          "moved by a fixed stride\n",
+          run.count, first, first + run.period * run.count - 1, run.period);
+    for (size_t j = 0; j < run.period; ++j) add_call(first + j);
+    if (run.count > 1) text += "end of loop\n";
   }
-  text +=
-      fmt::format("arena: {} bytes ({} without reuse)\n", plan.arena_bytes_, plan.unplanned_bytes_);
+  if (plan.placed_)
+    text += fmt::format("arena: {} bytes ({} without reuse)\n", plan.arena_bytes_,
+                        plan.unplanned_bytes_);
   return text;
+}
+
+// The lowering stages, as the Planner runs them.
+struct PlanStage {
+  LoweringStage stage;
+  void (Planner::*run)();
+};
+
+const std::vector<PlanStage>& plan_stages() {
+  static const std::vector<PlanStage> stages = {
+      {{"fuse", "elementwise chains become loops, views strides, every other op one kernel call"},
+       &Planner::fuse},
+      {{"place", "buffers get arena offsets by liveness; a time step's buffers become strips"},
+       &Planner::place},
+      {{"reroll", "runs of calls repeating with arguments at fixed strides become loops"},
+       &Planner::reroll},
+  };
+  return stages;
 }
 
 }  // namespace
 
 // ---- compile ----------------------------------------------------------------------------------
 
+const std::vector<LoweringStage>& lowering_stages() {
+  static const std::vector<LoweringStage> stages = [] {
+    std::vector<LoweringStage> list;
+    for (const PlanStage& stage : plan_stages()) list.push_back(stage.stage);
+    return list;
+  }();
+  return stages;
+}
+
 CompiledStep compile(const Graph& captured, const CompileOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   CompiledStep step;
-  step.graph_ = options.optimize ? optimize(captured,
-                                            [&](const Pass& pass, const Graph& graph) {
-                                              step.pass_graphs_.emplace_back(pass.name, graph);
-                                            })
-                                 : captured;
+  auto keep_pass = [&](const Pass& pass, const Graph& graph) {
+    if (options.keep_stages) step.pass_graphs_.emplace_back(pass.name, graph);
+  };
+  step.graph_ = options.optimize ? optimize(captured, keep_pass) : captured;
   const Graph& graph = step.graph_;
   Planner plan(graph);
-  plan.run();
+  for (const PlanStage& stage : plan_stages()) {
+    (plan.*stage.run)();
+    if (options.keep_stages) step.plan_stages_.emplace_back(stage.stage.name, schedule_text(plan));
+  }
 
   auto context = std::make_unique<llvm::LLVMContext>();
   auto module = std::make_unique<llvm::Module>(options.name, *context);
   Emitter emitter(plan, *module);
   emitter.emit_step(options.finite_output);
 
-  step.schedule_ = schedule_text(plan, emitter.call_names());
+  step.schedule_ = schedule_text(plan);
   step.module_ = std::make_shared<CompiledModule>(
       process_jit().add(std::move(module), std::move(context), options.name));
   step.step_ = step.module_->lookup<CompiledStep::StepFn>("step");
@@ -1005,8 +1063,8 @@ CompiledStep compile(const Graph& captured, const CompileOptions& options) {
   CompileStats& stats = step.stats_;
   stats.graph_nodes = static_cast<int64_t>(graph.nodes().size());
   stats.kernel_calls = static_cast<int64_t>(plan.calls_.size());
-  stats.distinct_kernels = emitter.distinct_kernels();
-  stats.rolled_calls = emitter.rolled_calls();
+  stats.distinct_kernels = plan.kernel_count_;
+  stats.rolled_calls = plan.rolled_calls_;
   for (const Call& call : plan.calls_)
     if (call.kind == Call::Kind::fused)
       stats.fused_ops += static_cast<int64_t>(call.members.size());

@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,7 +30,18 @@ struct CompileOptions {
   bool optimize = true;            // run the pass pipeline first
   std::string name = "step";       // the module's label in dumps and messages
   std::string finite_output = {};  // when set: skip the stores unless this 0-d output is finite
+  // Keep the graph after each pass and the plan after each lowering stage, for inspection (time
+  // and memory in proportion to the graph).
+  bool keep_stages = false;
 };
+
+// The stages that lower the optimised graph, in order, each taking the step's plan a step
+// further: fuse (the calls), place (arena offsets), reroll (loops).
+struct LoweringStage {
+  std::string_view name;
+  std::string_view summary;  // one line, shown in dumps
+};
+const std::vector<LoweringStage>& lowering_stages();
 
 // What the compiler did, for `weft inspect` and the tests.
 struct CompileStats {
@@ -51,9 +63,14 @@ class CompiledStep {
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
-  // Each pass's name and the graph it produced, in pipeline order.
+  // Each pass's name and the graph it produced, in pipeline order (with keep_stages).
   const std::vector<std::pair<std::string, Graph>>& pass_graphs() const { return pass_graphs_; }
-  // The plan: one line per kernel call (fused ops, buffers and offsets).
+  // Each lowering stage's name and the plan after it, as schedule() shows it (with keep_stages).
+  const std::vector<std::pair<std::string, std::string>>& plan_stages() const {
+    return plan_stages_;
+  }
+  // The plan the step runs: its calls (fused ops, kernels, buffers and offsets), each loop's
+  // calls shown once.
   const std::string& schedule() const { return schedule_; }
   const CompiledModule& module() const { return *module_; }
   const CompileStats& stats() const { return stats_; }
@@ -67,6 +84,7 @@ class CompiledStep {
   using StepFn = int32_t(void** buffers, char* arena);
   Graph graph_;
   std::vector<std::pair<std::string, Graph>> pass_graphs_;
+  std::vector<std::pair<std::string, std::string>> plan_stages_;
   std::string schedule_;
   std::shared_ptr<CompiledModule> module_;
   StepFn* step_ = nullptr;

@@ -384,6 +384,23 @@ TEST(Compile, IndexOutOfRangeIsAnErrorNamingTheOp) {
       {"gather: index 7 is out of range for axis 0 of size 5"});
 }
 
+TEST(Compile, StagesAreKeptForInspectionWhenAsked) {
+  const Graph graph = lstm_gates(DType::f32, {3, 5});
+  const CompiledStep plain = compile(graph);
+  EXPECT_TRUE(plain.pass_graphs().empty());
+  EXPECT_TRUE(plain.plan_stages().empty());
+  EXPECT_NE(plain.schedule().find("fused"), std::string::npos);
+  const CompiledStep kept = compile(graph, {.keep_stages = true});
+  ASSERT_EQ(kept.pass_graphs().size(), pipeline().size());
+  ASSERT_EQ(kept.plan_stages().size(), lowering_stages().size());
+  for (size_t i = 0; i < lowering_stages().size(); ++i)
+    EXPECT_EQ(kept.plan_stages()[i].first, lowering_stages()[i].name);
+  // The arena appears once buffers are placed.
+  EXPECT_EQ(kept.plan_stages()[0].second.find("arena:"), std::string::npos);
+  EXPECT_NE(kept.plan_stages()[1].second.find("arena:"), std::string::npos);
+  EXPECT_EQ(kept.plan_stages().back().second, kept.schedule());
+}
+
 TEST(Compile, OpWithoutLoweringIsRefused) {
   for (const OpDef* op : registered_ops())
     EXPECT_NE(op->lowering, nullptr) << op->name << " has no lowering";

@@ -237,7 +237,7 @@ class Inspected {
   explicit Inspected(Graph graph) : graph_(std::move(graph)) {}
   const Graph& graph() const { return graph_; }
   const CompiledStep& compiled() {
-    if (!compiled_) compiled_.emplace(compile(graph_));
+    if (!compiled_) compiled_.emplace(compile(graph_, {.keep_stages = true}));
     return *compiled_;
   }
 
@@ -253,6 +253,16 @@ std::string passes_text(Inspected& step) {
   for (size_t i = 0; i < graphs.size(); ++i)
     text += fmt::format("\n# after {} ({}): {} nodes\n{}", graphs[i].first, passes[i].summary,
                         graphs[i].second.nodes().size(), graphs[i].second.to_text());
+  return text;
+}
+
+std::string plan_text(Inspected& step) {
+  std::string text;
+  const std::vector<LoweringStage>& stages = lowering_stages();
+  const auto& plans = step.compiled().plan_stages();
+  for (size_t i = 0; i < plans.size(); ++i)
+    text +=
+        fmt::format("# after {} ({})\n{}\n", plans[i].first, stages[i].summary, plans[i].second);
   return text;
 }
 
@@ -288,6 +298,8 @@ const std::vector<View>& views() {
        }},
       {"passes", "the graph after each optimisation pass", "txt",
        [](Inspected& step, const std::filesystem::path&) { return passes_text(step); }},
+      {"plan", "the lowering plan after each stage (fuse, place, reroll)", "txt",
+       [](Inspected& step, const std::filesystem::path&) { return plan_text(step); }},
       {"schedule", "the lowering plan: fused loops, kernels, buffers and arena offsets", "txt",
        [](Inspected& step, const std::filesystem::path&) { return step.compiled().schedule(); }},
       {"ir-before", "LLVM IR as emitted", "ll",

@@ -1,6 +1,6 @@
-"""PyTorch's side of bench/eager_steps.cpp: the same workloads, shapes and batches, forward +
+"""PyTorch's side of bench/weft_steps.cpp: the same workloads, shapes and batches, forward +
 backward + Adam step (Keras semantics: dropout active, one LSTM bias folded into the other).
-Prints "ID median_ms" per figure. Run by tools/bench.sh with Debian's python3-torch."""
+Prints "FIGURE UNIT VALUE" per figure. Run by tools/bench.sh with Debian's python3-torch."""
 import statistics
 import time
 
@@ -31,17 +31,23 @@ class Seq(nn.Module):
         return self.rnn(x)[0]
 
 
-def median_ms(step, repeats):
-    step()
+def median_seconds(call, repeats, calls=1):
+    """Median seconds per call over `repeats` timings of `calls` calls, after one untimed call."""
+    call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1e3)
+        for _ in range(calls):
+            call()
+        times.append((time.perf_counter() - start) / calls)
     return statistics.median(times)
 
 
-def train_step(ident, model, x, y, loss_fn, repeats):
+def report(figure, unit, value):
+    print(f"{figure} {unit} {value:.6g}", flush=True)
+
+
+def time_workload(figure, model, x, y, loss_fn, repeats, predict_figure=None):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     model.train()
 
@@ -51,27 +57,52 @@ def train_step(ident, model, x, y, loss_fn, repeats):
         loss.backward()
         opt.step()
 
-    print(f"{ident} {median_ms(step, repeats):.3f}", flush=True)
+    report(figure, "ms", 1e3 * median_seconds(step, repeats))
+    if predict_figure:
+        model.eval()
+        with torch.no_grad():
+            report(predict_figure, "ms", 1e3 * median_seconds(lambda: model(x), repeats))
+
+
+def time_calls(figure, call):
+    """Microseconds per call of a single-sample forward (a streaming step), without gradients."""
+    with torch.no_grad():
+        report(figure, "us", 1e6 * median_seconds(call, 9, 1000))
 
 
 w1 = nn.Sequential(
     nn.Embedding(10000, 64), Seq(nn.LSTM(64, 64, batch_first=True, bidirectional=True)),
     nn.Dropout(0.3), Last(nn.LSTM(128, 32, batch_first=True)), nn.Dropout(0.3),
     nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
-x1 = torch.randint(0, 10000, (64, 200))
-train_step("W1", w1, x1, torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 5)
-w1.eval()
-with torch.no_grad():
-    print(f"W1i {median_ms(lambda: w1(x1), 7):.3f}", flush=True)
+time_workload("W1-train", w1, torch.randint(0, 10000, (64, 200)),
+              torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 5, "W1i-predict")
 
-for ident, rnn in [("W2-SimpleRNN", nn.RNN(32, 64, batch_first=True)),
-                   ("W2-LSTM", nn.LSTM(32, 64, batch_first=True)),
-                   ("W2-GRU", nn.GRU(32, 64, batch_first=True))]:
+for figure, rnn in [("W2-SimpleRNN-train", nn.RNN(32, 64, batch_first=True)),
+                    ("W2-LSTM-train", nn.LSTM(32, 64, batch_first=True)),
+                    ("W2-GRU-train", nn.GRU(32, 64, batch_first=True))]:
     model = nn.Sequential(nn.Embedding(5000, 32), Last(rnn), nn.Linear(64, 1), nn.Sigmoid())
-    train_step(ident, model, torch.randint(0, 5000, (128, 100)),
-               torch.randint(0, 2, (128,)).float(), nn.BCELoss(), 9)
+    time_workload(figure, model, torch.randint(0, 5000, (128, 100)),
+                  torch.randint(0, 2, (128,)).float(), nn.BCELoss(), 9)
 
 w3 = nn.Sequential(
     Seq(nn.LSTM(1, 64, batch_first=True)), nn.Dropout(0.2), Last(nn.LSTM(64, 32, batch_first=True)),
     nn.Dropout(0.2), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1))
-train_step("W3", w3, torch.randn(32, 30, 1), torch.randn(32), nn.MSELoss(), 21)
+time_workload("W3-train", w3, torch.randn(32, 30, 1), torch.randn(32), nn.MSELoss(), 21)
+
+w5 = nn.Sequential(Last(nn.LSTM(512, 512, batch_first=True)), nn.Linear(512, 1))
+time_workload("W5-train", w5, torch.randn(64, 100, 512), torch.randn(64), nn.MSELoss(), 5,
+              "W5-predict")
+
+# Stateful streaming: each call's final states are the next call's initial states.
+w4 = nn.LSTM(32, 128, batch_first=True)
+w4_input, w4_state = torch.randn(1, 1, 32), None
+
+
+def w4_step():
+    global w4_state
+    _, w4_state = w4(w4_input, w4_state)
+
+
+time_calls("W4-stream-step", w4_step)
+dense1, dense1_input = nn.Linear(1, 1), torch.randn(1, 1)
+time_calls("Dense1-call", lambda: dense1(dense1_input))

@@ -1111,7 +1111,7 @@ int64_t CompiledStep::memory_bytes() const {
   int64_t bytes = static_cast<int64_t>(arena_->bytes());
   for (const Tensor& constant : constants_)
     bytes += constant.numel() * static_cast<int64_t>(dtype_size(constant.dtype()));
-  return bytes + static_cast<int64_t>(module_->assembly().size());
+  return bytes + module_->object_bytes();
 }
 
 // ---- StepCache --------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <llvm/ADT/SmallString.h>
 #include <llvm/AsmParser/Parser.h>
+#include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
@@ -16,7 +16,6 @@
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
-#include <llvm/Transforms/Utils/Cloning.h>
 
 #include <exception>
 #include <mutex>
@@ -79,33 +78,61 @@ int32_t gemm_shim(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alp
 
 std::string jit_take_runtime_error() { return std::exchange(runtime_error, std::string()); }
 
+struct Jit::Impl {
+  // For the pass pipeline, the machine code and the assembly text, so that the assembly shows
+  // the code that runs.
+  std::unique_ptr<llvm::TargetMachine> machine;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+  std::string triple, cpu;
+  std::mutex mutex;  // guards `machine`, which is not thread-safe
+  int modules = 0;
+};
+
 struct CompiledModule::State {
-  std::string name, ir_before, ir_after, assembly;
-  llvm::orc::LLJIT* jit;
+  std::string name, ir_before, ir_after;
+  int64_t object_bytes = 0;
+  Jit::Impl* owner;  // whose target machine compiled the module, for the assembly
   llvm::orc::JITDylib* dylib;
+  // Printed on first request: a second code generation costs as much as the first.
+  mutable std::once_flag assembly_once;
+  mutable std::string assembly;
 };
 
 const std::string& CompiledModule::name() const { return state_->name; }
 const std::string& CompiledModule::ir_before() const { return state_->ir_before; }
 const std::string& CompiledModule::ir_after() const { return state_->ir_after; }
-const std::string& CompiledModule::assembly() const { return state_->assembly; }
+int64_t CompiledModule::object_bytes() const { return state_->object_bytes; }
 
 uintptr_t CompiledModule::address(const std::string& symbol) const {
   // Only this module's own definitions: not the runtime or process symbols its dylib links to.
-  auto address = state_->jit->lookup(*state_->dylib, symbol);
+  auto address = state_->owner->jit->lookup(*state_->dylib, symbol);
   if (!address)
     throw Error("jit: symbol '{}' not found in module '{}': {}", symbol, state_->name,
                 llvm::toString(address.takeError()));
   return address->getValue();
 }
 
-struct Jit::Impl {
-  std::unique_ptr<llvm::TargetMachine> machine;  // for the pass pipeline and the assembly text
-  std::unique_ptr<llvm::orc::LLJIT> jit;
-  std::string triple, cpu;
-  std::mutex mutex;  // add() uses `machine`, which is not thread-safe
-  int modules = 0;
-};
+const std::string& CompiledModule::assembly() const {
+  std::call_once(state_->assembly_once, [&] {
+    // The optimised IR again, from its text: code generation rewrote the module it compiled.
+    llvm::LLVMContext context;
+    llvm::SMDiagnostic diagnostic;
+    std::unique_ptr<llvm::Module> module =
+        llvm::parseAssemblyString(state_->ir_after, diagnostic, context);
+    WEFT_CHECK(module != nullptr, "jit: module '{}': its optimised IR does not parse back",
+               state_->name);
+    llvm::SmallString<0> assembly;
+    llvm::raw_svector_ostream stream(assembly);
+    llvm::legacy::PassManager passes;
+    std::lock_guard lock(state_->owner->mutex);
+    WEFT_CHECK(!state_->owner->machine->addPassesToEmitFile(passes, stream, nullptr,
+                                                            llvm::CGFT_AssemblyFile),
+               "jit: the target cannot emit assembly for module '{}'", state_->name);
+    passes.run(*module);
+    state_->assembly = assembly.str().str();
+  });
+  return state_->assembly;
+}
 
 Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Jit::~Jit() = default;
@@ -180,27 +207,20 @@ CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
   }
   state->ir_after = to_text(*module);
 
-  // Code generation rewrites the IR it runs on, so the assembly is printed from a clone.
-  {
-    std::unique_ptr<llvm::Module> clone = llvm::CloneModule(*module);
-    llvm::SmallString<0> assembly;
-    llvm::raw_svector_ostream stream(assembly);
-    llvm::legacy::PassManager passes;
-    WEFT_CHECK(!machine.addPassesToEmitFile(passes, stream, nullptr, llvm::CGFT_AssemblyFile),
-               "jit: the target cannot emit assembly for module '{}'", name);
-    passes.run(*clone);
-    state->assembly = assembly.str().str();
-  }
+  // Compiled here rather than by LLJIT on the first lookup, with ORC's own compiler, so that the
+  // code that runs comes from `machine` as the assembly does, and its size is known.
+  std::unique_ptr<llvm::MemoryBuffer> object =
+      check_llvm(llvm::orc::SimpleCompiler(machine)(*module), "generating machine code");
+  state->object_bytes = static_cast<int64_t>(object->getBufferSize());
+  module.reset();  // before its context
 
   // Each module gets its own dylib, linked to the main one for the runtime and process symbols.
   llvm::orc::JITDylib& dylib =
       check_llvm(impl_->jit->createJITDylib(name + "#" + std::to_string(impl_->modules++)),
                  "creating a dylib");
   dylib.addToLinkOrder(impl_->jit->getMainJITDylib());
-  check_llvm(impl_->jit->addIRModule(
-                 dylib, llvm::orc::ThreadSafeModule(std::move(module), std::move(context))),
-             "adding a module");
-  state->jit = impl_->jit.get();
+  check_llvm(impl_->jit->addObjectFile(dylib, std::move(object)), "adding a module");
+  state->owner = impl_.get();
   state->dylib = &dylib;
   return CompiledModule(std::move(state));
 }

@@ -1,7 +1,8 @@
 // Jit: a small LLVM ORC v2 wrapper (after LLVM's BuildingAJIT chapter 1). It targets the host CPU
 // with all of its features (AVX-512 where present), optimises each module with the new pass
-// manager at O3, keeps the IR before and after optimisation and the host assembly as text, and
-// hands back a CompiledModule to look functions up in.
+// manager at O3, compiles it to machine code, keeps the IR before and after optimisation as text
+// (and prints the host assembly on request), and hands back a CompiledModule to look functions
+// up in.
 //
 // This header needs no LLVM header: llvm::Module and llvm::LLVMContext are only declared, so a
 // caller that builds modules itself includes LLVM's headers (and links LLVM); a caller that writes
@@ -28,7 +29,9 @@ class CompiledModule {
   const std::string& name() const;
   const std::string& ir_before() const;  // as given, with the host triple and data layout set
   const std::string& ir_after() const;   // after the O3 pipeline
-  const std::string& assembly() const;   // the host assembly for ir_after()
+  // The host assembly for ir_after(), generated on the first call (as long again as compiling).
+  const std::string& assembly() const;
+  int64_t object_bytes() const;  // the size of the machine code's object file
 
   // The address of `symbol` (unmangled), which must be defined by this module.
   // Throws weft::Error naming the symbol when it is not.

@@ -1,0 +1,168 @@
+// weft's side of the workloads in shared/spec/benchmarks.md, through the public API as a user
+// calls it (fit on one batch, predict, predict_on_batch). `weft_steps eager` runs every step on
+// the tape, `weft_steps compiled` as compiled steps (Sequential::jit_compile): the same models,
+// batches and calls. The compiled run also reports each workload's first call (capture and
+// compile, kept out of the step timings) and the compiler's figures: W1's training step captured
+// and compiled at 100 and 400 timesteps. Further arguments keep only the figures whose names
+// start with one of them. Prints "FIGURE UNIT VALUE" per figure; tools/bench.sh runs it beside
+// PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp) and prints the ratios.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/compiler/compile.h"
+#include "weft/weft.h"
+
+using namespace weft;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void report(const std::string& figure, const char* unit, double value) {
+  std::printf("%s %s %.6g\n", figure.c_str(), unit, value);
+  std::fflush(stdout);  // a long run shows its figures as they come
+}
+
+struct Run {
+  bool compiled = false;
+  std::vector<std::string> prefixes;  // of the figures to run; none: all
+
+  bool wants(std::string_view figure) const {
+    return prefixes.empty() ||
+           std::any_of(prefixes.begin(), prefixes.end(),
+                       [&](const std::string& prefix) { return figure.starts_with(prefix); });
+  }
+
+  // The median seconds per call of `call`, over `repeats` timings of `calls` calls each. One
+  // untimed call first: it allocates, and in compiled mode captures and compiles the step, which
+  // is reported as the figure's first call.
+  template <typename Call>
+  double median_seconds(const std::string& figure, Call call, int repeats, int calls = 1) const {
+    const auto first = Clock::now();
+    call();
+    if (compiled) report(figure + ":first-call", "s", seconds_since(first));
+    std::vector<double> times;
+    for (int i = 0; i < repeats; ++i) {
+      const auto start = Clock::now();
+      for (int c = 0; c < calls; ++c) call();
+      times.push_back(seconds_since(start) / calls);
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  }
+};
+
+// A model trained on one fixed batch: one fit() step per timing.
+struct Workload {
+  std::string id;  // the figure's name; benchmarks.md's id first
+  std::function<Sequential()> build;
+  std::string loss;
+  Tensor x, y;
+  int repeats;
+  std::string predict_id = {};  // when set, predict() on the batch is timed too
+};
+
+Workload chapter_workload(std::string id, const std::string& model, int64_t batch, int repeats,
+                          Generator& generator, std::string predict_id = {}) {
+  const ChapterModel& chapter = chapter_model(model);
+  return {.id = std::move(id),
+          .build = [&chapter] { return chapter.build(); },
+          .loss = chapter.loss,
+          .x = sample_batch(chapter, batch, generator),
+          .y = sample_labels(chapter, batch, generator),
+          .repeats = repeats,
+          .predict_id = std::move(predict_id)};
+}
+
+std::vector<Workload> workloads(Generator& generator) {
+  std::vector<Workload> list{
+      chapter_workload("W1-train", "sentiment_imdb", 64, 5, generator, "W1i-predict"),
+      chapter_workload("W2-SimpleRNN-train", "compare_simple_rnn", 128, 9, generator),
+      chapter_workload("W2-LSTM-train", "compare_lstm", 128, 9, generator),
+      chapter_workload("W2-GRU-train", "compare_gru", 128, 9, generator),
+      chapter_workload("W3-train", "temperature_forecast", 32, 21, generator)};
+  list.push_back({.id = "W5-train",
+                  .build =
+                      [] {
+                        return Sequential{LSTM(512).input_shape({100, 512}), Dense(1)};
+                      },
+                  .loss = "mse",
+                  .x = randn({64, 100, 512}, {}, generator),
+                  .y = randn({64}, {}, generator),
+                  .repeats = 5,
+                  .predict_id = "W5-predict"});
+  return list;
+}
+
+void time_workload(const Run& run, const Workload& workload) {
+  Sequential model = workload.build();
+  model.jit_compile = run.compiled;
+  model.compile(Adam(), workload.loss);
+  const int64_t batch = workload.x.size(0);
+  const FitOptions one_step{.epochs = 1, .batch_size = batch, .shuffle = false, .verbose = 0};
+  const auto train = [&] { model.fit(workload.x, workload.y, one_step); };
+  report(workload.id, "ms", 1e3 * run.median_seconds(workload.id, train, workload.repeats));
+  if (workload.predict_id.empty()) return;
+  const auto predict = [&] { model.predict(workload.x, batch); };
+  report(workload.predict_id, "ms",
+         1e3 * run.median_seconds(workload.predict_id, predict, workload.repeats));
+}
+
+// Microseconds per predict_on_batch call: the latency of one streaming step.
+void time_predict_on_batch(const Run& run, const std::string& figure, Sequential model,
+                           const Tensor& x) {
+  model.jit_compile = run.compiled;
+  report(figure, "us",
+         1e6 * run.median_seconds(
+                   figure, [&] { model.predict_on_batch(x); }, 9, 1000));
+}
+
+// W1's whole training step at `timesteps`, captured and compiled as fit() does (compiled run).
+// At batch 4, not 64: the compiled code and the compile time are the same, but capturing takes
+// memory in batch x timesteps^2 for now (about 55 GB at 64 x 400).
+void time_compiler(const Run& run, int64_t timesteps, Generator& generator) {
+  const std::string figure = "compile-W1-T" + std::to_string(timesteps);
+  if (!run.compiled || !run.wants(figure)) return;
+  const ChapterModel chapter = chapter_model("sentiment_imdb").with_timesteps(timesteps);
+  Sequential model = chapter.build();
+  model.compile(Adam(), chapter.loss);
+  const Tensor x = sample_batch(chapter, 4, generator);
+  const Tensor y = sample_labels(chapter, 4, generator);
+  const auto start = Clock::now();
+  const Graph graph = model.capture_step(StepKind::train, x, y);
+  report(figure + ":capture", "s", seconds_since(start));
+  report(figure, "s", compile(graph, {.finite_output = "loss"}).stats().seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string_view mode = argc > 1 ? argv[1] : "";
+  if (mode != "eager" && mode != "compiled") {
+    std::fprintf(stderr, "usage: weft_steps eager|compiled [FIGURE_PREFIX...]\n");
+    return 2;
+  }
+  const Run run{.compiled = mode == "compiled", .prefixes = {argv + 2, argv + argc}};
+  manual_seed(1);
+  Generator generator(1);
+  for (const Workload& workload : workloads(generator))
+    if (run.wants(workload.id)) time_workload(run, workload);
+  if (run.wants("W4-stream-step"))
+    time_predict_on_batch(run, "W4-stream-step",
+                          Sequential{LSTM(128).stateful(true).input_shape({1, 32})},
+                          randn({1, 1, 32}, {}, generator));
+  // A model too small to compute anything: the call's own cost, a cache hit when compiled.
+  if (run.wants("Dense1-call"))
+    time_predict_on_batch(run, "Dense1-call", Sequential{Dense(1).input_shape({1})},
+                          randn({1, 1}, {}, generator));
+  for (int64_t timesteps : {100, 400}) time_compiler(run, timesteps, generator);
+}

@@ -69,10 +69,15 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
   for (size_t i = 0; i < inputs.size(); ++i)
     WEFT_CHECK(inputs[i].defined(), "{}: input {} is an undefined tensor", op.name, i);
   const TensorSpec spec = op.infer(inputs, attrs);
-  Tensor output = op.forward(inputs, attrs, spec);
-  for (const Tensor& input : inputs)  // each result is its own tensor, never an input's handle
-    if (output.impl() == input.impl())
-      output = make_view(input, input.shape(), input.strides(), input.impl()->offset);
+  Tensor output;
+  if (meta_capture_active()) {
+    output = meta_tensor(spec.shape, spec.dtype, op.name);
+  } else {
+    output = op.forward(inputs, attrs, spec);
+    for (const Tensor& input : inputs)  // each result is its own tensor, never an input's handle
+      if (output.impl() == input.impl())
+        output = make_view(input, input.shape(), input.strides(), input.impl()->offset);
+  }
 
   if (tracer != nullptr) tracer->on_op(op, inputs, attrs, output);
 
@@ -89,6 +94,7 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
 }
 
 Tracer* active_tracer() { return tracer; }
+bool meta_capture_active() { return tracer != nullptr && !tracer->computes_values(); }
 TracingScope::TracingScope(Tracer& installed) : previous_(tracer) { tracer = &installed; }
 TracingScope::~TracingScope() { tracer = previous_; }
 

@@ -78,7 +78,8 @@ const OpDef& register_op(const OpDef& definition);
 std::vector<const OpDef*> registered_ops();
 const OpDef* find_op(std::string_view name);
 
-// Runs an op eagerly and, when gradients are enabled and an input requires one, records it.
+// Runs an op eagerly (or, under a tracer that computes no values, only infers its result's shape
+// and dtype) and, when gradients are enabled and an input requires one, records it.
 Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
 
 // Observes every op that apply() runs on this thread, whatever the grad mode, and every
@@ -86,6 +87,9 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
 class Tracer {
  public:
   virtual ~Tracer() = default;
+  // False for a tracer that records ops without running them: apply() then returns meta tensors
+  // (Tensor::is_meta) and assign_ writes nothing, so the step computes and changes nothing.
+  virtual bool computes_values() const { return true; }
   virtual void on_op(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs,
                      const Tensor& output) = 0;
   virtual void on_assign(const Tensor& target, const Tensor& source) = 0;
@@ -94,6 +98,8 @@ class Tracer {
 };
 // The tracer of this thread (null when none).
 Tracer* active_tracer();
+// True while this thread's tracer computes no values (Tracer::computes_values).
+bool meta_capture_active();
 // Installs a tracer on this thread for the scope's lifetime.
 class TracingScope {
  public:

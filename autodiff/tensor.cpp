@@ -31,6 +31,8 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+bool Tensor::is_meta() const { return checked_impl().storage->is_meta(); }
+
 void* Tensor::raw_data() const {
   TensorImpl& impl = checked_impl();
   return static_cast<char*>(impl.storage->data()) + impl.offset * dtype_size(impl.dtype);
@@ -93,8 +95,13 @@ Tensor Tensor::detach() const {
 }
 
 Tensor Tensor::copy() const {
-  Tensor out = empty(shape(), {.dtype = dtype()});
-  copy_into(out, *this);
+  Tensor out;
+  if (is_meta()) {  // a copy of a value that was not computed is another such value
+    out = meta_tensor(shape(), dtype(), impl_->storage->producer());
+  } else {
+    out = empty(shape(), {.dtype = dtype()});
+    copy_into(out, *this);
+  }
   if (Tracer* tracer = active_tracer()) tracer->on_copy(*this, out);
   return out;
 }
@@ -102,7 +109,8 @@ Tensor Tensor::copy() const {
 void Tensor::assign_(const Tensor& source) const {
   WEFT_CHECK(source.shape() == shape(), "assign_(): source of shape {} for a tensor of shape {}",
              shape_str(source.shape()), shape_str(shape()));
-  copy_into(*this, source);
+  // A capture without values only records the write: the compiled step will make it.
+  if (!meta_capture_active()) copy_into(*this, source);
   mark_modified();
   if (Tracer* tracer = active_tracer()) tracer->on_assign(*this, source);
 }
@@ -148,6 +156,15 @@ Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset)
   impl->shape = std::move(shape);
   impl->strides = std::move(strides);
   impl->dtype = base.dtype();
+  return Tensor(std::move(impl));
+}
+
+Tensor meta_tensor(const Shape& shape, DType dtype, std::string_view producer) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::meta(producer);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
 

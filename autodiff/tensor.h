@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "weft/autodiff/dtype.h"
@@ -41,6 +42,10 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape()); }
   DType dtype() const;
   bool is_contiguous() const;
+
+  // True for an op's result recorded by a capture that computes no values (CaptureMode::meta):
+  // it has a shape and dtype but no data, and reading its values throws weft::Error.
+  bool is_meta() const;
 
   // Pointer to the first element; T must match dtype().
   template <typename T>
@@ -99,6 +104,9 @@ struct TensorImpl {
 
 // A view of `base`'s storage with its own shape, strides and offset.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset);
+
+// A contiguous meta tensor (see Tensor::is_meta) standing for the result of the op `producer`.
+Tensor meta_tensor(const Shape& shape, DType dtype, std::string_view producer);
 
 // Factories. empty() leaves the values uninitialised.
 Tensor empty(const Shape& shape, TensorOptions options = {});

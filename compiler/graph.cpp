@@ -111,7 +111,10 @@ namespace {
 
 class CaptureTracer : public Tracer {
  public:
-  CaptureTracer(Graph& graph, uint64_t first_serial) : graph_(graph), first_serial_(first_serial) {}
+  CaptureTracer(Graph& graph, uint64_t first_serial, CaptureMode mode)
+      : graph_(graph), first_serial_(first_serial), mode_(mode) {}
+
+  bool computes_values() const override { return mode_ == CaptureMode::eager; }
 
   void declare(const std::string& name, const Tensor& tensor) {
     inputs_[tensor.impl()] =
@@ -134,6 +137,10 @@ class CaptureTracer : public Tracer {
 
   int id_of(const Tensor& tensor, std::string_view reader) {
     if (const std::optional<int> id = known(tensor)) return *id;
+    WEFT_CHECK(!tensor.is_meta(),
+               "capture: '{}' reads a value computed by '{}' outside this capture, which has no "
+               "value to freeze",
+               reader, tensor.impl()->storage->producer());
     WEFT_CHECK(tensor.impl()->storage->serial() >= first_serial_,
                "capture: '{}' reads a {} {} tensor that existed before the step and is not one "
                "of its inputs; it would be frozen into the compiled step",
@@ -177,6 +184,7 @@ class CaptureTracer : public Tracer {
 
   Graph& graph_;
   uint64_t first_serial_;
+  CaptureMode mode_;
   std::unordered_map<const TensorImpl*, int> ids_;     // the node holding each tensor's value
   std::unordered_map<const TensorImpl*, int> inputs_;  // declared inputs
   std::vector<Tensor> alive_;
@@ -186,9 +194,10 @@ class CaptureTracer : public Tracer {
 }  // namespace
 
 Graph capture(const std::vector<std::pair<std::string, Tensor>>& inputs,
-              const std::function<std::vector<std::pair<std::string, Tensor>>()>& step) {
+              const std::function<std::vector<std::pair<std::string, Tensor>>()>& step,
+              CaptureMode mode) {
   Graph graph;
-  CaptureTracer tracer(graph, next_storage_serial());
+  CaptureTracer tracer(graph, next_storage_serial(), mode);
   for (const auto& [name, tensor] : inputs) tracer.declare(name, tensor);
   std::vector<std::pair<std::string, Tensor>> results;
   {

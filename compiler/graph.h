@@ -58,12 +58,23 @@ class Graph {
   std::vector<GraphNode> nodes_;
 };
 
+enum class CaptureMode {
+  // Every op runs as it is recorded: the step's results and in-place writes happen as they would
+  // without the capture, and every value it makes stays alive until the capture ends.
+  eager,
+  // Ops are recorded, not run: their results are meta tensors (shape and dtype, no data; reading
+  // one throws weft::Error naming its op) and assign_ writes nothing. The step computes nothing
+  // and changes no input; only tensors made outside ops (constants) hold values.
+  meta,
+};
+
 // Runs `step` with a tracer installed and returns what it did as a graph. `inputs` are the
 // step's named arguments (matched by identity). Tensors made during the step and used without
 // being produced by an op become constants; a tensor that existed before the capture and is not
 // an input is an error (it would be frozen into the step). `step` returns the named outputs.
 Graph capture(const std::vector<std::pair<std::string, Tensor>>& inputs,
-              const std::function<std::vector<std::pair<std::string, Tensor>>()>& step);
+              const std::function<std::vector<std::pair<std::string, Tensor>>()>& step,
+              CaptureMode mode = CaptureMode::eager);
 
 // Runs the graph with the eager kernels: the reference the compiled code is tested against.
 // `inputs` follow input_ids(); returns the outputs' values, and applies the stores to `inputs`.

@@ -1,5 +1,7 @@
 #include "weft/models/core_layers.h"
 
+#include <cmath>
+
 #include "weft/models/keras_format.h"
 #include "weft/ops/ops.h"
 
@@ -79,17 +81,16 @@ Shape Embedding::build(const Shape& input_shape, Generator& generator) {
 Tensor Embedding::call(const Tensor& x, CallContext& context) {
   WEFT_CHECK(x.dim() == 2, "layer \"{}\": expected indices of shape (batch, timesteps), got {}",
              name(), shape_str(x.shape()));
-  // Keras feeds float arrays of indices too; they must hold whole numbers.
-  Tensor indices = x;
-  if (is_floating(x.dtype())) {
-    indices = to_dtype(x, DType::i64);
-    WEFT_CHECK(allclose(to_dtype(indices, x.dtype()), x, 0, 0),
-               "layer \"{}\": indices must be whole numbers", name());
-  }
-  for (int64_t index : indices.to_vector<int64_t>())
-    WEFT_CHECK(0 <= index && index < input_dim_,
+  // Keras feeds float arrays of indices too; they must hold whole numbers. The checks read the
+  // batch, a real input even in a captured step (a compiled gather checks later batches' range);
+  // the conversion is an op, so a compiled step converts every batch rather than the first.
+  for (const double index : x.to_vector<double>()) {
+    WEFT_CHECK(index == std::floor(index), "layer \"{}\": indices must be whole numbers", name());
+    WEFT_CHECK(0 <= index && index < static_cast<double>(input_dim_),
                "layer \"{}\": index {} is out of range for input_dim={} (valid: 0 to {})", name(),
-               index, input_dim_, input_dim_ - 1);
+               static_cast<int64_t>(index), input_dim_, input_dim_ - 1);
+  }
+  const Tensor indices = is_floating(x.dtype()) ? cast(x, DType::i64) : x;
   if (mask_zero_) context.mask = not_equal(indices, zeros({}, {.dtype = indices.dtype()}));
   return gather(embeddings_->value, 0, indices);
 }

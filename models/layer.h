@@ -49,9 +49,10 @@ class Layer {
   virtual std::unique_ptr<Layer> clone() const = 0;
   // Clears state kept between calls (stateful recurrent layers); nothing for the others.
   virtual void reset_states() {}
-  // The states a stateful layer keeps between calls (empty for the others, and before the first
-  // call): a compiled step takes them as inputs and writes the next ones into them.
-  virtual std::vector<Tensor> states() const { return {}; }
+  // The states a stateful layer keeps between calls (empty for the others): a compiled step takes
+  // them as inputs and writes the next ones into them. A stateful layer that keeps none yet
+  // starts them here, as zeros for `batch` rows, so that they exist before a step is captured.
+  virtual std::vector<Tensor> states(int64_t /*batch*/) { return {}; }
 
   // Snake-case type name, numbered from the second of a kind in a model: "lstm", "lstm_1".
   const std::string& name() const { return name_; }

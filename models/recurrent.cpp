@@ -110,6 +110,13 @@ std::vector<Tensor> Recurrent::initial_states(int64_t batch,
   return std::vector<Tensor>(state_count(), zeros(shape, {.dtype = dtype()}));
 }
 
+std::vector<Tensor> Recurrent::states(int64_t batch) {
+  if (options_.stateful && kept_states_.empty())
+    for (int64_t i = 0; i < state_count(); ++i)  // one tensor each: each is written in place
+      kept_states_.push_back(zeros({batch, units_}, {.dtype = dtype()}));
+  return kept_states_;
+}
+
 Tensor Recurrent::project_inputs(const Tensor& x_time_major,
                                  const std::vector<Tensor>& dropout_masks) const {
   const int64_t steps = x_time_major.size(0), batch = x_time_major.size(1);
@@ -196,16 +203,23 @@ RecurrentOutput Recurrent::call_with_state(const Tensor& x_in, CallContext& cont
     context.mask = Tensor();  // the time axis is gone
   }
   if (options_.stateful) {
-    // Copies, so that a compiled step can overwrite them in place without touching the outputs.
     // A captured step records the new states as stores into the kept ones (its inputs); they are
     // not assigned here, where the tape may still need the old values for backward.
-    std::vector<Tensor> kept;
-    for (size_t i = 0; i < states.size(); ++i) {
-      if (Tracer* tracer = active_tracer(); tracer != nullptr && i < kept_states_.size())
+    if (Tracer* tracer = active_tracer())
+      for (size_t i = 0; i < kept_states_.size(); ++i)
         tracer->on_assign(kept_states_[i], states[i]);
-      kept.push_back(states[i].detach().copy());
+    if (meta_capture_active()) {
+      // Nothing was computed: the kept states stay, and the compiled step writes into them.
+      WEFT_CHECK(!kept_states_.empty(),
+                 "layer \"{}\" is stateful: its states must exist (Layer::states) before a "
+                 "capture without values, which cannot make them",
+                 name());
+    } else {
+      // Copies, so that a compiled step can overwrite them in place without touching the outputs.
+      std::vector<Tensor> kept;
+      for (const Tensor& state : states) kept.push_back(state.detach().copy());
+      kept_states_ = std::move(kept);
     }
-    kept_states_ = std::move(kept);
   }
   if (options_.return_state) result.states = std::move(states);
   return result;
@@ -338,9 +352,9 @@ std::vector<Weight*> Bidirectional::weights() {
   return all;
 }
 
-std::vector<Tensor> Bidirectional::states() const {
-  std::vector<Tensor> states = forward_->states();
-  for (const Tensor& state : backward_->states()) states.push_back(state);
+std::vector<Tensor> Bidirectional::states(int64_t batch) {
+  std::vector<Tensor> states = forward_->states(batch);
+  for (const Tensor& state : backward_->states(batch)) states.push_back(state);
   return states;
 }
 

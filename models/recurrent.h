@@ -52,7 +52,7 @@ class Recurrent : public Layer {
                                   const std::vector<Tensor>& initial_state = {});
   // Stateful layers forget their states: the next call starts from zeros, at any batch size.
   void reset_states() override { kept_states_.clear(); }
-  std::vector<Tensor> states() const override { return kept_states_; }
+  std::vector<Tensor> states(int64_t batch) override;
 
  protected:
   explicit Recurrent(int64_t units);  // throws for units <= 0
@@ -209,7 +209,7 @@ class Bidirectional : public LayerBase<Bidirectional> {
                                   const std::vector<Tensor>& initial_state = {});
   std::vector<Weight*> weights() override;
   void reset_states() override;
-  std::vector<Tensor> states() const override;
+  std::vector<Tensor> states(int64_t batch) override;
 
   Recurrent& forward_layer() { return *forward_; }
   Recurrent& backward_layer() { return *backward_; }

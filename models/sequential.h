@@ -60,13 +60,14 @@ class Sequential {
   // Set by callbacks (EarlyStopping) to end fit() after the current epoch.
   bool stop_training = false;
   // As Keras's jit_compile: fit, evaluate and predict run each step as native code compiled for
-  // its batch shape (captured and compiled on the first batch of each shape, which runs eagerly),
-  // or, when false, on the eager tape.
+  // its batch shape (captured without computing anything, and compiled, when the first batch of
+  // a shape arrives; that batch then runs compiled too), or, when false, on the eager tape.
   // Its default is true unless the environment sets WEFT_JIT_COMPILE=0.
   bool jit_compile = jit_compile_default();
 
   // The step that fit() (train) or predict() (infer) compiles, recorded for a batch like x (and
-  // y, for train). Recording runs the step: a training step updates the weights.
+  // y, for train). Recording computes nothing (CaptureMode::meta): the weights, the optimizer and
+  // the default generator stay as they were. Builds the model (and the optimizer's slots) first.
   Graph capture_step(StepKind kind, const Tensor& x, const Tensor& y = {});
   // The steps compiled so far, by kind and shapes.
   const StepCache& compiled_steps() const;
@@ -82,17 +83,23 @@ class Sequential {
   Shape input_shape_for_build() const;
   struct StepInputs;
   StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y);
-  std::vector<std::pair<std::string, Tensor>> eager_step(StepKind kind, const Tensor& x,
-                                                         const Tensor& y);
+  // The step's forward pass (and loss, for train) as ordinary code on the tape: run eagerly, or
+  // recorded by a capture.
+  std::vector<std::pair<std::string, Tensor>> tape_step(StepKind kind, const Tensor& x,
+                                                        const Tensor& y);
   // One step, compiled (from the cache, or captured and compiled now) or eager: train returns
   // {loss, y_pred}, infer {y_pred}. `check_loss` sees the loss before any weight changes.
   std::vector<Tensor> run_step(StepKind kind, const Tensor& x, const Tensor& y,
                                const std::function<void(double)>& check_loss = {});
   // Backward and the optimizer's update, after `check_loss`.
   void train_update(const Tensor& loss, const std::function<void(double)>& check_loss);
-  // Captures one step (which runs eagerly meanwhile); its outputs go to `outputs`.
-  Graph record_step(StepKind kind, const Tensor& x, const Tensor& y, const StepInputs& inputs,
-                    const std::function<void(double)>& check_loss, std::vector<Tensor>& outputs);
+  // Builds the model and the optimizer's slots if needed: a step's inputs must exist before it
+  // is captured, or they would be made inside it and frozen into the compiled step.
+  void prepare_step(StepKind kind, const Tensor& x);
+  struct RecordedStep;
+  // Captures one step without computing anything (CaptureMode::meta).
+  RecordedStep record_step(StepKind kind, const Tensor& x, const Tensor& y,
+                           const StepInputs& inputs);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.

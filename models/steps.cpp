@@ -1,5 +1,5 @@
-// The steps fit(), evaluate() and predict() run: captured on the first batch of each shape,
-// compiled, and served from a cache afterwards (Sequential::jit_compile).
+// The steps fit(), evaluate() and predict() run: captured (without computing anything) on the
+// first batch of each shape, compiled, and served from a cache (Sequential::jit_compile).
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -24,6 +24,12 @@ struct Sequential::StepInputs {
   std::vector<std::pair<std::string, Tensor>> named;
   Tensor random;    // the generator's state, among `named`
   std::string key;  // the kind and every input's name, dtype and shape
+};
+
+// A step captured without values, and how many random counters (dropout masks) a run of it takes.
+struct Sequential::RecordedStep {
+  Graph graph;
+  uint64_t random_draws = 0;
 };
 
 bool jit_compile_default() {
@@ -58,22 +64,27 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
       inputs.named.emplace_back(name, weight->value);
       if (weight->trainable) trainable.push_back(name);
     }
-    const std::vector<Tensor> states = layer->states();
+    const std::vector<Tensor> states = layer->states(x.size(0));
     for (size_t i = 0; i < states.size(); ++i)
       inputs.named.emplace_back(fmt::format("{}/state{}", layer->name(), i), states[i]);
   }
   if (kind == StepKind::train)
     for (const auto& [name, variable] : training_->state->variables(trainable))
       inputs.named.emplace_back("optimizer/" + name, variable);
+  // In bytes, not formatted: a cache hit builds the key on every batch.
   inputs.key = kind_name(kind);
-  for (const auto& [name, tensor] : inputs.named)
-    inputs.key +=
-        fmt::format("|{} {} {}", name, dtype_name(tensor.dtype()), shape_str(tensor.shape()));
+  for (const auto& [name, tensor] : inputs.named) {
+    const Shape& shape = tensor.shape();
+    inputs.key += name;  // then bytes no name holds
+    inputs.key += static_cast<char>(tensor.dtype());
+    inputs.key += static_cast<char>(shape.size());
+    inputs.key.append(reinterpret_cast<const char*>(shape.data()), shape.size() * sizeof(int64_t));
+  }
   return inputs;
 }
 
-std::vector<std::pair<std::string, Tensor>> Sequential::eager_step(StepKind kind, const Tensor& x,
-                                                                   const Tensor& y) {
+std::vector<std::pair<std::string, Tensor>> Sequential::tape_step(StepKind kind, const Tensor& x,
+                                                                  const Tensor& y) {
   if (kind == StepKind::infer) {
     NoGrad no_grad;
     return {{"y_pred", call(x, false)}};
@@ -91,56 +102,65 @@ void Sequential::train_update(const Tensor& loss, const std::function<void(doubl
   training_->state->zero_grad();
 }
 
-Graph Sequential::record_step(StepKind kind, const Tensor& x, const Tensor& y,
-                              const StepInputs& inputs,
-                              const std::function<void(double)>& check_loss,
-                              std::vector<Tensor>& outputs) {
-  return capture(inputs.named, [&] {
-    RandomStateScope random(default_generator(), inputs.random);
-    std::vector<std::pair<std::string, Tensor>> named = eager_step(kind, x, y);
-    if (kind == StepKind::train) train_update(named[0].second, check_loss);
-    outputs = values(named);
-    return named;
-  });
+void Sequential::prepare_step(StepKind kind, const Tensor& x) {
+  WEFT_CHECK(kind == StepKind::infer || training_ != nullptr,
+             "model \"{}\" must be compiled first: call compile(optimizer, loss)", name_);
+  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
+  if (kind == StepKind::train && !training_->state)
+    training_->state.emplace(training_->optimizer, weights());
+}
+
+Sequential::RecordedStep Sequential::record_step(StepKind kind, const Tensor& x, const Tensor& y,
+                                                 const StepInputs& inputs) {
+  Generator& generator = default_generator();
+  const Generator before = generator;
+  RecordedStep recorded;
+  recorded.graph = capture(
+      inputs.named,
+      [&] {
+        RandomStateScope random(generator, inputs.random);
+        std::vector<std::pair<std::string, Tensor>> named = tape_step(kind, x, y);
+        if (kind == StepKind::train) train_update(named[0].second, {});
+        return named;
+      },
+      CaptureMode::meta);
+  // The masks' counters are counted and given back: a run of the step takes them.
+  recorded.random_draws = generator.offset() - before.offset();
+  generator = before;
+  return recorded;
 }
 
 std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const Tensor& y,
                                          const std::function<void(double)>& check_loss) {
   if (!jit_compile) {
-    std::vector<Tensor> outputs = values(eager_step(kind, x, y));
+    std::vector<Tensor> outputs = values(tape_step(kind, x, y));
     if (kind == StepKind::train) train_update(outputs[0], check_loss);
     return outputs;
   }
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
+  prepare_step(kind, x);
   const StepInputs inputs = step_inputs(kind, x, y);
-  Generator& generator = default_generator();
-  if (const CompiledStep* step = compiled_->cache.find(inputs.key)) {
-    // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
-    std::vector<Tensor> outputs = step->run(values(inputs.named));
-    generator.take(compiled_->random_draws.at(inputs.key));
-    if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
-    return outputs;
+  const CompiledStep* step = compiled_->cache.find(inputs.key);
+  if (step == nullptr) {
+    // The first batch of this shape: captured without computing anything, compiled, then run
+    // like every later batch.
+    RecordedStep recorded = record_step(kind, x, y, inputs);
+    compiled_->random_draws[inputs.key] = recorded.random_draws;
+    step = &compiled_->cache.insert(
+        inputs.key,
+        weft::compile(recorded.graph, {.name = fmt::format("{}_{}", name_, kind_name(kind)),
+                                       .finite_output = kind == StepKind::train ? "loss" : ""}));
   }
-  // The first batch of this shape runs eagerly while it is recorded, then the step compiles.
-  const uint64_t first_draw = generator.offset();
-  std::vector<Tensor> outputs;
-  const Graph graph = record_step(kind, x, y, inputs, check_loss, outputs);
-  compiled_->random_draws[inputs.key] = generator.offset() - first_draw;
-  compiled_->cache.insert(
-      inputs.key, weft::compile(graph, {.name = fmt::format("{}_{}", name_, kind_name(kind)),
-                                        .finite_output = kind == StepKind::train ? "loss" : ""}));
+  // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
+  std::vector<Tensor> outputs = step->run(values(inputs.named));
+  default_generator().take(compiled_->random_draws.at(inputs.key));
+  if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
 
 Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) {
-  WEFT_CHECK(kind == StepKind::infer || training_ != nullptr,
-             "capture_step: model \"{}\" must be compiled first: call compile(optimizer, loss)",
-             name_);
-  if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
-  if (kind == StepKind::train && !training_->state)
-    training_->state.emplace(training_->optimizer, weights());
-  std::vector<Tensor> outputs;
-  return record_step(kind, x, y, step_inputs(kind, x, y), {}, outputs);
+  prepare_step(kind, x);
+  return record_step(kind, x, y, step_inputs(kind, x, y)).graph;
 }
 
 const StepCache& Sequential::compiled_steps() const {

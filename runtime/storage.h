@@ -1,9 +1,11 @@
-// Storage: one 64-byte aligned allocation shared by a tensor and its views.
+// Storage: one 64-byte aligned allocation shared by a tensor and its views (or none, for a meta
+// tensor: an op result that a capture recorded without computing it).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 namespace weft {
 
@@ -14,10 +16,15 @@ class Storage {
   // Uninitialised unless `zero_fill`: every kernel writes its whole output, and zero-filling
   // each fresh tensor costs a tenth of an LSTM's forward pass.
   static std::shared_ptr<Storage> allocate(std::size_t bytes, bool zero_fill);
+  // No buffer at all, for the result of an op that a capture records without running
+  // (`producer` names the op). Reading its data throws weft::Error naming the op.
+  static std::shared_ptr<Storage> meta(std::string_view producer);
 
-  void* data() { return data_.get(); }
-  const void* data() const { return data_.get(); }
+  void* data() { return checked_data(); }
+  const void* data() const { return checked_data(); }
   std::size_t bytes() const { return bytes_; }
+  bool is_meta() const { return data_ == nullptr; }
+  std::string_view producer() const { return producer_; }  // of a meta storage
 
   // Allocation order, process-wide: tells storage that existed before a point in time (a
   // capture's start) from storage made after it.
@@ -31,10 +38,17 @@ class Storage {
   struct Free {
     void operator()(void* p) const;
   };
-  Storage(void* data, std::size_t bytes);
+  Storage(void* data, std::size_t bytes, std::string_view producer = {});
+  void* checked_data() const {
+    if (is_meta()) [[unlikely]]
+      throw_meta_read();
+    return data_.get();
+  }
+  [[noreturn]] void throw_meta_read() const;
 
   std::unique_ptr<void, Free> data_;
   std::size_t bytes_;
+  std::string_view producer_;  // of a meta storage: the op's name (OpDef names are static)
   uint64_t version_ = 0;
   uint64_t serial_;
 };

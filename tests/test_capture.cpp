@@ -2,11 +2,14 @@
 // interpreter.
 #include <gtest/gtest.h>
 
+#include "test_support.h"
 #include "weft/compiler/graph.h"
 #include "weft/weft.h"
 
 namespace weft {
 namespace {
+
+using testing_support::expect_error;
 
 // One SGD step on sum(tanh(x W)): the shape of every training step weft compiles.
 std::vector<std::pair<std::string, Tensor>> sgd_step(const Tensor& x, Tensor& w) {
@@ -38,6 +41,35 @@ TEST(Capture, RecordsForwardBackwardAndUpdate) {
   const std::vector<Tensor> outputs = evaluate(graph, {x, w_replay});
   EXPECT_TRUE(allclose(w_replay, w_after_eager, 0, 0));
   EXPECT_EQ(outputs.size(), 1u);
+}
+
+TEST(Capture, MetaModeRecordsTheSameStepWithoutComputingIt) {
+  Generator gen(1);
+  const Tensor x = randn({3, 4}, {}, gen);
+  Tensor w = randn({4, 2}, {.requires_grad = true}, gen);
+  const Tensor w_before = w.copy();
+  Tensor loss;
+  const Graph meta = capture(
+      {{"x", x}, {"w", w}},
+      [&] {
+        std::vector<std::pair<std::string, Tensor>> outputs = sgd_step(x, w);
+        loss = outputs[0].second;
+        return outputs;
+      },
+      CaptureMode::meta);
+
+  // The results have a shape and no data; the update was recorded, not made.
+  EXPECT_TRUE(loss.is_meta());
+  EXPECT_EQ(loss.impl()->storage->bytes(), 0u);
+  EXPECT_EQ(loss.shape(), Shape{});
+  expect_error([&] { loss.item(); }, {"computed by 'sum'", "computes no values"});
+  EXPECT_TRUE(allclose(w, w_before, 0, 0));
+  // The graph is the one an eager capture records, and replays to the eager step.
+  const Graph eager = capture({{"x", x}, {"w", w}}, [&] { return sgd_step(x, w); });
+  EXPECT_EQ(meta.to_text(), eager.to_text());
+  const Tensor w_replay = w_before.copy();
+  evaluate(meta, {x, w_replay});
+  EXPECT_TRUE(allclose(w_replay, w, 0, 0));
 }
 
 TEST(Capture, SliceGradientsAreRecordedNotAccumulatedInPlace) {

@@ -331,6 +331,97 @@ TEST(CompiledModels, TrainAndPredictLikeTheEagerTape) {
   }
 }
 
+// The first batch of each shape runs compiled too: capturing the step computes and changes
+// nothing (so weights that moved were moved by the compiled step), and one training step from
+// the same start gives the eager tape's loss, weights and random draws.
+TEST(CompiledModels, FirstBatchRunsCompiledLikeTheEagerTape) {
+  for (const ModelCase& c : model_cases()) {
+    Generator gen(5);
+    const Tensor x = model_inputs(c, 4, gen);
+    const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
+    std::vector<double> losses, draws;
+    std::vector<std::vector<double>> weights;
+    for (bool jit : {false, true}) {
+      manual_seed(23);
+      Sequential model = c.build();
+      model.jit_compile = jit;
+      model.compile(Adam(), c.loss);
+      auto values = [&] {
+        std::vector<double> all;
+        for (Weight* w : model.weights())
+          for (double v : w->value.to_vector<double>()) all.push_back(v);
+        return all;
+      };
+      if (jit) {
+        model.capture_step(StepKind::train, x, y);  // builds the model
+        const std::vector<double> before = values();
+        const uint64_t offset = default_generator().offset();
+        model.capture_step(StepKind::train, x, y);
+        EXPECT_EQ(values(), before) << c.name;
+        EXPECT_EQ(default_generator().offset(), offset) << c.name;
+      }
+      const History history = model.fit(x, y, {.epochs = 1, .batch_size = 4, .verbose = 0});
+      losses.push_back(history["loss"][0]);
+      weights.push_back(values());
+      draws.push_back(static_cast<double>(default_generator().offset()));
+    }
+    EXPECT_NEAR(losses[1], losses[0], 1e-5 * std::abs(losses[0])) << c.name;
+    EXPECT_EQ(draws[1], draws[0]) << c.name;
+    ASSERT_EQ(weights[0].size(), weights[1].size()) << c.name;
+    for (size_t i = 0; i < weights[0].size(); ++i)
+      ASSERT_NEAR(weights[0][i], weights[1][i], 1e-6 + 1e-5 * std::abs(weights[0][i]))
+          << c.name << ": weight value " << i;
+  }
+}
+
+// A layer that reads a value its input's op computed, which no code inside a step may do.
+class ReadsItsInput : public LayerBase<ReadsItsInput> {
+ public:
+  std::string type_name() const override { return "ReadsItsInput"; }
+  Shape build(const Shape& input_shape, Generator&) override { return input_shape; }
+  Tensor call(const Tensor& x, CallContext&) override {
+    x.to_vector<float>();
+    return x;
+  }
+};
+
+TEST(CompiledModels, ReadingAValueInsideAStepIsAnErrorNamingTheOp) {
+  Sequential model{Dense(2).activation("tanh").input_shape({3}), ReadsItsInput()};
+  expect_error(
+      [&] {
+        model.predict_on_batch(ones({4, 3}));
+      },
+      {"computed by 'tanh'", "computes no values"});
+  model.jit_compile = false;  // the eager tape has the values
+  EXPECT_EQ(model.predict_on_batch(ones({4, 3})).shape(), (Shape{4, 2}));
+}
+
+// A model is built before its first step is captured, so its weights are inputs of the step, not
+// constants made inside it and frozen there.
+TEST(CompiledModels, FirstStepOfAnUnbuiltModelTakesItsWeightsAsInputs) {
+  manual_seed(8);
+  Sequential model{LSTM(3), Dense(1)};
+  model.compile("sgd", "mse");
+  const Tensor x = randn({4, 5, 2});
+  model.predict_on_batch(x);  // builds the model
+  model.fit(x, ones({4}), {.epochs = 2, .batch_size = 4, .verbose = 0});
+  const Tensor compiled = model.predict_on_batch(x);
+  model.jit_compile = false;
+  expect_close(compiled, model.predict_on_batch(x), 1e-5, "after training");
+}
+
+// Float indices are converted by an op of the step, not frozen from the batch it was captured on.
+TEST(CompiledModels, EmbeddingReadsEachBatchOfFloatIndices) {
+  manual_seed(6);
+  Sequential model{Embedding(20, 3), Dense(1)};
+  model.predict_on_batch(tensor({1, 2, 3, 4}, {2, 2}));
+  const Tensor second = tensor({5, 6, 7, 8}, {2, 2});
+  const Tensor compiled = model.predict_on_batch(second);
+  EXPECT_EQ(model.compiled_steps().size(), 1);
+  model.jit_compile = false;
+  expect_close(compiled, model.predict_on_batch(second), 1e-6, "second batch");
+}
+
 TEST(CompiledModels, StatefulStreamingMatchesEager) {
   std::vector<Tensor> outputs[2];
   for (bool jit : {false, true}) {
@@ -340,8 +431,9 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
     Generator gen(9);
     for (int step = 0; step < 5; ++step)
       outputs[jit].push_back(model.predict_on_batch(randn({3, 1, 2}, {}, gen)));
-    model.reset_states();
-    outputs[jit].push_back(model.predict_on_batch(randn({3, 1, 2}, {}, gen)));
+    model.reset_states();  // the stream starts over, and goes on from there
+    for (int step = 0; step < 2; ++step)
+      outputs[jit].push_back(model.predict_on_batch(randn({3, 1, 2}, {}, gen)));
   }
   for (size_t i = 0; i < outputs[0].size(); ++i)
     expect_close(outputs[1][i], outputs[0][i], 1e-5, fmt::format("streaming step {}", i));

@@ -126,17 +126,16 @@ void time_predict_on_batch(const Run& run, const std::string& figure, Sequential
                    figure, [&] { model.predict_on_batch(x); }, 9, 1000));
 }
 
-// W1's whole training step at `timesteps`, captured and compiled as fit() does (compiled run).
-// At batch 4, not 64: the compiled code and the compile time are the same, but capturing takes
-// memory in batch x timesteps^2 for now (about 55 GB at 64 x 400).
+// W1's whole training step at `timesteps` (batch 64), captured and compiled as fit() does
+// (compiled run).
 void time_compiler(const Run& run, int64_t timesteps, Generator& generator) {
   const std::string figure = "compile-W1-T" + std::to_string(timesteps);
   if (!run.compiled || !run.wants(figure)) return;
   const ChapterModel chapter = chapter_model("sentiment_imdb").with_timesteps(timesteps);
   Sequential model = chapter.build();
   model.compile(Adam(), chapter.loss);
-  const Tensor x = sample_batch(chapter, 4, generator);
-  const Tensor y = sample_labels(chapter, 4, generator);
+  const Tensor x = sample_batch(chapter, 64, generator);
+  const Tensor y = sample_labels(chapter, 64, generator);
   const auto start = Clock::now();
   const Graph graph = model.capture_step(StepKind::train, x, y);
   report(figure + ":capture", "s", seconds_since(start));

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 #include "weft/compiler/analysis.h"
 
@@ -26,17 +27,19 @@ int append(Graph& out, GraphNode node) {
 }
 
 // What becomes of one node of the old graph: `node` is a copy whose inputs are already ids in
-// `out`. Returns the id in `out` that replaces it: append(out, node) keeps it, and the rule may
-// add new nodes first.
-using Rule = std::function<int(Graph& out, const GraphNode& node)>;
+// `out`. Returns the id in `out` that replaces it: append(out, std::move(node)) keeps it, and the
+// rule may add new nodes first.
+using Rule = std::function<int(Graph& out, GraphNode&& node)>;
 
 // A compacted graph made by asking `rule` about each node but the inputs, in id order, so that
 // ids stay in topological order. Inputs are kept, in order; other nodes whose `live` entry is
 // false (when given) are left out. Outputs and stores are renamed.
-Graph rebuild(const Graph& graph, const Rule& rule, const std::vector<bool>& live = {}) {
+// The graph is taken by value: its nodes move into the new one.
+Graph rebuild(Graph graph, const Rule& rule, const std::vector<bool>& live = {}) {
   constexpr int dropped = -1;
   Graph out;
   std::vector<int> renamed(graph.nodes().size(), dropped);
+  out.nodes().reserve(graph.nodes().size());
   const auto rename = [&](int id) {
     WEFT_CHECK(renamed[id] != dropped, "rebuild: node %{} was dropped but is still read", id);
     return renamed[id];
@@ -44,19 +47,19 @@ Graph rebuild(const Graph& graph, const Rule& rule, const std::vector<bool>& liv
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const bool is_input = graph.nodes()[i].kind == Kind::input;
     if (!is_input && !live.empty() && !live[i]) continue;
-    GraphNode node = graph.nodes()[i];
+    GraphNode node = std::move(graph.nodes()[i]);
     for (int& input : node.inputs) input = rename(input);
     if (is_input) {
       renamed[i] = append(out, std::move(node));
       continue;
     }
-    renamed[i] = rule(out, node);
+    const TensorSpec expected = node.spec;
+    renamed[i] = rule(out, std::move(node));
     // A replacement with another shape or dtype is a bug in the pass: catch it here.
     const TensorSpec& spec = out.node(renamed[i]).spec;
-    WEFT_CHECK(spec.shape == node.spec.shape && spec.dtype == node.spec.dtype,
-               "rebuild: node %{} ({} {}) replaced by a {} {} value", i,
-               dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(spec.dtype),
-               shape_str(spec.shape));
+    WEFT_CHECK(spec.shape == expected.shape && spec.dtype == expected.dtype,
+               "rebuild: node %{} ({} {}) replaced by a {} {} value", i, dtype_name(expected.dtype),
+               shape_str(expected.shape), dtype_name(spec.dtype), shape_str(spec.shape));
   }
   for (const GraphOutput& output : graph.outputs)
     out.outputs.push_back({output.name, rename(output.node)});
@@ -287,9 +290,10 @@ int all_rows_product(Graph& out, int source, int weight, DType dtype) {
 // A recurrent loop written one step at a time multiplies each step's input by the same weight:
 // where those matmuls cover most of the time axis, one GEMM over all steps replaces them, each
 // step reading its rows of the product. (weft's layers record the hoisted form themselves.)
-Graph hoist_input_projections(const Graph& graph) {
+Graph hoist_input_projections(Graph graph) {
   struct Hoist {
     int64_t steps = 0, covered = 0;  // the matmuls, and the rows of the axis they cover
+    bool worth_it = false;           // they cover most of the axis
     int product = -1;                // in the rebuilt graph, once made
   };
   std::map<std::tuple<int, int, int64_t>, Hoist> hoists;  // by source, weight and axis
@@ -305,15 +309,14 @@ Graph hoist_input_projections(const Graph& graph) {
     ++hoist.steps;
     hoist.covered += rows->stop - rows->start;
   }
-  auto worth_it = [&](const std::tuple<int, int, int64_t>& key) {
-    const Hoist& hoist = hoists.at(key);
+  for (auto& [key, hoist] : hoists) {
     const auto& [source, weight, axis] = key;
-    return hoist.steps >= 2 && 2 * hoist.covered >= graph.node(source).spec.shape[axis];
-  };
+    hoist.worth_it = hoist.steps >= 2 && 2 * hoist.covered >= graph.node(source).spec.shape[axis];
+  }
   size_t next = 0;
-  return rebuild(graph, [&](Graph& out, const GraphNode& node) {
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
     const int id = asked[next++];
-    if (!hoist_of[id] || !worth_it(*hoist_of[id])) return append(out, node);
+    if (!hoist_of[id] || !hoists.at(*hoist_of[id]).worth_it) return append(out, std::move(node));
     const RowsProduct rows = *rows_product(out, node);  // in the rebuilt graph's ids
     Hoist& hoist = hoists.at(*hoist_of[id]);
     if (hoist.product < 0)
@@ -331,14 +334,14 @@ Graph hoist_input_projections(const Graph& graph) {
 
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
 // an op, a random draw for the lowering to generate.
-Graph constant_folding(const Graph& graph) {
-  return rebuild(graph, [](Graph& out, const GraphNode& node) {
+Graph constant_folding(Graph graph) {
+  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node) {
     if (node.kind != Kind::op || node.op->name == "dropout_mask" ||
         shape_numel(node.spec.shape) > small_constant)
-      return append(out, node);
+      return append(out, std::move(node));
     std::vector<Tensor> args;
     for (int input : node.inputs) {
-      if (out.node(input).kind != Kind::constant) return append(out, node);
+      if (out.node(input).kind != Kind::constant) return append(out, std::move(node));
       args.push_back(out.node(input).value);
     }
     NoGrad no_grad;
@@ -348,11 +351,11 @@ Graph constant_folding(const Graph& graph) {
 
 // Identities, no-op shape ops, chains of shape ops, slices of concats, and sums of zero-padded
 // slice gradients, each rewritten to less work.
-Graph algebraic_simplification(const Graph& graph) {
-  return rebuild(graph, [](Graph& out, const GraphNode& node) {
+Graph algebraic_simplification(Graph graph) {
+  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node) {
     for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat, join_padded})
       if (const std::optional<int> id = rewrite(out, node)) return *id;
-    return append(out, node);
+    return append(out, std::move(node));
   });
 }
 
@@ -366,26 +369,41 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 
 // Ops with the same op, attrs and inputs, and equal small constants, are computed once
 // (dropout_mask included: its mask is a function of its attrs).
-Graph common_subexpressions(const Graph& graph) {
+Graph common_subexpressions(Graph graph) {
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
-  std::map<std::pair<const OpDef*, std::vector<int>>, std::vector<int>> ops;  // by op and inputs
-  return rebuild(graph, [&](Graph& out, const GraphNode& node) {
+  struct Key {
+    const OpDef* op;
+    std::vector<int> inputs;
+    bool operator==(const Key&) const = default;
+  };
+  struct Hash {
+    size_t operator()(const Key& key) const {
+      size_t hash = std::hash<const OpDef*>{}(key.op);
+      for (int input : key.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
+      return hash;
+    }
+  };
+  std::unordered_map<Key, std::vector<int>, Hash> ops;  // by op and inputs
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
     if (node.kind == Kind::constant) {
-      if (node.value.numel() > small_constant) return append(out, node);
+      if (node.value.numel() > small_constant) return append(out, std::move(node));
       const auto key = constant_key(node.value);
       if (const auto found = constants.find(key); found != constants.end()) return found->second;
-      return constants[key] = append(out, node);
+      return constants[key] = append(out, std::move(node));
     }
     std::vector<int>& same = ops[{node.op, node.inputs}];
     for (int id : same)
       if (out.node(id).attrs == node.attrs) return id;
-    same.push_back(append(out, node));
+    same.push_back(append(out, std::move(node)));
     return same.back();
   });
 }
 
 // Nodes that no output or store needs are removed; inputs stay.
-Graph dead_code(const Graph& graph) { return rebuild(graph, append, needed(graph)); }
+Graph dead_code(Graph graph) {
+  const std::vector<bool> live = needed(graph);
+  return rebuild(std::move(graph), append, live);
+}
 
 }  // namespace
 
@@ -407,7 +425,7 @@ Graph optimize(const Graph& graph,
                const std::function<void(const Pass&, const Graph&)>& after_each) {
   Graph current = graph;
   for (const Pass& pass : pipeline()) {
-    current = pass.run(current);
+    current = pass.run(std::move(current));
     if (after_each) after_each(pass, current);
   }
   return current;

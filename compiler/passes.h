@@ -13,9 +13,9 @@ namespace weft {
 // One optimisation pass: a named Graph -> Graph function. Passes keep every output, every store,
 // the inputs (all of them, in order: they are the step's calling convention) and the values.
 struct Pass {
-  std::string_view name;     // "dce", as `weft inspect --pass dce` names it
-  std::string_view summary;  // one line, shown in dumps
-  Graph (*run)(const Graph& graph);
+  std::string_view name;      // "dce", as `weft inspect --pass dce` names it
+  std::string_view summary;   // one line, shown in dumps
+  Graph (*run)(Graph graph);  // by value: the pass moves the nodes into the graph it returns
 };
 
 // The pipeline, in order.

@@ -245,15 +245,23 @@ class Planner {
       copy(materialized(node),
            {buffer, contiguous_layout(graph_.node(node).spec.shape), graph_.node(node).spec.dtype});
     }
-    first_store_ = static_cast<int>(calls_.size());
+    // The stores copy one after another, so a value read from the buffer of its own target or of
+    // an earlier store's (a view of a stored input) is set aside first: every read sees the
+    // values from before the stores.
+    std::vector<std::pair<Place, Place>> stores;
+    std::set<int> stored;
     for (const GraphStore& store : graph_.stores) {
-      const Place source = materialized(store.value);
+      Place source = materialized(store.value);
       const Place& target = places_[store.input];
       if (source.buffer == target.buffer && source.layout.offset == 0 &&
           is_contiguous(source.layout))
         continue;
-      copy(source, target);
+      stored.insert(target.buffer);
+      if (stored.contains(source.buffer)) source = contiguous_copy(source);
+      stores.emplace_back(source, target);
     }
+    first_store_ = static_cast<int>(calls_.size());
+    for (const auto& [source, target] : stores) copy(source, target);
     std::unordered_map<std::string, int> kernel_ids;
     for (const Call& call : calls_)
       kernel_of_.push_back(

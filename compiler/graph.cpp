@@ -231,12 +231,19 @@ std::vector<Tensor> evaluate(const Graph& graph, const std::vector<Tensor>& inpu
     for (int input : node.inputs) args.push_back(values[input]);
     values[i] = apply(*node.op, std::move(args), node.attrs);
   }
+  // Stores after every read: the step's reads all see the values from before it, so outputs and
+  // stored values that are views of a stored input are copied before the first store.
+  const auto before_stores = [&](const Tensor& value) {
+    for (const GraphStore& store : graph.stores)
+      if (values[store.input].impl()->storage == value.impl()->storage) return value.copy();
+    return value;
+  };
   std::vector<Tensor> outputs;
-  for (const GraphOutput& output : graph.outputs) outputs.push_back(values[output.node]);
-  // Stores after every read: the step's reads all see the values from before it.
+  for (const GraphOutput& output : graph.outputs)
+    outputs.push_back(before_stores(values[output.node]));
   std::vector<std::pair<Tensor, Tensor>> writes;
   for (const GraphStore& store : graph.stores)
-    writes.push_back({values[store.input], values[store.value]});
+    writes.push_back({values[store.input], before_stores(values[store.value])});
   for (const auto& [target, value] : writes) target.assign_(value);
   return outputs;
 }

@@ -1,4 +1,5 @@
 // Indexing primitives: gather along an axis (embedding lookup) and its transpose, scatter_add.
+#include <algorithm>
 #include <cstring>
 
 #include "weft/autodiff/op.h"
@@ -159,8 +160,12 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& indices) {
 
 Tensor scatter_add(const Tensor& src, int64_t axis, const Tensor& indices, int64_t size) {
   WEFT_CHECK(size >= 0, "scatter_add: negative size {}", size);
+  // `axis` is the result's, which has one dimension where the indices have theirs: with 0-d
+  // indices (the gradient of gather by one index) it may be src's rank. Indices of a higher rank
+  // than src's are left to the shape rule's message.
+  const int64_t rank = std::max<int64_t>(src.dim() - indices.dim() + 1, 1);
   return apply(scatter_add_op, {src, indices},
-               {{"axis", normalize_axis("scatter_add", axis, src.dim())}, {"size", size}});
+               {{"axis", normalize_axis("scatter_add", axis, rank)}, {"size", size}});
 }
 
 }  // namespace weft

@@ -39,25 +39,26 @@ void map_into(const Tensor& out, F&& f, const TensorFor<TIn>&... inputs) {
       });
 }
 
-// Folds `in` into `out`, whose shape is in's with size 1 on the reduced axes:
-// out = combine(out, in[i]) for every element mapped onto it. `out` holds the initial values.
+// Folds `in` into `out`, whose shape is in's with size 1 on the reduced axes and whose elements
+// are accumulators (Acc): out = combine(out, in[i]) for every element mapped onto it. `out` holds
+// the initial values.
 template <typename T, typename Acc, typename Combine>
 void reduce_into(const Tensor& out, const Tensor& in, Combine&& combine) {
   const Tensor target = broadcast_view(out, in.shape());
-  T* out_base = target.data<T>();
+  Acc* out_base = target.data<Acc>();
   const T* in_base = in.data<T>();
   for_each_row<2>(
       in.shape(), {&target.strides(), &in.strides()},
       [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& step) {
-        T* o = out_base + off[0];
+        Acc* o = out_base + off[0];
         const T* a = in_base + off[1];
         if (step[0] == 0) {  // a whole row folds into one element
           Acc acc = *o;
           for (int64_t i = 0; i < n; ++i) acc = combine(acc, Acc(a[i * step[1]]));
-          *o = static_cast<T>(acc);
+          *o = acc;
         } else {
           for (int64_t i = 0; i < n; ++i)
-            o[i * step[0]] = static_cast<T>(combine(Acc(o[i * step[0]]), Acc(a[i * step[1]])));
+            o[i * step[0]] = combine(o[i * step[0]], Acc(a[i * step[1]]));
         }
       });
 }

@@ -47,6 +47,9 @@ Operand prepare(const Tensor& x, const Shape& batch) {
   return {broadcast_view(source, shape), layout};
 }
 
+// The result's leading dimension: N, but at least 1 (GEMM's minimum) when N is 0.
+int64_t result_ld(int64_t N) { return std::max<int64_t>(N, 1); }
+
 MatrixLayout layout_of(const Shape& shape, const Shape& strides) {
   const size_t d = shape.size();
   return layout_of(shape[d - 2], shape[d - 1], strides[d - 2], strides[d - 1]);
@@ -88,7 +91,7 @@ const Lowering matmul_lowering{
                                    k.i64(lb.ld),
                                    k.constant(out.dtype, 0),
                                    k.address(c, index),
-                                   k.i64(N)};
+                                   k.i64(result_ld(N))};
             llvm::Value* status = k.call(f32 ? "weft_sgemm" : "weft_dgemm", k.b.getInt32Ty(), args);
             k.fail_if(k.b.CreateICmpNE(status, k.b.getInt32(0)), "", status);
           });
@@ -135,7 +138,7 @@ const OpDef& matmul_op = register_op({
               }
               gemm(a.layout.trans, b.layout.trans, M, N, K, T(1), a.view.data<T>() + a_offset,
                    a.layout.ld, b.view.data<T>() + b_offset, b.layout.ld, T(0),
-                   out.data<T>() + n * M * N, N);
+                   out.data<T>() + n * M * N, result_ld(N));
             }
           });
           return out;

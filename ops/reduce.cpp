@@ -95,12 +95,14 @@ OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
       .forward =
           [](std::span<const Tensor> in, const Attrs& attrs, const TensorSpec& spec) {
             const Tensor& x = in[0];
+            // Folded in float64 whatever the layout, then rounded once (as the lowering does).
             Tensor out = full(kept_shape(x.shape(), attrs.integers("axes")), Fold::initial,
-                              {.dtype = spec.dtype});
+                              {.dtype = DType::f64});
             dispatch_floating(spec.dtype, Fold::name, [&]<typename T>() {
               reduce_into<T, double>(out, x,
                                      [](double acc, double v) { return Fold::fold(acc, v); });
             });
+            if (spec.dtype != DType::f64) out = to_dtype(out, spec.dtype);
             return make_view(out, spec.shape, contiguous_strides(spec.shape), 0);
           },
       .vjp = vjp,

@@ -8,8 +8,9 @@
 
 namespace weft::fast {
 
-// The constants of exp and tanh, shared with the JIT's lowering (compiler/lower.cpp), which
-// emits the same operations in the same order, so compiled and eager code agree.
+// The constants of exp and tanh, shared with the JIT's lowering (compiler/lowering.cpp), which
+// emits the same operations in the same order, so compiled and eager code agree bit for bit (the
+// eager kernels, ops/elementwise.cpp, are compiled without FMA contraction: CMakeLists.txt).
 inline constexpr float kExpLow = -87.3f;  // exp(kExpLow) is the smallest normal float
 inline constexpr float kExpHigh = 88.7f;  // above it, exp overflows
 inline constexpr float kLog2e = 1.44269504088896341f;

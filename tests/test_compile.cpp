@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -101,105 +100,6 @@ TEST(Compile, RunChecksInputs) {
   expect_error([&] { compiled.run({}); }, {"0 inputs"});
   inputs[2] = zeros({3}, {.dtype = DType::f64});
   expect_error([&] { compiled.run(inputs); }, {"input \"g\"", "float64"});
-}
-
-// Random elementwise graphs from a fixed seed, compiled and compared with evaluate(). Inputs are
-// positive and log/sqrt only read inputs, so neither meets a negative operand.
-TEST(Compile, RandomGraphsMatchEvaluate) {
-  constexpr int graph_count = 120;  // ~14 ms each (the O3 compile), ~1.7 s in all
-  std::mt19937_64 rng(2026);
-  const auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
-  for (int trial = 0; trial < graph_count; ++trial) {
-    const DType dtype = trial % 2 == 0 ? DType::f32 : DType::f64;
-    const int64_t size = 1 + static_cast<int64_t>(pick(300));
-    const size_t input_count = 1 + pick(3);
-    Generator gen(static_cast<uint64_t>(trial));
-    Named named;
-    for (size_t k = 0; k < input_count; ++k)
-      named.push_back({fmt::format("x{}", k), uniform({size}, 0.1, 2.0, {.dtype = dtype}, gen)});
-    const size_t op_count = 1 + pick(8);
-    std::string ops;
-    const Graph graph = capture(named, [&]() -> Named {
-      std::vector<Tensor> values;
-      values.reserve(input_count + op_count);
-      for (const auto& [name, value] : named) values.push_back(value);
-      for (size_t k = 0; k < op_count; ++k) {
-        const Tensor& x = values[pick(values.size())];
-        const Tensor& y = values[pick(values.size())];
-        const Tensor& input = values[pick(input_count)];
-        const size_t choice = pick(18);
-        ops += fmt::format("{} ", choice);
-        switch (choice) {
-          case 0:
-            values.push_back(x + y);
-            break;
-          case 1:
-            values.push_back(x - y);
-            break;
-          case 2:
-            values.push_back(x * y);
-            break;
-          case 3:
-            values.push_back(x / y);
-            break;
-          case 4:
-            values.push_back(-x);
-            break;
-          case 5:
-            values.push_back(exp(x));
-            break;
-          case 6:
-            values.push_back(log(input));
-            break;
-          case 7:
-            values.push_back(tanh(x));
-            break;
-          case 8:
-            values.push_back(sigmoid(x));
-            break;
-          case 9:
-            values.push_back(relu(x - 1.0));
-            break;
-          case 10:
-            values.push_back(sqrt(input));
-            break;
-          case 11:
-            values.push_back(greater(x, y));
-            break;
-          case 12:
-            values.push_back(less_equal(x, y));
-            break;
-          case 13:
-            values.push_back(not_equal(x, y));
-            break;
-          case 14:
-            values.push_back(equal(x, x));
-            break;
-          case 15:
-            values.push_back(x * 0.5 + 0.25);
-            break;
-          case 16:
-            values.push_back(greater_equal(x, scalar(1.0, dtype)));
-            break;
-          default:
-            values.push_back(less(y, x));
-            break;
-        }
-      }
-      Named outputs = {{"last", values.back()}};
-      if (values.size() > 2) outputs.push_back({"other", values[values.size() - 2]});
-      return outputs;
-    });
-    const std::string what = fmt::format("graph {} (ops {})", trial, ops);
-    const CompiledStep compiled = compile(graph, {.name = "random"});
-    std::vector<Tensor> inputs;
-    for (size_t k = 0; k < named.size(); ++k)
-      inputs.push_back(uniform({size}, 0.1, 2.0, {.dtype = dtype}, gen));
-    const std::vector<Tensor> expected = evaluate(graph, inputs), actual = compiled.run(inputs);
-    ASSERT_EQ(actual.size(), expected.size()) << what;
-    for (size_t k = 0; k < actual.size(); ++k)
-      expect_close(actual[k], expected[k], dtype == DType::f32 ? 1e-6 : 1e-12, what);
-  }
 }
 
 }  // namespace

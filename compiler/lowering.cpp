@@ -119,6 +119,13 @@ void KernelBuilder::fail_if(llvm::Value* condition, const std::string& message,
   b.SetInsertPoint(ok);
 }
 
+void KernelBuilder::fail_on_status(llvm::Value* status) {
+  auto* ok = llvm::BasicBlock::Create(b.getContext(), "ok", b.GetInsertBlock()->getParent());
+  b.CreateCondBr(b.CreateICmpNE(status, llvm::ConstantInt::get(status->getType(), 0)), fail_block_,
+                 ok, llvm::MDBuilder(b.getContext()).createBranchWeights(1, 1000));
+  b.SetInsertPoint(ok);
+}
+
 llvm::Value* KernelBuilder::call(const char* name, llvm::Type* result,
                                  std::span<llvm::Value* const> args) {
   std::vector<llvm::Type*> types;

@@ -64,6 +64,9 @@ class KernelBuilder {
   // When `condition` holds at run time, records `message` (a fmt format string with one {} for
   // `value`) for jit_take_runtime_error() and ends the step with a failure status.
   void fail_if(llvm::Value* condition, const std::string& message, llvm::Value* value);
+  // When a runtime shim returned a non-zero `status` (it recorded its own message, as the GEMM
+  // shims do), ends the step with a failure status, keeping that message.
+  void fail_on_status(llvm::Value* status);
 
   // Calls a C function by name (libm, or a runtime shim of jit.h).
   llvm::Value* call(const char* name, llvm::Type* result, std::span<llvm::Value* const> args);

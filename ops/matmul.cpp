@@ -93,7 +93,7 @@ const Lowering matmul_lowering{
                                    k.address(c, index),
                                    k.i64(result_ld(N))};
             llvm::Value* status = k.call(f32 ? "weft_sgemm" : "weft_dgemm", k.b.getInt32Ty(), args);
-            k.fail_if(k.b.CreateICmpNE(status, k.b.getInt32(0)), "", status);
+            k.fail_on_status(status);
           });
         },
     .reads = [](size_t,

@@ -1030,13 +1030,13 @@ const std::vector<LoweringStage>& lowering_stages() {
   return stages;
 }
 
-CompiledStep compile(const Graph& captured, const CompileOptions& options) {
+CompiledStep compile(Graph captured, const CompileOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   CompiledStep step;
   auto keep_pass = [&](const Pass& pass, const Graph& graph) {
     if (options.keep_stages) step.pass_graphs_.emplace_back(pass.name, graph);
   };
-  step.graph_ = options.optimize ? optimize(captured, keep_pass) : captured;
+  step.graph_ = options.optimize ? optimize(std::move(captured), keep_pass) : std::move(captured);
   const Graph& graph = step.graph_;
   Planner plan(graph);
   for (const PlanStage& stage : plan_stages()) {

@@ -78,7 +78,7 @@ class CompiledStep {
   int64_t memory_bytes() const;
 
  private:
-  friend CompiledStep compile(const Graph& graph, const CompileOptions& options);
+  friend CompiledStep compile(Graph graph, const CompileOptions& options);
   CompiledStep() = default;
 
   using StepFn = int32_t(void** buffers, char* arena);
@@ -99,7 +99,8 @@ class CompiledStep {
 
 // Compiles `graph` into the process's JIT. A graph with an op that has no lowering, or that
 // LLVM rejects, throws weft::Error naming the op or the function; there is no fallback.
-CompiledStep compile(const Graph& graph, const CompileOptions& options = {});
+// A graph passed as an rvalue is not copied.
+CompiledStep compile(Graph graph, const CompileOptions& options = {});
 
 // Compiled steps by key (the shapes and options that produced them), oldest evicted first once
 // their memory passes `memory_bound` bytes.

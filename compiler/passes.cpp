@@ -309,10 +309,13 @@ Graph hoist_input_projections(Graph graph) {
     ++hoist.steps;
     hoist.covered += rows->stop - rows->start;
   }
+  bool any = false;
   for (auto& [key, hoist] : hoists) {
     const auto& [source, weight, axis] = key;
     hoist.worth_it = hoist.steps >= 2 && 2 * hoist.covered >= graph.node(source).spec.shape[axis];
+    any = any || hoist.worth_it;
   }
+  if (!any) return graph;
   size_t next = 0;
   return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
     const int id = asked[next++];
@@ -371,19 +374,7 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 // (dropout_mask included: its mask is a function of its attrs).
 Graph common_subexpressions(Graph graph) {
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
-  struct Key {
-    const OpDef* op;
-    std::vector<int> inputs;
-    bool operator==(const Key&) const = default;
-  };
-  struct Hash {
-    size_t operator()(const Key& key) const {
-      size_t hash = std::hash<const OpDef*>{}(key.op);
-      for (int input : key.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
-      return hash;
-    }
-  };
-  std::unordered_map<Key, std::vector<int>, Hash> ops;  // by op and inputs
+  std::unordered_multimap<size_t, int> ops;  // by a hash of the op and its inputs
   return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
     if (node.kind == Kind::constant) {
       if (node.value.numel() > small_constant) return append(out, std::move(node));
@@ -391,11 +382,17 @@ Graph common_subexpressions(Graph graph) {
       if (const auto found = constants.find(key); found != constants.end()) return found->second;
       return constants[key] = append(out, std::move(node));
     }
-    std::vector<int>& same = ops[{node.op, node.inputs}];
-    for (int id : same)
-      if (out.node(id).attrs == node.attrs) return id;
-    same.push_back(append(out, std::move(node)));
-    return same.back();
+    size_t hash = std::hash<const OpDef*>{}(node.op);
+    for (int input : node.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
+    const auto [first, last] = ops.equal_range(hash);
+    for (auto same = first; same != last; ++same) {
+      const GraphNode& other = out.node(same->second);
+      if (other.op == node.op && other.inputs == node.inputs && other.attrs == node.attrs)
+        return same->second;
+    }
+    const int id = append(out, std::move(node));
+    ops.emplace(hash, id);
+    return id;
   });
 }
 
@@ -421,9 +418,8 @@ const std::vector<Pass>& pipeline() {
   return passes;
 }
 
-Graph optimize(const Graph& graph,
-               const std::function<void(const Pass&, const Graph&)>& after_each) {
-  Graph current = graph;
+Graph optimize(Graph graph, const std::function<void(const Pass&, const Graph&)>& after_each) {
+  Graph current = std::move(graph);
   for (const Pass& pass : pipeline()) {
     current = pass.run(std::move(current));
     if (after_each) after_each(pass, current);

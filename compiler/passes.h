@@ -21,8 +21,8 @@ struct Pass {
 // The pipeline, in order.
 const std::vector<Pass>& pipeline();
 
-// Runs the pipeline; `after_each`, when set, sees each pass and the graph it produced.
-Graph optimize(const Graph& graph,
-               const std::function<void(const Pass&, const Graph&)>& after_each = {});
+// Runs the pipeline; `after_each`, when set, sees each pass and the graph it produced. A graph
+// passed as an rvalue is not copied.
+Graph optimize(Graph graph, const std::function<void(const Pass&, const Graph&)>& after_each = {});
 
 }  // namespace weft

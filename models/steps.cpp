@@ -147,9 +147,9 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
     RecordedStep recorded = record_step(kind, x, y, inputs);
     compiled_->random_draws[inputs.key] = recorded.random_draws;
     step = &compiled_->cache.insert(
-        inputs.key,
-        weft::compile(recorded.graph, {.name = fmt::format("{}_{}", name_, kind_name(kind)),
-                                       .finite_output = kind == StepKind::train ? "loss" : ""}));
+        inputs.key, weft::compile(std::move(recorded.graph),
+                                  {.name = fmt::format("{}_{}", name_, kind_name(kind)),
+                                   .finite_output = kind == StepKind::train ? "loss" : ""}));
   }
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
   std::vector<Tensor> outputs = step->run(values(inputs.named));

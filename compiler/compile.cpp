@@ -98,8 +98,15 @@ struct Call {
   std::vector<int> read_nodes = {};  // fused: the node of each read
   std::vector<Place> writes = {};    // fused: the members kept in memory; op: output; copy: target
   std::vector<int> written_members = {};
-  bool in_place = false;  // a write takes the buffer of a read that dies here (same layout)
+  // Fused, by write: the read that dies here whose buffer, and kernel argument, it takes (the same
+  // layout), or -1.
+  std::vector<int> in_place_of = {};
 };
+
+// Whether write `w` of `call` is a kernel argument of its own (not a read's, in place).
+bool own_argument(const Call& call, size_t w) {
+  return w >= call.in_place_of.size() || call.in_place_of[w] < 0;
+}
 
 int member_index(const Call& call, int id) {
   return static_cast<int>(std::find(call.members.begin(), call.members.end(), id) -
@@ -127,7 +134,7 @@ Operand operand_of(const Call& call, int input) {
 // What a call's kernel does, apart from the buffers it is given: calls with equal signatures
 // share one kernel.
 std::string signature_of(const Graph& graph, const Call& call) {
-  std::string text = call.in_place ? "in-place " : "";
+  std::string text;
   for (const Place& place : call.reads) text += layout_str(place.layout, place.dtype) + ";";
   text += "->";
   for (const Place& place : call.writes) text += layout_str(place.layout, place.dtype) + ";";
@@ -150,7 +157,11 @@ std::string signature_of(const Graph& graph, const Call& call) {
     }
     text += node.attrs.to_string() + ")";
   }
-  for (int member : call.written_members) text += fmt::format(" w{}", member_index(call, member));
+  for (size_t w = 0; w < call.written_members.size(); ++w)
+    text += own_argument(call, w)
+                ? fmt::format(" w{}", member_index(call, call.written_members[w]))
+                : fmt::format(" w{}=r{}", member_index(call, call.written_members[w]),
+                              call.in_place_of[w]);
   return text;
 }
 
@@ -474,9 +485,12 @@ class Planner {
           kept_[member] || std::any_of(consumers_[member].begin(), consumers_[member].end(),
                                        [&](int consumer) { return group_of_[consumer] != g; });
       if (!read_outside) continue;
-      const std::optional<Place> reused = dying_read(call, g, member, taken);
-      places_[member] = reused ? *reused : new_value(member);
-      call.in_place = call.in_place || reused.has_value();
+      const std::optional<size_t> reused = dying_read(call, g, member, taken);
+      const TensorSpec& spec = graph_.node(member).spec;
+      places_[member] =
+          reused ? Place{call.reads[*reused].buffer, contiguous_layout(spec.shape), spec.dtype}
+                 : new_value(member);
+      call.in_place_of.push_back(reused ? static_cast<int>(*reused) : -1);
       call.writes.push_back(places_[member]);
       call.written_members.push_back(member);
     }
@@ -487,7 +501,7 @@ class Planner {
   // holds one node's value, laid out as the member's, that nothing reads after the loop (each
   // element is read before it is written). An accumulator (a weight's gradient summed over time
   // steps, an optimizer's update) then stays in one buffer.
-  std::optional<Place> dying_read(const Call& call, int g, int member, std::vector<bool>& taken) {
+  std::optional<size_t> dying_read(const Call& call, int g, int member, std::vector<bool>& taken) {
     const TensorSpec& spec = graph_.node(member).spec;
     if (kept_[member]) return std::nullopt;
     for (size_t r = 0; r < call.reads.size(); ++r) {
@@ -502,7 +516,7 @@ class Planner {
         continue;
       taken[r] = true;
       buffer.owner = member;
-      return Place{place.buffer, contiguous_layout(spec.shape), spec.dtype};
+      return r;
     }
     return std::nullopt;
   }
@@ -586,14 +600,16 @@ class Planner {
   void reroll() {
     for (const Call& call : calls_) {
       site_args_.emplace_back();
-      for (const std::vector<Place>* places : {&call.reads, &call.writes})
-        for (const Place& place : *places) {
-          const Buffer& buffer = buffers_[place.buffer];
-          const int64_t bytes = place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
-          site_args_.back().push_back(buffer.kind == Buffer::Kind::arena
-                                          ? SiteArg{-1, buffer.offset + bytes}
-                                          : SiteArg{buffer.slot, bytes});
-        }
+      auto add = [&](const Place& place) {
+        const Buffer& buffer = buffers_[place.buffer];
+        const int64_t bytes = place.layout.offset * static_cast<int64_t>(dtype_size(place.dtype));
+        site_args_.back().push_back(buffer.kind == Buffer::Kind::arena
+                                        ? SiteArg{-1, buffer.offset + bytes}
+                                        : SiteArg{buffer.slot, bytes});
+      };
+      for (const Place& place : call.reads) add(place);
+      for (size_t w = 0; w < call.writes.size(); ++w)
+        if (own_argument(call, w)) add(call.writes[w]);
     }
     auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<int64_t>> {
       if (kernel_of_[a] != kernel_of_[b]) return std::nullopt;
@@ -849,7 +865,8 @@ class Emitter {
   }
 
   llvm::Function* emit_kernel(const Call& call, const std::string& name) {
-    const size_t params = call.reads.size() + call.writes.size();
+    size_t params = call.reads.size();
+    for (size_t w = 0; w < call.writes.size(); ++w) params += own_argument(call, w) ? 1 : 0;
     auto* function = llvm::Function::Create(
         llvm::FunctionType::get(b_.getInt32Ty(), std::vector<llvm::Type*>(params, b_.getPtrTy()),
                                 false),
@@ -859,9 +876,9 @@ class Emitter {
     function->addFnAttr(llvm::Attribute::NoUnwind);
     for (size_t i = 0; i < params; ++i) {
       function->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoCapture);
-      // Buffers never overlap a call's output (plan_arena), except a store's own input and an
-      // in-place write.
-      if (call.kind != Call::Kind::copy && !call.in_place)
+      // Buffers never overlap a call's output (place), except a store's own input; an in-place
+      // write goes through its read's argument.
+      if (call.kind != Call::Kind::copy)
         function->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
     }
     llvm::IRBuilder<>::InsertPointGuard guard(b_);
@@ -872,10 +889,11 @@ class Emitter {
     for (size_t i = 0; i < call.reads.size(); ++i)
       reads.push_back({function->getArg(static_cast<unsigned>(i)), call.reads[i].layout.shape,
                        call.reads[i].layout.strides, call.reads[i].dtype});
-    for (size_t i = 0; i < call.writes.size(); ++i)
-      writes.push_back({function->getArg(static_cast<unsigned>(call.reads.size() + i)),
-                        call.writes[i].layout.shape, call.writes[i].layout.strides,
-                        call.writes[i].dtype});
+    auto next_arg = static_cast<unsigned>(call.reads.size());
+    for (size_t w = 0; w < call.writes.size(); ++w)
+      writes.push_back(
+          {own_argument(call, w) ? function->getArg(next_arg++) : reads[call.in_place_of[w]].data,
+           call.writes[w].layout.shape, call.writes[w].layout.strides, call.writes[w].dtype});
     switch (call.kind) {
       case Call::Kind::copy:
         emit_copy(k, reads[0], writes[0]);

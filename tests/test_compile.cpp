@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,53 @@ TEST(Compile, Float32GatesAreVectorised) {
   const CompiledStep compiled = compile(lstm_gates(DType::f32, {64}));
   EXPECT_NE(compiled.module().ir_after().find("x float>"), std::string::npos)
       << compiled.module().ir_after();
+}
+
+// A loop that writes in place of a read dying there gets that buffer as one argument: two
+// pointers to one buffer would need run-time overlap checks, which fail, and leave it scalar.
+TEST(Compile, InPlaceLoopsTakeOneArgumentAndStayVectorised) {
+  Generator gen(3);
+  const Tensor a = randn({8, 64}, {}, gen), b = randn({8, 64}, {}, gen);
+  const Tensor w = randn({64, 64}, {}, gen);
+  const Graph graph = capture({{"a", a}, {"b", b}, {"w", w}}, [&]() -> Named {
+    const Tensor z = exp(matmul(a, w)) + b;  // the loop may write z over matmul's result
+    return {{"out", sum(matmul(z, w))}};
+  });
+  const CompiledStep compiled = compile(graph);
+  const std::string& schedule = compiled.schedule();
+  const size_t loop = schedule.find(" exp, ");
+  ASSERT_NE(loop, std::string::npos) << schedule;
+  const size_t line = schedule.rfind('\n', loop) + 1;
+  std::istringstream call(schedule.substr(line));
+  std::string position, kernel, kind, reads_word, first_read, writes_word, write, rest;
+  call >> position >> kernel >> kind;
+  std::getline(call, rest);
+  call >> reads_word >> first_read;
+  std::getline(call, rest);
+  call >> writes_word >> write;
+  EXPECT_EQ(write, first_read) << schedule;
+  const std::string& ir = compiled.module().ir_after();
+  size_t define = ir.find("\ndefine ");
+  while (define != std::string::npos &&
+         ir.substr(define, ir.find('\n', define + 1) - define).find("@" + kernel + "(") ==
+             std::string::npos)
+    define = ir.find("\ndefine ", define + 1);
+  ASSERT_NE(define, std::string::npos) << ir;
+  ++define;  // past the newline
+  const std::string signature = ir.substr(define, ir.find('\n', define) - define);
+  const std::string body = ir.substr(define, ir.find("\n}\n", define) - define);
+  auto count = [&](const std::string& word) {
+    int n = 0;
+    for (size_t at = signature.find(word); at != std::string::npos;
+         at = signature.find(word, at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(count("ptr "), 2) << signature;  // the matmul's result (read and written), and b
+  EXPECT_EQ(count("noalias"), 2) << signature;
+  EXPECT_NE(body.find("x float>"), std::string::npos) << body;
+  std::vector<Tensor> inputs = {a, b, w};
+  expect_close(compiled.run(inputs)[0], evaluate(graph, inputs)[0], 1e-5, "out");
 }
 
 TEST(Compile, ScalarsAndFullShapeConstantsAndEmptyShapes) {

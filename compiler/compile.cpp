@@ -307,8 +307,11 @@ class Planner {
   };
   std::vector<std::vector<SiteArg>> site_args_;
   // The calls as the step runs them: each segment is one call (period 1, count 1) or a loop.
-  std::vector<Repetition<std::vector<int64_t>>> segments_;
-  std::vector<size_t> segment_starts_;
+  struct Segment {
+    size_t first;  // call
+    Repetition<std::vector<int64_t>> run;
+  };
+  std::vector<Segment> segments_;
   int64_t rolled_calls_ = 0;
 
  private:
@@ -629,9 +632,9 @@ class Planner {
           run.period = 1;
         else
           rolled_calls_ += static_cast<int64_t>(run.period * run.count);
-        segment_starts_.push_back(i);
+        const size_t first = i;
         i += run.period * run.count;
-        segments_.push_back(std::move(run));
+        segments_.push_back({first, std::move(run)});
       }
   }
 
@@ -765,13 +768,15 @@ class Emitter {
     step_->addFnAttr(llvm::Attribute::NoInline);
     b_.SetInsertPoint(llvm::BasicBlock::Create(context_, "entry", step_));
     failed_ = llvm::BasicBlock::Create(context_, "failed", step_);
-    for (size_t k = 0; k < plan_.segments_.size(); ++k) {
-      const size_t first = plan_.segment_starts_[k];
-      if (first == static_cast<size_t>(plan_.first_store_) && !finite_output.empty())
+    bool guarded = finite_output.empty();
+    for (const Planner::Segment& segment : plan_.segments_) {
+      if (!guarded && segment.first >= static_cast<size_t>(plan_.first_store_)) {
         guard_finite(finite_output);
-      emit_segment(first, plan_.segments_[k]);
+        guarded = true;
+      }
+      emit_segment(segment.first, segment.run);
     }
-    if (plan_.segments_.empty() && !finite_output.empty()) guard_finite(finite_output);
+    if (!guarded) guard_finite(finite_output);
     b_.CreateRet(b_.getInt32(0));
     b_.SetInsertPoint(failed_);
     b_.CreateRet(b_.getInt32(1));
@@ -1000,9 +1005,9 @@ std::string schedule_text(const Planner& plan) {
   };
   if (plan.segments_.empty())
     for (size_t c = 0; c < plan.calls_.size(); ++c) add_call(c);
-  for (size_t k = 0; k < plan.segments_.size(); ++k) {
-    const auto& run = plan.segments_[k];
-    const size_t first = plan.segment_starts_[k];
+  for (const Planner::Segment& segment : plan.segments_) {
+    const auto& run = segment.run;
+    const size_t first = segment.first;
     if (run.count > 1)
       text += fmt::format(
           "loop {} times: calls {} to {}, each time the next {} with every argument "

@@ -150,6 +150,13 @@ TEST(Compile, RunChecksInputs) {
   expect_error([&] { compiled.run(inputs); }, {"input \"g\"", "float64"});
 }
 
+// finite_output names a 0-d floating-point output, whether or not the step has stores.
+TEST(Compile, FiniteOutputMustBeAScalarOutput) {
+  const Graph graph = lstm_gates(DType::f32, {3});  // no stores
+  expect_error([&] { compile(graph, {.finite_output = "loss"}); }, {"\"loss\"", "not an output"});
+  expect_error([&] { compile(graph, {.finite_output = "h"}); }, {"\"h\"", "0-d", "(3,)"});
+}
+
 }  // namespace
 }  // namespace weft
 

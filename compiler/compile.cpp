@@ -212,7 +212,8 @@ class Planner {
         places_(graph.nodes().size()),
         group_of_(graph.nodes().size(), -1),
         consumers_(graph.nodes().size()),
-        kept_(graph.nodes().size(), false) {
+        kept_(graph.nodes().size(), false),
+        written_by_(graph.nodes().size(), {-1, -1}) {
     for (size_t id = 0; id < graph.nodes().size(); ++id)
       for (int input : graph.nodes()[id].inputs) consumers_[input].push_back(static_cast<int>(id));
     for (const GraphOutput& output : graph.outputs) kept_[output.node] = true;
@@ -286,6 +287,8 @@ class Planner {
   std::vector<int> group_of_;
   std::vector<std::vector<int>> consumers_;
   std::vector<bool> kept_;  // outputs and stored values
+  // By node: the fused call, and its write, that put the node's value in a buffer of its own.
+  std::vector<std::pair<int, int>> written_by_;
   std::vector<Buffer> buffers_;
   std::vector<Call> calls_;
   std::vector<int> output_buffer_;  // the buffer of each output
@@ -441,9 +444,26 @@ class Planner {
     }
     places_[id] = new_value(id);
     const Place output = places_[id];
-    for (size_t i = 0; i < node.inputs.size(); ++i)
-      copy(sources[i],
-           {output.buffer, lowering.region(i, output.layout, node.attrs, shapes), output.dtype});
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      const Place region{output.buffer, lowering.region(i, output.layout, node.attrs, shapes),
+                         output.dtype};
+      if (!write_into(node.inputs[i], id, sources[i], region)) copy(sources[i], region);
+    }
+  }
+
+  // A part of a concat that a loop wrote for the concat alone is written into its region instead
+  // (the 4 gate gradients of an LSTM step, say): no copy, and its own buffer stays unused.
+  bool write_into(int part, int concat, const Place& source, const Place& region) {
+    const auto [call, write] = written_by_[part];
+    Buffer& buffer = buffers_[source.buffer];
+    if (call < 0 || kept_[part] || consumers_[part] != std::vector<int>{concat} ||
+        buffer.kind != Buffer::Kind::arena || buffer.owner != part || source.layout.offset != 0 ||
+        !is_contiguous(source.layout) || source.dtype != region.dtype)
+      return false;
+    calls_[call].writes[write] = region;
+    places_[part] = region;
+    buffer.bytes = 0;
+    return true;
   }
 
   void plan_kernel(int id, const Lowering& lowering) {
@@ -494,6 +514,9 @@ class Planner {
           reused ? Place{call.reads[*reused].buffer, contiguous_layout(spec.shape), spec.dtype}
                  : new_value(member);
       call.in_place_of.push_back(reused ? static_cast<int>(*reused) : -1);
+      if (!reused)
+        written_by_[member] = {static_cast<int>(calls_.size()),
+                               static_cast<int>(call.writes.size())};
       call.writes.push_back(places_[member]);
       call.written_members.push_back(member);
     }

@@ -150,6 +150,19 @@ TEST(Compile, RunChecksInputs) {
   expect_error([&] { compiled.run(inputs); }, {"input \"g\"", "float64"});
 }
 
+// Values a loop computes for a concat alone are written into their regions of it, not copied.
+TEST(Compile, ConcatPartsAreWrittenInPlace) {
+  Generator gen(4);
+  const Tensor a = randn({4, 3}, {}, gen), b = randn({4, 3}, {}, gen), w = randn({6, 2}, {}, gen);
+  const Graph graph = capture({{"a", a}, {"b", b}, {"w", w}}, [&]() -> Named {
+    return {{"out", sum(matmul(concat({exp(a), tanh(b)}, 1), w))}};
+  });
+  const CompiledStep compiled = compile(graph);
+  EXPECT_EQ(compiled.schedule().find(" copy "), std::string::npos) << compiled.schedule();
+  std::vector<Tensor> inputs = {a, b, w};
+  expect_close(compiled.run(inputs)[0], evaluate(graph, inputs)[0], 1e-5, "out");
+}
+
 // finite_output names a 0-d floating-point output, whether or not the step has stores.
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores

@@ -551,8 +551,8 @@ class Planner {
   // Stage "place": offsets in one arena. A buffer lives from the call that writes it first to the
   // call that reads it last (inclusive, so no call's output overlaps its inputs). The buffers of a
   // repeated stretch of calls (a time step) first become strips, so that each repetition's
-  // arguments are the previous one's moved by fixed strides and the emitter can re-roll the
-  // calls into a loop; then strips and other buffers are placed first fit by offset.
+  // arguments are the previous one's moved by fixed strides and reroll can turn the calls into a
+  // loop; then strips and other buffers are placed first fit by offset.
   void place() {
     auto touch = [&](const Place& place, int call, bool write) {
       Buffer& buffer = buffers_[place.buffer];

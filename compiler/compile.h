@@ -1,14 +1,17 @@
 // compile(): a captured step (graph.h) becomes one native function.
 //
-// The graph first goes through the pass pipeline (passes.h). Then the lowering plan:
-// - fusion: chains of elementwise ops over one shape become one loop that keeps intermediates in
-//   registers; view ops (reshape, permute, expand, slice) become strides, not copies;
-// - every other op is one kernel from its lowering (ops/, via compiler/lowering.h);
-// - identical kernels (the same code on other buffers, as in every time step of a recurrent
-//   layer) are emitted once and called with other pointers, so the code of a step does not grow
-//   with the sequence length; only its list of calls does;
-// - buffer planning: every intermediate gets an offset in one arena, reused once its last reader
-//   has run (the activations kept for backpropagation through time live until their use).
+// The graph first goes through the pass pipeline (passes.h). Then the lowering stages
+// (lowering_stages()):
+// - fuse: chains of elementwise ops over one shape become one loop that keeps intermediates in
+//   registers (writing in place of a read that dies there, or into a concat's region); view ops
+//   (reshape, permute, expand, slice) become strides, not copies; every other op is one kernel
+//   from its lowering (ops/, via compiler/lowering.h). Identical kernels (the same code on other
+//   buffers, as in every time step of a recurrent layer) are emitted once;
+// - place: every intermediate gets an offset in one arena, reused once its last reader has run
+//   (the activations kept for backpropagation through time live until their use); a time step's
+//   buffers form strips, one per step at a fixed stride;
+// - reroll: runs of calls that repeat with every argument at a fixed stride become loops, so the
+//   code of a step does not grow with the sequence length.
 // The module is optimised at O3 for the host and compiled by ORC LLJIT (jit.h).
 #pragma once
 

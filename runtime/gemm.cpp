@@ -433,6 +433,41 @@ void gemm_serial(const Operands<T>& op) {
   }
 }
 
+// One row of C = alpha * (a row of op(A)) * B + beta * C, B not transposed (a streaming step of
+// batch 1): B is read row after row, contiguously, into `vectors` accumulators per block of
+// columns, where the tiled path would pack B (its rows are far apart) for one row of A.
+template <typename T, int vectors>
+int64_t row_times_b(const Operands<T>& op, int64_t j0) {
+  using V = typename Tile<T>::Vector;
+  constexpr int64_t lanes = Tile<T>::lanes;
+  const int64_t a_step = op.ta == Trans::no ? 1 : op.lda;
+  for (; j0 + vectors * lanes <= op.n; j0 += vectors * lanes) {
+    V acc[vectors] = {};
+    for (int64_t k = 0; k < op.k; ++k) {
+      const T a = op.a[k * a_step];
+      const T* b = op.b + k * op.ldb + j0;
+      WEFT_UNROLL for (int v = 0; v < vectors; ++v) acc[v] += a * load<V>(b + v * lanes);
+    }
+    WEFT_UNROLL for (int v = 0; v < vectors; ++v) {
+      T* c = op.c + j0 + v * lanes;
+      store(c, op.beta == T(0) ? op.alpha * acc[v] : op.alpha * acc[v] + op.beta * load<V>(c));
+    }
+  }
+  return j0;
+}
+
+template <typename T>
+void row_gemm(const Operands<T>& op) {
+  int64_t j = row_times_b<T, 16>(op, 0);
+  j = row_times_b<T, 1>(op, j);
+  const int64_t a_step = op.ta == Trans::no ? 1 : op.lda;
+  for (; j < op.n; ++j) {
+    T sum = 0;
+    for (int64_t k = 0; k < op.k; ++k) sum += op.a[k * a_step] * op.b[k * op.ldb + j];
+    op.c[j] = op.beta == T(0) ? op.alpha * sum : op.alpha * sum + op.beta * op.c[j];
+  }
+}
+
 // Waking a sleeping worker takes about 10 us, as long as a single thread needs for 1 MFLOP. Below
 // this size a second thread saves little more than that, and the steady stream of small products
 // of an RNN step is better left on one core.
@@ -462,6 +497,10 @@ void gemm_impl(Operands<T> op) {
     return;
   }
 
+  if (op.m == 1 && op.tb == Trans::no) {
+    row_gemm(op);
+    return;
+  }
   using P = Tile<T>;
   // With N a fraction of a tile most vector lanes would idle; C^T = op(B)^T op(A)^T puts M on them.
   if (op.n * 4 <= P::nr && op.m > op.n) {

@@ -134,11 +134,13 @@ void check_gemm(Trans ta, Trans tb, const Shape& s, const Scalars& sc, int64_t p
 }
 
 // Every transpose and alpha/beta pair, on shapes around the micro-kernel's tile (8 x 32 floats,
-// 8 x 16 doubles with AVX-512): ragged edges, single rows and columns, K of 1.
+// 8 x 16 doubles with AVX-512): ragged edges, single rows and columns, K of 1, and single rows
+// of A over many columns (the row path: 16 vectors at a time, then vectors, then a tail).
 template <typename T>
 void check_small_shapes() {
-  const Shape small[] = {{1, 1, 1},    {3, 17, 5},   {17, 3, 63},  {65, 129, 3}, {8, 32, 256},
-                         {1, 256, 32}, {32, 1, 256}, {32, 256, 1}, {5, 7, 513},  {2, 1100, 17}};
+  const Shape small[] = {{1, 1, 1},    {3, 17, 5},    {17, 3, 63},   {65, 129, 3},
+                         {8, 32, 256}, {1, 256, 32},  {32, 1, 256},  {32, 256, 1},
+                         {5, 7, 513},  {2, 1100, 17}, {1, 512, 160}, {1, 1001, 37}};
   Random rng(1234);
   int64_t padding = 0;
   for (const Shape& s : small) {

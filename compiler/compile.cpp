@@ -447,23 +447,30 @@ class Planner {
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const Place region{output.buffer, lowering.region(i, output.layout, node.attrs, shapes),
                          output.dtype};
-      if (!write_into(node.inputs[i], id, sources[i], region)) copy(sources[i], region);
+      if (!write_into(node.inputs[i], id, region)) copy(sources[i], region);
     }
   }
 
   // A part of a concat that a loop wrote for the concat alone is written into its region instead
   // (the 4 gate gradients of an LSTM step, say): no copy, and its own buffer stays unused.
-  bool write_into(int part, int concat, const Place& source, const Place& region) {
+  bool write_into(int part, int concat, const Place& region) {
     const auto [call, write] = written_by_[part];
-    Buffer& buffer = buffers_[source.buffer];
-    if (call < 0 || kept_[part] || consumers_[part] != std::vector<int>{concat} ||
-        buffer.kind != Buffer::Kind::arena || buffer.owner != part || source.layout.offset != 0 ||
-        !is_contiguous(source.layout) || source.dtype != region.dtype)
+    if (call < 0 || !owns_buffer(part) || consumers_[part] != std::vector<int>{concat} ||
+        places_[part].dtype != region.dtype)
       return false;
+    buffers_[places_[part].buffer].bytes = 0;
     calls_[call].writes[write] = region;
     places_[part] = region;
-    buffer.bytes = 0;
     return true;
+  }
+
+  // Whether node `id`'s value is all of an arena buffer made for it that no output or store
+  // needs: once `id` is read for the last time, the buffer may hold something else.
+  bool owns_buffer(int id) const {
+    const Place& place = places_[id];
+    const Buffer& buffer = buffers_[place.buffer];
+    return !kept_[id] && buffer.kind == Buffer::Kind::arena && buffer.owner == id &&
+           place.layout.offset == 0 && is_contiguous(place.layout);
   }
 
   void plan_kernel(int id, const Lowering& lowering) {
@@ -533,15 +540,13 @@ class Planner {
     for (size_t r = 0; r < call.reads.size(); ++r) {
       const int node = call.read_nodes[r];
       const Place& place = places_[node];
-      Buffer& buffer = buffers_[place.buffer];
-      if (taken[r] || kept_[node] || buffer.kind != Buffer::Kind::arena || buffer.owner != node ||
-          place.dtype != spec.dtype || place.layout.shape != spec.shape ||
-          place.layout.offset != 0 || !is_contiguous(place.layout) ||
+      if (taken[r] || !owns_buffer(node) || place.dtype != spec.dtype ||
+          place.layout.shape != spec.shape ||
           !std::all_of(consumers_[node].begin(), consumers_[node].end(),
                        [&](int consumer) { return group_of_[consumer] == g; }))
         continue;
       taken[r] = true;
-      buffer.owner = member;
+      buffers_[place.buffer].owner = member;
       return r;
     }
     return std::nullopt;

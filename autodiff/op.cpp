@@ -13,6 +13,23 @@ const AttrValue& Attrs::find(std::string_view name) const {
   throw Error("op attribute '{}' is missing", name);
 }
 
+size_t Attrs::hash() const {
+  size_t hash = items_.size();
+  const auto mix = [&](size_t value) { hash = (hash ^ value) * 0x100000001b3ULL; };
+  for (const auto& item : items_)
+    std::visit(
+        [&](const auto& v) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::vector<int64_t>>) {
+            mix(v.size());
+            for (int64_t element : v) mix(std::hash<int64_t>{}(element));
+          } else {
+            mix(std::hash<std::decay_t<decltype(v)>>{}(v));
+          }
+        },
+        item.second);
+  return hash;
+}
+
 std::string Attrs::to_string() const {
   std::string text;
   for (const auto& [key, value] : items_) {

@@ -32,6 +32,8 @@ class Attrs {
   const std::vector<std::pair<std::string_view, AttrValue>>& items() const { return items_; }
   // "axis=1, start=0, stop=4"
   std::string to_string() const;
+  // Of the values (names are fixed per op): equal attrs hash equal.
+  size_t hash() const;
   bool operator==(const Attrs&) const = default;
 
  private:
@@ -44,6 +46,11 @@ struct Lowering;  // compiler/lowering.h: how the compiler emits the op as LLVM 
 struct TensorSpec {
   Shape shape;
   DType dtype;
+};
+
+// Where an op's output lies in its input 0: [start, stop) along `axis`, all of every other axis.
+struct OutputRegion {
+  int64_t axis, start, stop;
 };
 
 struct VjpContext {
@@ -63,11 +70,12 @@ struct OpDef {
   // d loss / d input for each input (undefined where needs_grad is false). Null for ops that
   // have no gradient (comparisons, random masks): their outputs never require grad.
   std::vector<Tensor> (*vjp)(const VjpContext& context);
-  // Optional, for ops whose input gradient is mostly zeros (slice): adds the gradient for input
-  // 0 into `buffer` (input 0's shape, owned by the backward pass) in place. Used instead of vjp
-  // when the backward pass is not itself recorded, so that the gradients of T slices of one
-  // tensor cost T slices' worth of work rather than T whole tensors.
-  void (*vjp_add_into)(const VjpContext& context, const Tensor& buffer) = nullptr;
+  // Optional, for ops whose output is one region of input 0 (slice): that region, from the attrs.
+  // The backward pass then places their gradients into input 0's rather than padding each with
+  // zeros to input 0's shape (vjp): added in place when the backward is not recorded, joined with
+  // the other regions into one concat when it is. The gradients of T slices of one tensor then
+  // cost T slices' worth of work, not T whole tensors.
+  OutputRegion (*output_region)(const Attrs& attrs) = nullptr;
   // How the compiler lowers the op (defined next to the op; a test checks every op has one).
   const Lowering* lowering = nullptr;
 };

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
@@ -44,17 +45,6 @@ Tensor Node::checked_output() const {
              "{}: its output of shape {} was modified in place after it was computed", op_->name,
              shape_str(output_impl->shape));
   return Tensor(output_impl);
-}
-
-void Node::add_vjp_into(const Tensor& grad, const Tensor& sum) const {
-  const Tensor output = checked_output();
-  const bool needs_grad = true;
-  op_->vjp_add_into(VjpContext{.inputs = inputs_,
-                               .output = output,
-                               .grad = grad,
-                               .attrs = attrs_,
-                               .needs_grad = {&needs_grad, 1}},
-                    sum);
 }
 
 std::vector<Tensor> Node::vjp(const Tensor& grad) const {
@@ -109,6 +99,56 @@ Tensor accumulate(const Tensor& sum, const Tensor& term) {
   return sum.defined() ? add(sum, term) : term;
 }
 
+// A gradient being summed. Dense terms are added as they come; the gradients of ops with an
+// output_region (slices) wait until the sum is read, and are then placed into it.
+struct GradSum {
+  Tensor dense;
+  std::vector<std::pair<OutputRegion, Tensor>> regions;
+  Shape shape;  // of the tensor, once a region arrives
+
+  void add(const Tensor& term) { dense = accumulate(dense, term); }
+  void add_region(OutputRegion region, const Tensor& term, const Shape& tensor_shape) {
+    regions.emplace_back(region, term);
+    shape = tensor_shape;
+  }
+
+  // The sum. `recorded`: made of ops (the backward is recorded or traced), not written in place.
+  Tensor total(bool recorded) && {
+    if (regions.empty()) return dense;
+    if (!recorded) {
+      const DType dtype = regions[0].second.dtype();
+      Tensor sum = dense.defined() ? dense.copy() : zeros(shape, {.dtype = dtype});
+      for (const auto& [region, term] : regions) {
+        const Tensor part = slice(sum, region.axis, region.start, region.stop);
+        dispatch_floating(dtype, "backward", [&]<typename T>() {
+          map_into<T, T, T>(
+              part, [](T a, T b) { return a + b; }, part, term);
+        });
+      }
+      return sum;
+    }
+    // Regions along one axis that do not overlap become one concat, whatever their number.
+    std::stable_sort(regions.begin(), regions.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.first.axis, a.first.start) < std::pair(b.first.axis, b.first.start);
+    });
+    Tensor sum = dense;
+    std::vector<std::pair<int64_t, Tensor>> parts;
+    int64_t axis = -1, end = 0;
+    const auto place = [&] {
+      if (!parts.empty()) sum = accumulate(sum, place_parts(shape, axis, parts));
+      parts.clear();
+    };
+    for (const auto& [region, term] : regions) {
+      if (region.axis != axis || region.start < end) place();
+      axis = region.axis;
+      end = region.stop;
+      parts.emplace_back(region.start, term);
+    }
+    place();
+    return sum;
+  }
+};
+
 // The reverse sweep shared by backward() and grad(). When `targets` is given, gradients reaching
 // those tensors are returned instead of being accumulated into leaves.
 std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds,
@@ -118,11 +158,12 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   std::optional<NoGrad> no_grad;
   if (!options.create_graph) no_grad.emplace();
 
-  std::unordered_map<const Node*, Tensor> pending;
-  // Sums that only `pending` or `leaf_grads` hold, so vjp_add_into may write into them. Kept
-  // alive here so that a freed one's address is never mistaken for a new tensor.
-  std::unordered_map<const TensorImpl*, Tensor> writable;
-  std::unordered_map<TensorImpl*, Tensor> leaf_grads;
+  const bool recorded = options.create_graph || active_tracer() != nullptr;
+  std::unordered_map<const Node*, GradSum> pending;
+  std::unordered_map<TensorImpl*, GradSum> leaf_grads;
+  const auto sum_for = [&](const Tensor& tensor) -> GradSum& {
+    return tensor.grad_fn() ? pending[tensor.grad_fn().get()] : leaf_grads[tensor.impl()];
+  };
   // Owning pointers: releasing a node drops its inputs, which may own nodes still to be swept.
   std::vector<std::shared_ptr<Node>> nodes;
   std::unordered_set<const Node*> seen;
@@ -159,12 +200,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
                  shape_str(root.shape()));
       seed = ones_like(root);
     }
-    if (const auto& node = root.grad_fn()) {
-      pending[node.get()] = accumulate(pending[node.get()], seed);
-      visit_from(node);
-    } else {
-      leaf_grads[root.impl()] = accumulate(leaf_grads[root.impl()], seed);
-    }
+    sum_for(root).add(seed);
+    if (const auto& node = root.grad_fn()) visit_from(node);
   }
 
   std::unordered_map<const Node*, size_t> target_nodes;
@@ -180,31 +217,20 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   for (const std::shared_ptr<Node>& node : nodes) {
     auto found = pending.find(node.get());
     if (found == pending.end()) continue;
-    const Tensor grad = std::move(found->second);
+    const Tensor grad = std::move(found->second).total(recorded);
     pending.erase(found);
-    writable.erase(grad.impl());  // from here on the VJP may hand it on to several inputs
     if (auto target = target_nodes.find(node.get()); target != target_nodes.end())
       target_grads[target->second] = accumulate(target_grads[target->second], grad);
-    // In-place accumulation is invisible to a tracer: a captured backward uses the plain VJPs.
-    if (node->op().vjp_add_into != nullptr && !options.create_graph && active_tracer() == nullptr &&
-        node->inputs()[0].requires_grad()) {
+    if (const auto region_of = node->op().output_region) {
       const Tensor& input = node->inputs()[0];
-      Tensor& sum = input.grad_fn() ? pending[input.grad_fn().get()] : leaf_grads[input.impl()];
-      if (!writable.contains(sum.impl())) {  // never write into a tensor someone else holds
-        sum = sum.defined() ? sum.copy() : zeros(input.shape(), {.dtype = grad.dtype()});
-        writable.emplace(sum.impl(), sum);
-      }
-      node->add_vjp_into(grad, sum);
+      if (input.requires_grad())
+        sum_for(input).add_region(region_of(node->attrs()), grad, input.shape());
       continue;
     }
     const std::vector<Tensor> input_grads = node->vjp(grad);
     for (size_t i = 0; i < input_grads.size(); ++i) {
       const Tensor& input = node->inputs()[i];
-      if (!input_grads[i].defined() || !input.requires_grad()) continue;
-      if (Node* next = input.grad_fn().get())
-        pending[next] = accumulate(pending[next], input_grads[i]);
-      else
-        leaf_grads[input.impl()] = accumulate(leaf_grads[input.impl()], input_grads[i]);
+      if (input_grads[i].defined() && input.requires_grad()) sum_for(input).add(input_grads[i]);
     }
   }
   // After the sweep, not during it: a released node drops its inputs, which are the outputs
@@ -212,9 +238,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   if (!options.retain_graph && !options.create_graph)
     for (const std::shared_ptr<Node>& node : nodes) node->release();
 
-  writable.clear();
   if (targets == nullptr) {
-    for (auto& [impl, grad] : leaf_grads) {
+    for (auto& [impl, sum] : leaf_grads) {
+      Tensor grad = std::move(sum).total(recorded);
       // A leaf's first gradient is often a view (a broadcast seed, the seed itself, a gradient
       // another leaf also received): .grad must be a contiguous tensor of its own, since
       // optimizers read data<T>() and write it in place. create_graph keeps the recorded one.
@@ -229,7 +255,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     const Tensor& target = (*targets)[i];
     if (target.is_leaf())
       if (auto found = leaf_grads.find(target.impl()); found != leaf_grads.end())
-        target_grads[i] = found->second;
+        target_grads[i] = std::move(found->second).total(recorded);
     if (!target_grads[i].defined()) target_grads[i] = zeros_like(target);
   }
   return target_grads;

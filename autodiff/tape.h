@@ -30,8 +30,6 @@ class Node {
   // Input gradients for the output gradient `grad`; throws if the graph was freed or a saved
   // tensor was modified in place since it was recorded.
   std::vector<Tensor> vjp(const Tensor& grad) const;
-  // The op's vjp_add_into: adds the gradient for input 0 into `sum` in place.
-  void add_vjp_into(const Tensor& grad, const Tensor& sum) const;
   // Drops the saved tensors once backward no longer needs them.
   void release();
 

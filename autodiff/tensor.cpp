@@ -40,7 +40,7 @@ void* Tensor::raw_data() const {
 
 double Tensor::item() const {
   WEFT_CHECK(numel() == 1, "item(): the tensor has shape {}, not one element", shape_str(shape()));
-  return to_vector<double>()[0];
+  return dispatch_any(dtype(), [&]<typename T>() { return static_cast<double>(*data<T>()); });
 }
 
 template <typename T>

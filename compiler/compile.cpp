@@ -1082,28 +1082,41 @@ const std::vector<LoweringStage>& lowering_stages() {
 }
 
 CompiledStep compile(Graph captured, const CompileOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
   CompiledStep step;
-  auto keep_pass = [&](const Pass& pass, const Graph& graph) {
-    if (options.keep_stages) step.pass_graphs_.emplace_back(pass.name, graph);
+  auto stage_start = start;
+  auto stage_done = [&](std::string_view name) {
+    const auto now = Clock::now();
+    step.stats_.stage_seconds.emplace_back(
+        name, std::chrono::duration<double>(now - stage_start).count());
+    stage_start = now;
   };
-  step.graph_ = options.optimize ? optimize(std::move(captured), keep_pass) : std::move(captured);
+  auto after_pass = [&](const Pass& pass, const Graph& graph) {
+    stage_done(pass.name);
+    if (options.keep_stages) step.pass_graphs_.emplace_back(pass.name, graph);
+    stage_start = Clock::now();
+  };
+  step.graph_ = options.optimize ? optimize(std::move(captured), after_pass) : std::move(captured);
   const Graph& graph = step.graph_;
   Planner plan(graph);
   for (const PlanStage& stage : plan_stages()) {
     (plan.*stage.run)();
+    stage_done(stage.stage.name);
     if (options.keep_stages) step.plan_stages_.emplace_back(stage.stage.name, schedule_text(plan));
+    stage_start = Clock::now();
   }
 
   auto context = std::make_unique<llvm::LLVMContext>();
   auto module = std::make_unique<llvm::Module>(options.name, *context);
   Emitter emitter(plan, *module);
   emitter.emit_step(options.finite_output);
-
   step.schedule_ = schedule_text(plan);
+  stage_done("emit");
   step.module_ = std::make_shared<CompiledModule>(
       process_jit().add(std::move(module), std::move(context), options.name));
   step.step_ = step.module_->lookup<CompiledStep::StepFn>("step");
+  stage_done("llvm");
   const std::vector<int> input_ids = graph.input_ids();
   for (int id : input_ids) {
     step.inputs_.push_back(graph.node(id).spec);
@@ -1129,7 +1142,7 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
       stats.fused_ops += static_cast<int64_t>(call.members.size());
   stats.arena_bytes = plan.arena_bytes_;
   stats.unplanned_bytes = plan.unplanned_bytes_;
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return step;
 }
 

@@ -56,6 +56,9 @@ struct CompileStats {
   int64_t arena_bytes = 0;       // after buffer planning
   int64_t unplanned_bytes = 0;   // what the same buffers would take without reuse
   double seconds = 0;            // capture excluded
+  // Where those seconds went: each pass, each lowering stage, "emit" (LLVM IR) and "llvm"
+  // (optimisation and machine code), in order.
+  std::vector<std::pair<std::string, double>> stage_seconds;
 };
 
 class CompiledStep {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -145,7 +147,13 @@ class CaptureTracer : public Tracer {
                "capture: '{}' reads a {} {} tensor that existed before the step and is not one "
                "of its inputs; it would be frozen into the compiled step",
                reader, dtype_name(tensor.dtype()), shape_str(tensor.shape()));
-    return remember(tensor, graph_.add_constant(tensor));
+    if (tensor.dim() != 0) return remember(tensor, graph_.add_constant(tensor));
+    // The VJPs make a fresh scalar (a 1, a 0 to broadcast) at every step: one node per value.
+    uint64_t bits = 0;
+    std::memcpy(&bits, tensor.raw_data(), dtype_size(tensor.dtype()));
+    const auto [scalar, added] = scalars_.try_emplace({tensor.dtype(), bits}, -1);
+    if (added) scalar->second = graph_.add_constant(tensor);
+    return remember(tensor, scalar->second);
   }
 
   void on_op(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs,
@@ -189,6 +197,7 @@ class CaptureTracer : public Tracer {
   std::unordered_map<const TensorImpl*, int> inputs_;  // declared inputs
   std::vector<Tensor> alive_;
   std::unordered_multimap<const Storage*, size_t> by_storage_;  // into alive_
+  std::map<std::pair<DType, uint64_t>, int> scalars_;           // 0-d constants by value
 };
 
 }  // namespace

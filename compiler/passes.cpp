@@ -26,10 +26,10 @@ int append(Graph& out, GraphNode node) {
   return static_cast<int>(out.nodes().size()) - 1;
 }
 
-// What becomes of one node of the old graph: `node` is a copy whose inputs are already ids in
-// `out`. Returns the id in `out` that replaces it: append(out, std::move(node)) keeps it, and the
-// rule may add new nodes first.
-using Rule = std::function<int(Graph& out, GraphNode&& node)>;
+// What becomes of one node of the old graph: `node` is that node (its id there is `id`) with its
+// inputs already ids in `out`. Returns the id in `out` that replaces it: append(out,
+// std::move(node)) keeps it, and the rule may add new nodes first.
+using Rule = std::function<int(Graph& out, GraphNode&& node, int id)>;
 
 // A compacted graph made by asking `rule` about each node but the inputs, in id order, so that
 // ids stay in topological order. Inputs are kept, in order; other nodes whose `live` entry is
@@ -54,7 +54,7 @@ Graph rebuild(Graph graph, const Rule& rule, const std::vector<bool>& live = {})
       continue;
     }
     const TensorSpec expected = node.spec;
-    renamed[i] = rule(out, std::move(node));
+    renamed[i] = rule(out, std::move(node), static_cast<int>(i));
     // A replacement with another shape or dtype is a bug in the pass: catch it here.
     const TensorSpec& spec = out.node(renamed[i]).spec;
     WEFT_CHECK(spec.shape == expected.shape && spec.dtype == expected.dtype,
@@ -81,8 +81,12 @@ bool same_spec(const TensorSpec& a, const TensorSpec& b) {
 // Whether `node` is a constant whose every element equals `value`.
 bool filled_with(const GraphNode& node, double value) {
   if (node.kind != Kind::constant) return false;
-  const std::vector<double> values = node.value.to_vector<double>();
-  return std::all_of(values.begin(), values.end(), [&](double v) { return v == value; });
+  // Read in place: every add, sub, mul and div of the graph asks this of its operands.
+  const Tensor dense = node.value.is_contiguous() ? node.value : node.value.copy();
+  return dispatch_any(dense.dtype(), [&]<typename T>() {
+    const T* data = dense.data<T>();
+    return std::all_of(data, data + dense.numel(), [&](T v) { return v == value; });
+  });
 }
 
 // A zero constant, or one broadcast by expand.
@@ -137,8 +141,8 @@ std::optional<int> drop_identity(Graph& out, const GraphNode& node) {
     if (!is_op(node, unit.op)) continue;
     for (const size_t side : {size_t{1}, size_t{0}}) {  // the operand that may be the unit
       const int x = node.inputs[1 - side];
-      if ((side == 1 || unit.commutes) && filled_with(out.node(node.inputs[side]), unit.value) &&
-          same_spec(out.node(x).spec, node.spec))
+      if ((side == 1 || unit.commutes) && same_spec(out.node(x).spec, node.spec) &&
+          filled_with(out.node(node.inputs[side]), unit.value))
         return x;
     }
   }
@@ -197,26 +201,57 @@ std::optional<int> slice_of_concat(Graph& out, const GraphNode& node) {
   return std::nullopt;
 }
 
-// add(concat A, concat B) along one axis where no non-zero part of A overlaps a non-zero part of
-// B: one concat of the non-zero parts, the gaps between them filled with zeros. This is how the
-// tape sums the zero-padded gradients of T slices of one tensor, O(T²) work as T adds.
-std::optional<int> join_padded(Graph& out, const GraphNode& node) {
+// Which nodes are adds whose value one other add alone reads: the inner terms of a longer sum,
+// which join_padded takes in one go at the sum's root.
+std::vector<bool> inner_sums(const Graph& graph) {
+  const size_t n = graph.nodes().size();
+  std::vector<int> readers(n, 0), reader(n, -1);
+  for (size_t id = 0; id < n; ++id)
+    for (int input : graph.nodes()[id].inputs) {
+      ++readers[input];
+      reader[input] = static_cast<int>(id);
+    }
+  for (const GraphOutput& output : graph.outputs) readers[output.node] += 2;
+  for (const GraphStore& store : graph.stores) readers[store.value] += 2;
+  std::vector<bool> inner(n, false);
+  for (size_t id = 0; id < n; ++id)
+    inner[id] = readers[id] == 1 && is_op(graph.nodes()[id], "add") &&
+                is_op(graph.nodes()[reader[id]], "add");
+  return inner;
+}
+
+// A sum (a tree of adds; `inner_sum` marks, by id in `out`, the adds inside it) of concats along
+// one axis whose non-zero parts do not overlap: one concat of those parts, the gaps between them
+// filled with zeros, plus the sum's other terms. This is how the tape sums the zero-padded
+// gradients of T slices of one tensor, O(T²) work as T adds; taken at the root, the join is O(T).
+std::optional<int> join_padded(Graph& out, const GraphNode& node,
+                               const std::vector<bool>& inner_sum) {
   if (!is_op(node, "add")) return std::nullopt;
-  const GraphNode& a = out.node(node.inputs[0]);
-  const GraphNode& b = out.node(node.inputs[1]);
-  if (!is_op(a, "concat") || !is_op(b, "concat") || a.attrs != b.attrs ||
-      !same_spec(a.spec, node.spec) || !same_spec(b.spec, node.spec))
-    return std::nullopt;
-  const Attrs attrs = a.attrs;  // out grows below, which moves its nodes
+  std::vector<int> padded, others;  // the sum's terms, in order
+  std::vector<int> stack(node.inputs.rbegin(), node.inputs.rend());
+  while (!stack.empty()) {
+    const int term = stack.back();
+    stack.pop_back();
+    const GraphNode& summand = out.node(term);
+    if (static_cast<size_t>(term) < inner_sum.size() && inner_sum[term]) {
+      stack.insert(stack.end(), summand.inputs.rbegin(), summand.inputs.rend());
+      continue;
+    }
+    const bool joins = is_op(summand, "concat") && same_spec(summand.spec, node.spec) &&
+                       (padded.empty() || summand.attrs == out.node(padded[0]).attrs);
+    (joins ? padded : others).push_back(term);
+  }
+  if (padded.size() < 2) return std::nullopt;
+  const Attrs attrs = out.node(padded[0]).attrs;  // out grows below, which moves its nodes
   const int64_t axis = attrs.integer("axis");
   std::vector<Part> zero_parts, kept;
-  for (const GraphNode* side : {&a, &b})
-    for (const Part& part : parts_of(out, *side))
+  for (int concat : padded)
+    for (const Part& part : parts_of(out, out.node(concat)))
       if (part.start < part.stop) (all_zeros(out, part.node) ? zero_parts : kept).push_back(part);
   std::sort(kept.begin(), kept.end(),
             [](const Part& p, const Part& q) { return p.start < q.start; });
   for (size_t i = 1; i < kept.size(); ++i)
-    if (kept[i].start < kept[i - 1].stop) return std::nullopt;  // both add values there
+    if (kept[i].start < kept[i - 1].stop) return std::nullopt;  // two terms add values there
 
   std::vector<int> pieces;
   int64_t at = 0;
@@ -241,7 +276,10 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node) {
     at = part.stop;
   }
   zeros_until(node.spec.shape[axis]);
-  return pieces.size() == 1 ? pieces[0] : out.add_op(op_named("concat"), attrs, pieces, node.spec);
+  int sum =
+      pieces.size() == 1 ? pieces[0] : out.add_op(op_named("concat"), attrs, pieces, node.spec);
+  for (int other : others) sum = out.add_op(*node.op, {}, {sum, other}, node.spec);
+  return sum;
 }
 
 // ---- hoisting: one GEMM for the matmuls of one weight over the time slices of one tensor ----
@@ -298,10 +336,8 @@ Graph hoist_input_projections(Graph graph) {
   };
   std::map<std::tuple<int, int, int64_t>, Hoist> hoists;  // by source, weight and axis
   std::vector<std::optional<std::tuple<int, int, int64_t>>> hoist_of(graph.nodes().size());
-  std::vector<int> asked;  // the ids rebuild asks about, in its order
   for (size_t id = 0; id < graph.nodes().size(); ++id) {
     const GraphNode& node = graph.nodes()[id];
-    if (node.kind != Kind::input) asked.push_back(static_cast<int>(id));
     const std::optional<RowsProduct> rows = rows_product(graph, node);
     if (!rows) continue;
     hoist_of[id] = {rows->source, rows->weight, rows->axis};
@@ -316,9 +352,7 @@ Graph hoist_input_projections(Graph graph) {
     any = any || hoist.worth_it;
   }
   if (!any) return graph;
-  size_t next = 0;
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
-    const int id = asked[next++];
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
     if (!hoist_of[id] || !hoists.at(*hoist_of[id]).worth_it) return append(out, std::move(node));
     const RowsProduct rows = *rows_product(out, node);  // in the rebuilt graph's ids
     Hoist& hoist = hoists.at(*hoist_of[id]);
@@ -338,7 +372,7 @@ Graph hoist_input_projections(Graph graph) {
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
 // an op, a random draw for the lowering to generate.
 Graph constant_folding(Graph graph) {
-  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node) {
+  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node, int) {
     if (node.kind != Kind::op || node.op->name == "dropout_mask" ||
         shape_numel(node.spec.shape) > small_constant)
       return append(out, std::move(node));
@@ -355,9 +389,18 @@ Graph constant_folding(Graph graph) {
 // Identities, no-op shape ops, chains of shape ops, slices of concats, and sums of zero-padded
 // slice gradients, each rewritten to less work.
 Graph algebraic_simplification(Graph graph) {
-  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node) {
-    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat, join_padded})
-      if (const std::optional<int> id = rewrite(out, node)) return *id;
+  const std::vector<bool> inner = inner_sums(graph);
+  std::vector<bool> inner_sum;  // by id in the rebuilt graph
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
+    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat})
+      if (const std::optional<int> replaced = rewrite(out, node)) return *replaced;
+    if (inner[id] && is_op(node, "add")) {  // left for the sum's root to join
+      const int kept = append(out, std::move(node));
+      inner_sum.resize(out.nodes().size());
+      inner_sum[kept] = true;
+      return kept;
+    }
+    if (const std::optional<int> joined = join_padded(out, node, inner_sum)) return *joined;
     return append(out, std::move(node));
   });
 }
@@ -375,14 +418,14 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 Graph common_subexpressions(Graph graph) {
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
   std::unordered_multimap<size_t, int> ops;  // by a hash of the op and its inputs
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node) {
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int) {
     if (node.kind == Kind::constant) {
       if (node.value.numel() > small_constant) return append(out, std::move(node));
       const auto key = constant_key(node.value);
       if (const auto found = constants.find(key); found != constants.end()) return found->second;
       return constants[key] = append(out, std::move(node));
     }
-    size_t hash = std::hash<const OpDef*>{}(node.op);
+    size_t hash = std::hash<const OpDef*>{}(node.op) ^ node.attrs.hash();
     for (int input : node.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
     const auto [first, last] = ops.equal_range(hash);
     for (auto same = first; same != last; ++same) {
@@ -399,7 +442,9 @@ Graph common_subexpressions(Graph graph) {
 // Nodes that no output or store needs are removed; inputs stay.
 Graph dead_code(Graph graph) {
   const std::vector<bool> live = needed(graph);
-  return rebuild(std::move(graph), append, live);
+  return rebuild(
+      std::move(graph),
+      [](Graph& out, GraphNode&& node, int) { return append(out, std::move(node)); }, live);
 }
 
 }  // namespace

@@ -44,6 +44,11 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& order);
 Tensor expand(const Tensor& x, const Shape& shape);  // NumPy broadcast to `shape`
 Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop);
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
+// A tensor of `shape` holding each part at [start, start + its extent) along `axis` and zeros
+// elsewhere (a slice's gradient, or the sum of several); parts are sorted by start and do not
+// overlap. The zeros are a broadcast scalar: gaps cost no memory.
+Tensor place_parts(const Shape& shape, int64_t axis,
+                   const std::vector<std::pair<int64_t, Tensor>>& parts);
 
 // Reductions over `axes` (all axes when empty).
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdims = false);

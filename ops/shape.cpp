@@ -153,32 +153,12 @@ const OpDef& slice_op = register_op({
                            in[0].impl()->offset + attrs.integer("start") * in[0].strides()[axis]);
         },
     .vjp = [](const VjpContext& c) -> Grads {
-      // The gradient is g padded with zeros back to the input's extent along the axis.
-      const int64_t axis = c.attrs.integer("axis");
-      const int64_t start = c.attrs.integer("start"), stop = c.attrs.integer("stop");
-      const Shape& shape = c.inputs[0].shape();
-      std::vector<Tensor> parts;
-      auto zeros_along = [&](int64_t n) {
-        Shape part = shape;
-        part[axis] = n;
-        // A broadcast zero: no memory for the zeros, eager or captured, whatever T slices need.
-        parts.push_back(expand(scalar(0, c.grad.dtype()), part));
-      };
-      if (start > 0) zeros_along(start);
-      parts.push_back(c.grad);
-      if (stop < shape[axis]) zeros_along(shape[axis] - stop);
-      return {parts.size() == 1 ? c.grad : concat(parts, axis)};
+      return {place_parts(c.inputs[0].shape(), c.attrs.integer("axis"),
+                          {{c.attrs.integer("start"), c.grad}})};
     },
-    .vjp_add_into =
-        [](const VjpContext& c, const Tensor& buffer) {
-          const int64_t axis = c.attrs.integer("axis");
-          const Tensor part =
-              make_view(buffer, c.grad.shape(), buffer.strides(),
-                        buffer.impl()->offset + c.attrs.integer("start") * buffer.strides()[axis]);
-          dispatch_floating(buffer.dtype(), "slice", [&]<typename T>() {
-            map_into<T, T, T>(
-                part, [](T a, T b) { return a + b; }, part, c.grad);
-          });
+    .output_region =
+        [](const Attrs& attrs) {
+          return OutputRegion{attrs.integer("axis"), attrs.integer("start"), attrs.integer("stop")};
         },
     .lowering = &slice_lowering,
 });
@@ -265,6 +245,29 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop) {
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   WEFT_CHECK(!xs.empty(), "concat: no tensors to concatenate");
   return apply(concat_op, xs, {{"axis", normalize_axis("concat", axis, xs[0].dim())}});
+}
+
+Tensor place_parts(const Shape& shape, int64_t axis,
+                   const std::vector<std::pair<int64_t, Tensor>>& parts) {
+  WEFT_CHECK(!parts.empty(), "place_parts: no parts");
+  std::vector<Tensor> pieces;
+  int64_t at = 0;
+  auto zeros_until = [&](int64_t stop) {
+    WEFT_CHECK(at <= stop, "place_parts: parts overlap at {} along axis {} of shape {}", stop, axis,
+               shape_str(shape));
+    if (at == stop) return;
+    Shape gap = shape;
+    gap[axis] = stop - at;
+    pieces.push_back(expand(scalar(0, parts[0].second.dtype()), gap));
+    at = stop;
+  };
+  for (const auto& [start, part] : parts) {
+    zeros_until(start);
+    pieces.push_back(part);
+    at = start + part.shape()[axis];
+  }
+  zeros_until(shape[axis]);
+  return pieces.size() == 1 ? pieces[0] : concat(pieces, axis);
 }
 
 }  // namespace weft

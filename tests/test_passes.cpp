@@ -224,6 +224,15 @@ const std::vector<PassCase> pass_cases = {
      "add",
      2,
      0},
+    {"join_around_a_dense_term",
+     {"simplify", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return exp(concat({y, y}, 1)) + concat({x, zeros({2, 3})}, 1) +
+              concat({zeros({2, 3}), y}, 1);
+     },
+     "add",
+     2,
+     1},
     {"join_overlapping_stays",
      {"simplify", "dce"},
      [](const Tensor& x, const Tensor& y) {
@@ -266,7 +275,9 @@ const std::vector<PassCase> pass_cases = {
      1},
     {"cse_constants",
      {"cse", "dce"},
-     [](const Tensor& x, const Tensor& y) { return x * 2.0 + y * 2.0; },
+     [](const Tensor& x, const Tensor& y) {
+       return x * tensor({2, 2, 2}) + y * tensor({2, 2, 2});
+     },
      "constant",
      2,
      1},
@@ -496,7 +507,7 @@ LstmStep lstm_gradient_step(int64_t steps) {
   return {std::move(graph), values};
 }
 
-TEST(Passes, SliceGradientsOfAnLstmAreJoinedIntoLinearWork) {
+TEST(Passes, SliceGradientsOfAnLstmAreLinearWork) {
   std::vector<int64_t> before, after;
   for (int64_t steps : {10, 20}) {
     const LstmStep step = lstm_gradient_step(steps);
@@ -514,10 +525,11 @@ TEST(Passes, SliceGradientsOfAnLstmAreJoinedIntoLinearWork) {
     std::cout << "LSTM(8), T=" << steps << ": elements computed by add nodes " << before.back()
               << " -> " << after.back() << "\n";
   }
-  // Twice the steps: well over twice the work before (quadratic), about twice after (linear).
-  EXPECT_GT(before[1], 3 * before[0]);
+  // Twice the steps, about twice the work: the tape places the gradients of the T slices of one
+  // tensor into one concat, and simplify joins the adds of any zero-padded ones a graph still has
+  // (join_* in pass_cases), rather than T adds of whole tensors.
+  EXPECT_LT(before[1], 2.2 * before[0]);
   EXPECT_LT(after[1], 2.2 * after[0]);
-  EXPECT_LT(after[1] * 5, before[1]);
 }
 
 }  // namespace

@@ -118,6 +118,52 @@ TEST(TapeAccumulation, BackwardAddsToAGradientSetByHand) {
   EXPECT_FALSE(x.grad().defined());
 }
 
+// The gradients of slices are placed into the sliced tensor's (in place when the backward is not
+// recorded, as one concat of the regions when it is); both must be the sum of every slice's
+// gradient, whatever the slices: disjoint, overlapping, along two axes, or the whole tensor, with
+// and without a dense use of the tensor beside them.
+struct SliceUse {
+  int64_t axis, start, stop;
+};
+struct SliceCase {
+  std::string name;
+  std::vector<SliceUse> slices;
+};
+const std::vector<SliceCase> slice_cases = {
+    {"disjoint", {{1, 0, 1}, {1, 2, 4}, {1, 1, 2}}},
+    {"with_gaps", {{1, 3, 4}, {1, 0, 1}}},
+    {"overlapping", {{1, 0, 3}, {1, 1, 4}}},
+    {"two_axes", {{1, 0, 2}, {0, 1, 3}, {1, 2, 4}}},
+    {"whole", {{0, 0, 3}}},
+};
+
+TEST(TapeAccumulation, SliceGradientsAreTheSumOfEverySlicesGradient) {
+  for (const SliceCase& c : slice_cases)
+    for (const bool dense : {false, true})
+      for (const bool recorded : {false, true}) {
+        SCOPED_TRACE(c.name + (dense ? " with a dense use" : "") + (recorded ? " recorded" : ""));
+        const Tensor x = randn({3, 4}, {.dtype = DType::f64, .requires_grad = true});
+        Tensor loss = dense ? (x * 0.5).sum() : scalar(0, DType::f64);
+        Values expected(12, dense ? 0.5 : 0.0);
+        for (size_t i = 0; i < c.slices.size(); ++i) {
+          const SliceUse& use = c.slices[i];
+          const double weight = static_cast<double>(i) + 1;
+          // A leaf, so that the recorded gradient depends on it and is made of ops.
+          Tensor w = scalar(weight, DType::f64);
+          w.requires_grad_();
+          loss = loss + (slice(x, use.axis, use.start, use.stop) * w).sum();
+          for (int64_t row = 0; row < 3; ++row)
+            for (int64_t column = 0; column < 4; ++column)
+              if ((use.axis == 0 ? row : column) >= use.start &&
+                  (use.axis == 0 ? row : column) < use.stop)
+                expected[row * 4 + column] += weight;
+        }
+        const Tensor gradient = grad({loss}, {x}, {}, {.create_graph = recorded})[0];
+        EXPECT_EQ(values(gradient), expected);
+        EXPECT_EQ(gradient.requires_grad(), recorded);
+      }
+}
+
 // ---- NoGrad -----------------------------------------------------------------------------------
 
 TEST(NoGradScope, OutputsDoNotRequireGrad) {

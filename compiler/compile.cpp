@@ -12,8 +12,10 @@
 #include <numeric>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <variant>
 
 #include "weft/compiler/lowering.h"
 #include "weft/runtime/error.h"
@@ -131,38 +133,81 @@ Operand operand_of(const Call& call, int input) {
   return {Operand::Kind::immediate, -1};
 }
 
+// The bytes of a kernel's signature: compared as a map key, never shown, so values are appended
+// as they are rather than formatted (the fuse stage makes one per call, thousands per step).
+class SignatureWriter {
+ public:
+  void number(int64_t value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
+  void numbers(const std::vector<int64_t>& values) {
+    number(static_cast<int64_t>(values.size()));
+    for (int64_t value : values) number(value);
+  }
+  void real(double value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
+  void text(std::string_view value) {
+    number(static_cast<int64_t>(value.size()));
+    bytes_.append(value);
+  }
+  void place(const Place& place) {
+    number(static_cast<int64_t>(place.dtype));
+    numbers(place.layout.shape);
+    numbers(place.layout.strides);
+  }
+  void attrs(const Attrs& attrs) {
+    number(static_cast<int64_t>(attrs.items().size()));
+    for (const auto& [name, value] : attrs.items()) {
+      text(name);
+      std::visit([this](const auto& v) { append(v); }, value);
+    }
+  }
+  std::string take() { return std::move(bytes_); }
+
+ private:
+  void append(int64_t value) { number(value); }
+  void append(double value) { real(value); }
+  void append(const std::vector<int64_t>& values) { numbers(values); }
+  std::string bytes_;
+};
+
 // What a call's kernel does, apart from the buffers it is given: calls with equal signatures
 // share one kernel.
 std::string signature_of(const Graph& graph, const Call& call) {
-  std::string text;
-  for (const Place& place : call.reads) text += layout_str(place.layout, place.dtype) + ";";
-  text += "->";
-  for (const Place& place : call.writes) text += layout_str(place.layout, place.dtype) + ";";
-  if (call.kind == Call::Kind::copy) return "copy " + text;
+  SignatureWriter signature;
+  signature.number(static_cast<int64_t>(call.kind));
+  signature.number(static_cast<int64_t>(call.reads.size()));
+  for (const Place& place : call.reads) signature.place(place);
+  signature.number(static_cast<int64_t>(call.writes.size()));
+  for (const Place& place : call.writes) signature.place(place);
+  if (call.kind == Call::Kind::copy) return signature.take();
   if (call.kind == Call::Kind::op) {
     const GraphNode& node = graph.node(call.members[0]);
-    return fmt::format("{}({}) {}", node.op->name, node.attrs.to_string(), text);
+    signature.text(node.op->name);
+    signature.attrs(node.attrs);
+    return signature.take();
   }
-  text = fmt::format("fused {} {}", shape_str(call.shape), text);
+  signature.numbers(call.shape);
+  signature.number(static_cast<int64_t>(call.members.size()));
   for (int member : call.members) {
     const GraphNode& node = graph.node(member);
-    text += fmt::format(" {}:{}(", node.op->name, dtype_name(node.spec.dtype));
+    signature.text(node.op->name);
+    signature.number(static_cast<int64_t>(node.spec.dtype));
+    signature.number(static_cast<int64_t>(node.inputs.size()));
     for (int input : node.inputs) {
       const Operand operand = operand_of(call, input);
-      text += operand.kind == Operand::Kind::member ? fmt::format("m{},", operand.index)
-              : operand.kind == Operand::Kind::read
-                  ? fmt::format("r{},", operand.index)
-                  : fmt::format("{}:{:a},", dtype_name(graph.node(input).spec.dtype),
-                                graph.node(input).value.item());
+      signature.number(static_cast<int64_t>(operand.kind));
+      if (operand.kind != Operand::Kind::immediate) {
+        signature.number(operand.index);
+        continue;
+      }
+      signature.number(static_cast<int64_t>(graph.node(input).spec.dtype));
+      signature.real(graph.node(input).value.item());
     }
-    text += node.attrs.to_string() + ")";
+    signature.attrs(node.attrs);
   }
-  for (size_t w = 0; w < call.written_members.size(); ++w)
-    text += own_argument(call, w)
-                ? fmt::format(" w{}", member_index(call, call.written_members[w]))
-                : fmt::format(" w{}=r{}", member_index(call, call.written_members[w]),
-                              call.in_place_of[w]);
-  return text;
+  for (size_t w = 0; w < call.written_members.size(); ++w) {
+    signature.number(member_index(call, call.written_members[w]));
+    signature.number(own_argument(call, w) ? -1 : call.in_place_of[w]);
+  }
+  return signature.take();
 }
 
 constexpr size_t kMaxPeriod = 64;  // calls in one repeated stretch (one time step)
@@ -591,7 +636,8 @@ class Planner {
       units.push_back(unit);
     }
     for (size_t b = 0; b < buffers_.size(); ++b) {
-      if (buffers_[b].kind != Buffer::Kind::arena) continue;
+      // A buffer left unused (a concat part written into the concat's region) takes no space.
+      if (buffers_[b].kind != Buffer::Kind::arena || buffers_[b].last < 0) continue;
       unplanned_bytes_ += aligned(buffers_[b].bytes);
       if (unit_of[b] >= 0) continue;
       unit_of[b] = static_cast<int>(units.size());

@@ -94,7 +94,7 @@ struct Place {
 struct Call {
   enum class Kind { fused, op, copy };
   Kind kind;
-  std::vector<int> members = {};  // fused: its ops, in order; op: the op
+  std::vector<int> members = {};  // fused: its ops, in id order; op: the op
   Shape shape = {};               // fused: the loop's
   std::vector<Place> reads = {};  // fused: its outside operands (laid out over `shape`); op: inputs
   std::vector<int> read_nodes = {};  // fused: the node of each read
@@ -124,8 +124,8 @@ struct Operand {
 };
 
 Operand operand_of(const Call& call, int input) {
-  const auto member = std::find(call.members.begin(), call.members.end(), input);
-  if (member != call.members.end())
+  const auto member = std::lower_bound(call.members.begin(), call.members.end(), input);
+  if (member != call.members.end() && *member == input)
     return {Operand::Kind::member, static_cast<int>(member - call.members.begin())};
   const auto read = std::find(call.read_nodes.begin(), call.read_nodes.end(), input);
   if (read != call.read_nodes.end())
@@ -1160,7 +1160,8 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
   step.schedule_ = schedule_text(plan);
   stage_done("emit");
   step.module_ = std::make_shared<CompiledModule>(
-      process_jit().add(std::move(module), std::move(context), options.name));
+      process_jit().add(std::move(module), std::move(context), options.name,
+                        options.keep_stages ? IrText::keep : IrText::drop));
   step.step_ = step.module_->lookup<CompiledStep::StepFn>("step");
   stage_done("llvm");
   const std::vector<int> input_ids = graph.input_ids();

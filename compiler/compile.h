@@ -33,8 +33,8 @@ struct CompileOptions {
   bool optimize = true;            // run the pass pipeline first
   std::string name = "step";       // the module's label in dumps and messages
   std::string finite_output = {};  // when set: skip the stores unless this 0-d output is finite
-  // Keep the graph after each pass and the plan after each lowering stage, for inspection (time
-  // and memory in proportion to the graph).
+  // Keep the graph after each pass, the plan after each lowering stage and the module's IR text,
+  // for inspection (time and memory in proportion to the graph).
   bool keep_stages = false;
 };
 

@@ -90,6 +90,7 @@ struct Jit::Impl {
 
 struct CompiledModule::State {
   std::string name, ir_before, ir_after;
+  bool ir_kept = false;
   int64_t object_bytes = 0;
   Jit::Impl* owner;  // whose target machine compiled the module, for the assembly
   llvm::orc::JITDylib* dylib;
@@ -99,8 +100,17 @@ struct CompiledModule::State {
 };
 
 const std::string& CompiledModule::name() const { return state_->name; }
-const std::string& CompiledModule::ir_before() const { return state_->ir_before; }
-const std::string& CompiledModule::ir_after() const { return state_->ir_after; }
+const std::string& CompiledModule::ir_before() const {
+  WEFT_CHECK(state_->ir_kept, "jit: module '{}' was compiled without keeping its IR text",
+             state_->name);
+  return state_->ir_before;
+}
+
+const std::string& CompiledModule::ir_after() const {
+  WEFT_CHECK(state_->ir_kept, "jit: module '{}' was compiled without keeping its IR text",
+             state_->name);
+  return state_->ir_after;
+}
 int64_t CompiledModule::object_bytes() const { return state_->object_bytes; }
 
 uintptr_t CompiledModule::address(const std::string& symbol) const {
@@ -178,7 +188,8 @@ const std::string& Jit::target_triple() const { return impl_->triple; }
 const std::string& Jit::cpu() const { return impl_->cpu; }
 
 CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
-                        std::unique_ptr<llvm::LLVMContext> context, const std::string& name) {
+                        std::unique_ptr<llvm::LLVMContext> context, const std::string& name,
+                        IrText ir_text) {
   WEFT_CHECK(module && context, "jit: module '{}' or its context is null", name);
   WEFT_CHECK(&module->getContext() == context.get(),
              "jit: module '{}' does not live in the context given with it", name);
@@ -189,7 +200,8 @@ CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
   module->setTargetTriple(machine.getTargetTriple().str());
   auto state = std::make_shared<CompiledModule::State>();
   state->name = name;
-  state->ir_before = to_text(*module);
+  state->ir_kept = ir_text == IrText::keep;
+  if (state->ir_kept) state->ir_before = to_text(*module);
 
   // The new pass manager's standard O3 pipeline, tuned by the host's TargetTransformInfo.
   {
@@ -205,7 +217,7 @@ CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
     builder.crossRegisterProxies(lam, fam, cgam, mam);
     builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3).run(*module, mam);
   }
-  state->ir_after = to_text(*module);
+  if (state->ir_kept) state->ir_after = to_text(*module);
 
   // Compiled here rather than by LLJIT on the first lookup, with ORC's own compiler, so that the
   // code that runs comes from `machine` as the assembly does, and its size is known.

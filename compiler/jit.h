@@ -27,8 +27,10 @@ namespace weft {
 class CompiledModule {
  public:
   const std::string& name() const;
-  const std::string& ir_before() const;  // as given, with the host triple and data layout set
-  const std::string& ir_after() const;   // after the O3 pipeline
+  // The IR as given (with the host triple and data layout set), and after the O3 pipeline: kept
+  // when the module was added with IrText::keep, else they throw weft::Error.
+  const std::string& ir_before() const;
+  const std::string& ir_after() const;
   // The host assembly for ir_after(), generated on the first call (as long again as compiling).
   const std::string& assembly() const;
   int64_t object_bytes() const;  // the size of the machine code's object file
@@ -51,6 +53,10 @@ class CompiledModule {
   std::shared_ptr<const State> state_;
 };
 
+// Whether Jit::add keeps the module's IR as text for inspection (printing it is a few percent
+// of a compile).
+enum class IrText { keep, drop };
+
 class Jit {
  public:
   // Initialises LLVM's native target (once per process) and builds a JIT for the host.
@@ -65,7 +71,8 @@ class Jit {
   // LLVM error (such as a symbol the module defines twice). `name` labels the module in messages;
   // modules are compiled into separate dylibs, so two modules may define the same symbol.
   CompiledModule add(std::unique_ptr<llvm::Module> module,
-                     std::unique_ptr<llvm::LLVMContext> context, const std::string& name);
+                     std::unique_ptr<llvm::LLVMContext> context, const std::string& name,
+                     IrText ir_text = IrText::keep);
   // The same for a module in LLVM's textual IR; a parse error throws weft::Error with the line.
   CompiledModule add_ir(std::string_view ir, const std::string& name);
 

@@ -73,7 +73,7 @@ TEST(Compile, LstmGatesMatchEvaluate) {
 }
 
 TEST(Compile, Float32GatesAreVectorised) {
-  const CompiledStep compiled = compile(lstm_gates(DType::f32, {64}));
+  const CompiledStep compiled = compile(lstm_gates(DType::f32, {64}), {.keep_stages = true});
   EXPECT_NE(compiled.module().ir_after().find("x float>"), std::string::npos)
       << compiled.module().ir_after();
 }
@@ -88,7 +88,7 @@ TEST(Compile, InPlaceLoopsTakeOneArgumentAndStayVectorised) {
     const Tensor z = exp(matmul(a, w)) + b;  // the loop may write z over matmul's result
     return {{"out", sum(matmul(z, w))}};
   });
-  const CompiledStep compiled = compile(graph);
+  const CompiledStep compiled = compile(graph, {.keep_stages = true});
   const std::string& schedule = compiled.schedule();
   const size_t loop = schedule.find(" exp, ");
   ASSERT_NE(loop, std::string::npos) << schedule;
@@ -450,6 +450,8 @@ TEST(Compile, StagesAreKeptForInspectionWhenAsked) {
   EXPECT_TRUE(plain.pass_graphs().empty());
   EXPECT_TRUE(plain.plan_stages().empty());
   EXPECT_NE(plain.schedule().find("fused"), std::string::npos);
+  expect_error([&] { (void)plain.module().ir_before(); },
+               {"module 'step' was compiled without keeping its IR text"});
   const CompiledStep kept = compile(graph, {.keep_stages = true});
   ASSERT_EQ(kept.pass_graphs().size(), pipeline().size());
   ASSERT_EQ(kept.plan_stages().size(), lowering_stages().size());
@@ -459,6 +461,19 @@ TEST(Compile, StagesAreKeptForInspectionWhenAsked) {
   EXPECT_EQ(kept.plan_stages()[0].second.find("arena:"), std::string::npos);
   EXPECT_NE(kept.plan_stages()[1].second.find("arena:"), std::string::npos);
   EXPECT_EQ(kept.plan_stages().back().second, kept.schedule());
+  EXPECT_NE(kept.module().ir_before().find("define"), std::string::npos);
+  EXPECT_NE(kept.module().ir_after().find("define"), std::string::npos);
+  // Where each stage's time went: every pass, every lowering stage, emitting IR and LLVM.
+  std::vector<std::string> timed;
+  for (const auto& [stage, seconds] : kept.stats().stage_seconds) {
+    timed.push_back(stage);
+    EXPECT_GE(seconds, 0) << stage;
+  }
+  std::vector<std::string> expected;
+  for (const Pass& pass : pipeline()) expected.emplace_back(pass.name);
+  for (const LoweringStage& stage : lowering_stages()) expected.emplace_back(stage.name);
+  expected.insert(expected.end(), {"emit", "llvm"});
+  EXPECT_EQ(timed, expected);
 }
 
 TEST(Compile, OpWithoutLoweringIsRefused) {
@@ -495,7 +510,7 @@ TEST(CompiledModels, CodeDoesNotGrowWithSequenceLength) {
       Generator gen(3);
       const Tensor x = model_inputs(sized, 4, gen);
       const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
-      return compile(model.capture_step(StepKind::train, x, y));
+      return compile(model.capture_step(StepKind::train, x, y), {.keep_stages = true});
     };
     const CompiledStep short_step = compiled(50), long_step = compiled(400);
     const size_t short_ir = short_step.module().ir_before().size();

@@ -775,35 +775,44 @@ class Planner {
       }
       return moves;
     };
+    // By buffer, within one repetition: the buffer the next repetition uses in its place (or -1),
+    // and whether it is itself such a next one.
+    std::vector<int> next(buffers_.size(), -1);
+    std::vector<bool> follows(buffers_.size(), false);
+    std::vector<int> moved;  // the buffers with a next one, in order
     for (size_t i = 0; i < calls_.size();) {
       const auto run = find_repetition(i, calls_.size(), moves_between);
       if (run.period == 0) {
         ++i;
         continue;
       }
-      std::map<int, int> next;
-      std::set<int> followers;
       const size_t end = i + run.period * run.count;
       for (size_t c = i; c + run.period < end; ++c)
         for (size_t k = 0; k < args[c].size(); ++k)
           if (run.moves[(c - i) % run.period][k].next_buffer) {
-            next[args[c][k].buffer] = args[c + run.period][k].buffer;
-            followers.insert(args[c + run.period][k].buffer);
+            const int buffer = args[c][k].buffer, follower = args[c + run.period][k].buffer;
+            if (next[buffer] < 0) moved.push_back(buffer);
+            next[buffer] = follower;
+            follows[follower] = true;
           }
-      for (const auto& [head, unused] : next)
-        if (!followers.contains(head)) add_strip(head, next);
+      std::sort(moved.begin(), moved.end());
+      for (int head : moved)
+        if (!follows[head]) add_strip(head, next);
+      for (int buffer : moved) {
+        follows[next[buffer]] = false;
+        next[buffer] = -1;
+      }
+      moved.clear();
       i = end;
     }
   }
 
-  void add_strip(int head, const std::map<int, int>& next) {
+  void add_strip(int head, const std::vector<int>& next) {
     Strip strip;
-    for (int b = head; b >= 0 && strip_of_[b] < 0;) {
+    for (int b = head; b >= 0 && strip_of_[b] < 0; b = next[b]) {
       strip_of_[b] = static_cast<int>(strips_.size());
       strip_position_[b] = static_cast<int64_t>(strip.buffers.size());
       strip.buffers.push_back(b);
-      const auto found = next.find(b);
-      b = found == next.end() ? -1 : found->second;
     }
     for (size_t k = 1; k < strip.buffers.size(); ++k)
       if (buffers_[strip.buffers[k - 1]].last >= buffers_[strip.buffers[k]].first)

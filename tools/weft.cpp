@@ -268,13 +268,17 @@ std::string plan_text(Inspected& step) {
 
 std::string stats_text(Inspected& step) {
   const CompileStats& s = step.compiled().stats();
+  std::vector<std::string> stages;
+  for (const auto& [stage, seconds] : s.stage_seconds)
+    stages.push_back(fmt::format("{} {:.3f}", stage, seconds));
   return fmt::format(
       "graph nodes after passes: {}\nkernel calls: {} ({} in re-rolled loops)\ndistinct "
       "kernels: {}\nelementwise ops in fused loops: {}\narena: {} bytes ({} without "
-      "reuse)\ncompile time: {:.3f} s\nLLVM IR: {} bytes before, {} after O3\n",
+      "reuse)\ncompile time: {:.3f} s (with the stages kept: {})\nLLVM IR: {} bytes before, {} "
+      "after O3\n",
       s.graph_nodes, s.kernel_calls, s.rolled_calls, s.distinct_kernels, s.fused_ops, s.arena_bytes,
-      s.unplanned_bytes, s.seconds, step.compiled().module().ir_before().size(),
-      step.compiled().module().ir_after().size());
+      s.unplanned_bytes, s.seconds, fmt::join(stages, ", "),
+      step.compiled().module().ir_before().size(), step.compiled().module().ir_after().size());
 }
 
 // What `weft inspect` can show of a captured step, one row each.

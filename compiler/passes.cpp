@@ -222,8 +222,8 @@ std::vector<bool> inner_sums(const Graph& graph) {
 
 // A sum (a tree of adds; `inner_sum` marks, by id in `out`, the adds inside it) of concats along
 // one axis whose non-zero parts do not overlap: one concat of those parts, the gaps between them
-// filled with zeros, plus the sum's other terms. This is how the tape sums the zero-padded
-// gradients of T slices of one tensor, O(T²) work as T adds; taken at the root, the join is O(T).
+// filled with zeros, plus the sum's other terms: T adds of zero-padded slices (a hand-written
+// slice gradient; the tape places its own, tape.cpp) are O(T²) work; joined at the root, O(T).
 std::optional<int> join_padded(Graph& out, const GraphNode& node,
                                const std::vector<bool>& inner_sum) {
   if (!is_op(node, "add")) return std::nullopt;

@@ -137,34 +137,33 @@ Operand operand_of(const Call& call, int input) {
 // as they are rather than formatted (the fuse stage makes one per call, thousands per step).
 class SignatureWriter {
  public:
-  void number(int64_t value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
-  void numbers(const std::vector<int64_t>& values) {
-    number(static_cast<int64_t>(values.size()));
-    for (int64_t value : values) number(value);
+  template <typename Number>
+  requires std::is_arithmetic_v<Number>
+  void add(Number value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
+  void add(const std::vector<int64_t>& values) {
+    add(values.size());
+    for (int64_t value : values) add(value);
   }
-  void real(double value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
-  void text(std::string_view value) {
-    number(static_cast<int64_t>(value.size()));
-    bytes_.append(value);
+  void add(std::string_view text) {
+    add(text.size());
+    bytes_.append(text);
   }
-  void place(const Place& place) {
-    number(static_cast<int64_t>(place.dtype));
-    numbers(place.layout.shape);
-    numbers(place.layout.strides);
+  void add(const Place& place) {
+    add(place.dtype);
+    add(place.layout.shape);
+    add(place.layout.strides);
   }
-  void attrs(const Attrs& attrs) {
-    number(static_cast<int64_t>(attrs.items().size()));
+  void add(DType dtype) { add(static_cast<int>(dtype)); }
+  void add(const Attrs& attrs) {
+    add(attrs.items().size());
     for (const auto& [name, value] : attrs.items()) {
-      text(name);
-      std::visit([this](const auto& v) { append(v); }, value);
+      add(name);
+      std::visit([this](const auto& v) { add(v); }, value);
     }
   }
   std::string take() { return std::move(bytes_); }
 
  private:
-  void append(int64_t value) { number(value); }
-  void append(double value) { real(value); }
-  void append(const std::vector<int64_t>& values) { numbers(values); }
   std::string bytes_;
 };
 
@@ -172,40 +171,40 @@ class SignatureWriter {
 // share one kernel.
 std::string signature_of(const Graph& graph, const Call& call) {
   SignatureWriter signature;
-  signature.number(static_cast<int64_t>(call.kind));
-  signature.number(static_cast<int64_t>(call.reads.size()));
-  for (const Place& place : call.reads) signature.place(place);
-  signature.number(static_cast<int64_t>(call.writes.size()));
-  for (const Place& place : call.writes) signature.place(place);
+  signature.add(static_cast<int>(call.kind));
+  signature.add(call.reads.size());
+  for (const Place& place : call.reads) signature.add(place);
+  signature.add(call.writes.size());
+  for (const Place& place : call.writes) signature.add(place);
   if (call.kind == Call::Kind::copy) return signature.take();
   if (call.kind == Call::Kind::op) {
     const GraphNode& node = graph.node(call.members[0]);
-    signature.text(node.op->name);
-    signature.attrs(node.attrs);
+    signature.add(node.op->name);
+    signature.add(node.attrs);
     return signature.take();
   }
-  signature.numbers(call.shape);
-  signature.number(static_cast<int64_t>(call.members.size()));
+  signature.add(call.shape);
+  signature.add(call.members.size());
   for (int member : call.members) {
     const GraphNode& node = graph.node(member);
-    signature.text(node.op->name);
-    signature.number(static_cast<int64_t>(node.spec.dtype));
-    signature.number(static_cast<int64_t>(node.inputs.size()));
+    signature.add(node.op->name);
+    signature.add(node.spec.dtype);
+    signature.add(node.inputs.size());
     for (int input : node.inputs) {
       const Operand operand = operand_of(call, input);
-      signature.number(static_cast<int64_t>(operand.kind));
+      signature.add(static_cast<int>(operand.kind));
       if (operand.kind != Operand::Kind::immediate) {
-        signature.number(operand.index);
+        signature.add(operand.index);
         continue;
       }
-      signature.number(static_cast<int64_t>(graph.node(input).spec.dtype));
-      signature.real(graph.node(input).value.item());
+      signature.add(graph.node(input).spec.dtype);
+      signature.add(graph.node(input).value.item());
     }
-    signature.attrs(node.attrs);
+    signature.add(node.attrs);
   }
   for (size_t w = 0; w < call.written_members.size(); ++w) {
-    signature.number(member_index(call, call.written_members[w]));
-    signature.number(own_argument(call, w) ? -1 : call.in_place_of[w]);
+    signature.add(member_index(call, call.written_members[w]));
+    signature.add(own_argument(call, w) ? -1 : call.in_place_of[w]);
   }
   return signature.take();
 }

@@ -217,26 +217,26 @@ constexpr size_t kMinRepeats = 3;
 template <typename Move>
 struct Repetition {
   size_t period = 0, count = 1;
-  std::vector<Move> moves = {};
+  std::vector<std::vector<Move>> moves = {};
 };
 
 // The longest repetition starting at call `first` (ending by `end`) in which every argument moves
-// the same way each time: `moves_between(a, b)` is how call b's arguments follow call a's, or
-// nothing when b is not a repeat of a.
-template <typename MovesBetween>
-auto find_repetition(size_t first, size_t end, const MovesBetween& moves_between) {
-  using Moves = typename std::invoke_result_t<MovesBetween, size_t, size_t>::value_type;
-  Repetition<Moves> best;
+// the same way each time: `moves_between(a, b, moves)` appends to `moves` how call b's arguments
+// follow call a's, or returns false when b is not a repeat of a.
+template <typename Move, typename MovesBetween>
+Repetition<Move> find_repetition(size_t first, size_t end, const MovesBetween& moves_between) {
+  Repetition<Move> best;
+  std::vector<Move> moves;  // one buffer for every comparison: this runs for each call of a step
   for (size_t period = 1; period <= kMaxPeriod && first + kMinRepeats * period <= end; ++period) {
-    Repetition<Moves> candidate{.period = period, .count = 1};
+    Repetition<Move> candidate{.period = period, .count = 1};
     auto repeats = [&] {
       const size_t start = first + (candidate.count - 1) * period;
       for (size_t j = 0; j < period; ++j) {
-        std::optional<Moves> moves = moves_between(start + j, start + period + j);
-        if (!moves) return false;
+        moves.clear();
+        if (!moves_between(start + j, start + period + j, moves)) return false;
         if (candidate.count == 1)
-          candidate.moves.push_back(std::move(*moves));
-        else if (*moves != candidate.moves[j])
+          candidate.moves.push_back(moves);
+        else if (moves != candidate.moves[j])
           return false;
       }
       return true;
@@ -356,7 +356,7 @@ class Planner {
   // The calls as the step runs them: each segment is one call (period 1, count 1) or a loop.
   struct Segment {
     size_t first;  // call
-    Repetition<std::vector<int64_t>> run;
+    Repetition<int64_t> run;
   };
   std::vector<Segment> segments_;
   int64_t rolled_calls_ = 0;
@@ -687,20 +687,19 @@ class Planner {
       for (size_t w = 0; w < call.writes.size(); ++w)
         if (own_argument(call, w)) add(call.writes[w]);
     }
-    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<int64_t>> {
-      if (kernel_of_[a] != kernel_of_[b]) return std::nullopt;
-      std::vector<int64_t> deltas;
+    auto moves_between = [&](size_t a, size_t b, std::vector<int64_t>& deltas) {
+      if (kernel_of_[a] != kernel_of_[b]) return false;
       for (size_t k = 0; k < site_args_[a].size(); ++k) {
-        if (site_args_[a][k].slot != site_args_[b][k].slot) return std::nullopt;
+        if (site_args_[a][k].slot != site_args_[b][k].slot) return false;
         deltas.push_back(site_args_[b][k].bytes - site_args_[a][k].bytes);
       }
-      return deltas;
+      return true;
     };
     const auto first_store = static_cast<size_t>(first_store_);
     for (const auto& [begin, end] : {std::pair<size_t, size_t>{0, first_store},
                                      std::pair<size_t, size_t>{first_store, calls_.size()}})
       for (size_t i = begin; i < end;) {
-        Repetition<std::vector<int64_t>> run = find_repetition(i, end, moves_between);
+        Repetition<int64_t> run = find_repetition<int64_t>(i, end, moves_between);
         if (run.period == 0)
           run.period = 1;
         else
@@ -763,16 +762,15 @@ class Planner {
     }
     strip_of_.assign(buffers_.size(), -1);
     strip_position_.assign(buffers_.size(), 0);
-    auto moves_between = [&](size_t a, size_t b) -> std::optional<std::vector<Move>> {
-      if (kernel_of_[a] != kernel_of_[b]) return std::nullopt;
-      std::vector<Move> moves;
+    auto moves_between = [&](size_t a, size_t b, std::vector<Move>& moves) {
+      if (kernel_of_[a] != kernel_of_[b]) return false;
       for (size_t k = 0; k < args[a].size(); ++k) {
         const std::optional<Move> move =
             move_between(args[a][k], args[b][k], static_cast<int>(b - a));
-        if (!move) return std::nullopt;
+        if (!move) return false;
         moves.push_back(*move);
       }
-      return moves;
+      return true;
     };
     // By buffer, within one repetition: the buffer the next repetition uses in its place (or -1),
     // and whether it is itself such a next one.
@@ -780,7 +778,7 @@ class Planner {
     std::vector<bool> follows(buffers_.size(), false);
     std::vector<int> moved;  // the buffers with a next one, in order
     for (size_t i = 0; i < calls_.size();) {
-      const auto run = find_repetition(i, calls_.size(), moves_between);
+      const auto run = find_repetition<Move>(i, calls_.size(), moves_between);
       if (run.period == 0) {
         ++i;
         continue;
@@ -898,7 +896,7 @@ class Emitter {
     b_.SetInsertPoint(next);
   }
 
-  void emit_segment(size_t first, const Repetition<std::vector<int64_t>>& run) {
+  void emit_segment(size_t first, const Repetition<int64_t>& run) {
     if (run.count == 1) {
       for (size_t j = 0; j < run.period; ++j) emit_call(first + j, nullptr, {});
       return;

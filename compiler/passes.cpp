@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -417,7 +418,11 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 // (dropout_mask included: its mask is a function of its attrs).
 Graph common_subexpressions(Graph graph) {
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
-  std::unordered_multimap<size_t, int> ops;  // by a hash of the op and its inputs
+  // By a hash of the op and its inputs. One entry per op of the graph, freed together: from a
+  // pool rather than one allocation each.
+  std::pmr::monotonic_buffer_resource pool;
+  std::pmr::unordered_multimap<size_t, int> ops(&pool);
+  ops.reserve(graph.nodes().size());
   return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int) {
     if (node.kind == Kind::constant) {
       if (node.value.numel() > small_constant) return append(out, std::move(node));

@@ -22,6 +22,36 @@ Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
+std::optional<Shape> reshaped_strides(const Shape& shape, const Shape& strides,
+                                      const Shape& new_shape) {
+  if (shape_numel(shape) == 0 || shape.empty()) return contiguous_strides(new_shape);
+  // Walks both shapes from the last dimension, one chunk of the old shape at a time: a run of
+  // dimensions laid out as one (each stride the next one's times its size). The new dimensions
+  // that cover a chunk exactly take strides within it; a new dimension that spans two chunks
+  // cannot be strided.
+  Shape new_strides(new_shape.size());
+  auto view_d = static_cast<int64_t>(new_shape.size()) - 1;
+  int64_t chunk_stride = strides.back(), chunk_numel = 1, view_numel = 1;
+  for (auto d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    chunk_numel *= shape[d];
+    const bool chunk_ends =
+        d == 0 || (shape[d - 1] != 1 && strides[d - 1] != chunk_numel * chunk_stride);
+    if (!chunk_ends) continue;
+    while (view_d >= 0 && (view_numel < chunk_numel || new_shape[view_d] == 1)) {
+      new_strides[view_d] = view_numel * chunk_stride;
+      view_numel *= new_shape[view_d];
+      --view_d;
+    }
+    if (view_numel != chunk_numel) return std::nullopt;
+    if (d > 0) {
+      chunk_stride = strides[d - 1];
+      chunk_numel = view_numel = 1;
+    }
+  }
+  if (view_d != -1) return std::nullopt;
+  return new_strides;
+}
+
 std::string shape_str(const Shape& shape) {
   if (shape.size() == 1) return fmt::format("({},)", shape[0]);
   return fmt::format("({})", fmt::join(shape, ", "));

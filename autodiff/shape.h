@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,11 @@ using Shape = std::vector<int64_t>;
 
 int64_t shape_numel(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
+// The strides that read the elements of a tensor of `shape` and `strides`, in the same order, as
+// a tensor of `new_shape` (same element count), without moving them; none when no strides can
+// (dimensions split or merged across a gap).
+std::optional<Shape> reshaped_strides(const Shape& shape, const Shape& strides,
+                                      const Shape& new_shape);
 // "(3, 8)", as Python prints a shape.
 std::string shape_str(const Shape& shape);
 // NumPy broadcasting of two shapes; throws weft::Error naming `op` when they do not broadcast.

@@ -82,6 +82,11 @@ struct Buffer {
   int first = -1, last = -1;  // the calls that write it first and read it last
   int64_t offset = 0;         // in the arena
   int owner = -1;             // the node whose value it holds, for one made for a node's value
+  // A buffer that is a contiguous region of another (a concat part computed in place): that
+  // buffer and the region's element offset in it. Resolved when fuse ends.
+  int region_of = -1;
+  int64_t region_offset = 0;
+  bool has_regions = false;  // other buffers are regions of this one
 };
 
 struct Place {
@@ -137,12 +142,13 @@ Operand operand_of(const Call& call, int input) {
 // as they are rather than formatted (the fuse stage makes one per call, thousands per step).
 class SignatureWriter {
  public:
+  SignatureWriter() { bytes_.reserve(512); }  // most signatures fit: one allocation
   template <typename Number>
   requires std::is_arithmetic_v<Number>
   void add(Number value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
   void add(const std::vector<int64_t>& values) {
     add(values.size());
-    for (int64_t value : values) add(value);
+    bytes_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
   }
   void add(std::string_view text) {
     add(text.size());
@@ -318,6 +324,7 @@ class Planner {
     }
     first_store_ = static_cast<int>(calls_.size());
     for (const auto& [source, target] : stores) copy(source, target);
+    resolve_regions();
     std::unordered_map<std::string, int> kernel_ids;
     for (const Call& call : calls_)
       kernel_of_.push_back(
@@ -331,7 +338,8 @@ class Planner {
   std::vector<int> group_of_;
   std::vector<std::vector<int>> consumers_;
   std::vector<bool> kept_;  // outputs and stored values
-  // By node: the fused call, and its write, that put the node's value in a buffer of its own.
+  // By node: the call (a fused loop or a kernel), and its write, that put the node's value in
+  // memory.
   std::vector<std::pair<int, int>> written_by_;
   std::vector<Buffer> buffers_;
   std::vector<Call> calls_;
@@ -491,20 +499,83 @@ class Planner {
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const Place region{output.buffer, lowering.region(i, output.layout, node.attrs, shapes),
                          output.dtype};
-      if (!write_into(node.inputs[i], id, region)) copy(sources[i], region);
+      if (!sole_write_into(node.inputs[i], id, region) && !become_region(sources[i], region) &&
+          !write_into(node.inputs[i], region))
+        copy(sources[i], region);
     }
   }
 
-  // A part of a concat that a loop wrote for the concat alone is written into its region instead
-  // (the 4 gate gradients of an LSTM step, say): no copy, and its own buffer stays unused.
-  bool write_into(int part, int concat, const Place& region) {
+  // A part that is all of a buffer, placed in a contiguous region, is computed there: the
+  // buffer becomes that region (for every call that reads or writes it) rather than being
+  // copied into it. The time steps of a sequence, or their gate gradients, then go straight
+  // into the tensor that stacks them.
+  bool become_region(const Place& part, const Place& region) {
+    Buffer& buffer = buffers_[part.buffer];
+    if (buffer.kind != Buffer::Kind::arena || buffer.region_of >= 0 ||
+        part.buffer == region.buffer || part.dtype != region.dtype || part.layout.offset != 0 ||
+        !is_contiguous(part.layout) || !is_contiguous(region.layout) ||
+        buffer.bytes !=
+            shape_numel(part.layout.shape) * static_cast<int64_t>(dtype_size(part.dtype)))
+      return false;
+    buffer.region_of = region.buffer;
+    buffer.region_offset = region.layout.offset;
+    buffers_[region.buffer].has_regions = true;
+    return true;
+  }
+
+  // Every place in a buffer that became a region, moved to the buffer it is a region of.
+  void resolve_regions() {
+    auto resolve = [&](Place& place) {
+      while (place.buffer >= 0 && buffers_[place.buffer].region_of >= 0) {
+        place.layout.offset += buffers_[place.buffer].region_offset;
+        place.buffer = buffers_[place.buffer].region_of;
+      }
+    };
+    for (Call& call : calls_) {
+      for (Place& place : call.reads) resolve(place);
+      for (Place& place : call.writes) resolve(place);
+    }
+    for (Place& place : places_) resolve(place);
+  }
+
+  // A part of a concat that a fused loop or a kernel computed for the concat alone is written into
+  // its region instead of into a buffer of its own (the 4 gate gradients of an LSTM step, say; a
+  // kernel when its lowering `writes` the region's layout): no copy, and that buffer stays unused.
+  bool sole_write_into(int part, int concat, const Place& region) {
     const auto [call, write] = written_by_[part];
-    if (call < 0 || !owns_buffer(part) || consumers_[part] != std::vector<int>{concat} ||
+    if (call < 0 || !own_argument(calls_[call], write) || !owns_buffer(part) ||
+        consumers_[part].size() != 1 || consumers_[part][0] != concat ||
         places_[part].dtype != region.dtype)
       return false;
+    if (calls_[call].kind == Call::Kind::op) {
+      const Lowering& lowering = lowering_of(graph_, part);
+      if (lowering.writes == nullptr || !lowering.writes(region.layout)) return false;
+    }
     buffers_[places_[part].buffer].bytes = 0;
     calls_[call].writes[write] = region;
     places_[part] = region;
+    return true;
+  }
+
+  // A part of a concat that a fused loop computed, and others read too, is also written into its
+  // region by that loop: one more store there rather than a copy call afterwards. So is one that
+  // reshapes such a value (an LSTM's h as one time step of its output sequence, say).
+  bool write_into(int part, Place region) {
+    while (written_by_[part].first < 0 && graph_.node(part).kind == GraphNode::Kind::op &&
+           graph_.node(part).op->name == "reshape") {
+      part = graph_.node(part).inputs[0];
+      const Shape& shape = graph_.node(part).spec.shape;
+      std::optional<Shape> strides =
+          reshaped_strides(region.layout.shape, region.layout.strides, shape);
+      if (!strides) return false;
+      region.layout = {shape, std::move(*strides), region.layout.offset};
+    }
+    const int call = written_by_[part].first;
+    if (call < 0 || calls_[call].kind != Call::Kind::fused || places_[part].dtype != region.dtype)
+      return false;
+    calls_[call].writes.push_back(region);
+    calls_[call].written_members.push_back(part);
+    calls_[call].in_place_of.push_back(-1);
     return true;
   }
 
@@ -513,8 +584,10 @@ class Planner {
   bool owns_buffer(int id) const {
     const Place& place = places_[id];
     const Buffer& buffer = buffers_[place.buffer];
+    // A buffer with regions in it is not reused in place: the regions' values may be read later.
     return !kept_[id] && buffer.kind == Buffer::Kind::arena && buffer.owner == id &&
-           place.layout.offset == 0 && is_contiguous(place.layout);
+           buffer.region_of < 0 && !buffer.has_regions && place.layout.offset == 0 &&
+           is_contiguous(place.layout);
   }
 
   void plan_kernel(int id, const Lowering& lowering) {
@@ -528,6 +601,7 @@ class Planner {
     }
     places_[id] = new_value(id);
     call.writes.push_back(places_[id]);
+    written_by_[id] = {static_cast<int>(calls_.size()), 0};
     calls_.push_back(std::move(call));
   }
 
@@ -542,9 +616,12 @@ class Planner {
     Group& group = groups_[g];
     if (!group.open) return;
     group.open = false;
-    Call call{.kind = Call::Kind::fused, .members = group.members, .shape = group.shape};
+    // A closed group is never read again: its members move into the call.
+    Call call{.kind = Call::Kind::fused,
+              .members = std::move(group.members),
+              .shape = std::move(group.shape)};
     std::vector<bool> taken;  // by read: its buffer already taken by a write
-    for (int member : group.members) {
+    for (int member : call.members) {
       for (int input : graph_.node(member).inputs) {
         if (group_of_[input] == g || is_immediate(input)) continue;
         if (std::find(call.read_nodes.begin(), call.read_nodes.end(), input) !=
@@ -552,7 +629,7 @@ class Planner {
           continue;
         const Place& place = places_[input];
         call.read_nodes.push_back(input);
-        call.reads.push_back({place.buffer, broadcast_to(place.layout, group.shape), place.dtype});
+        call.reads.push_back({place.buffer, broadcast_to(place.layout, call.shape), place.dtype});
         taken.push_back(false);
       }
       const bool read_outside =
@@ -565,13 +642,17 @@ class Planner {
           reused ? Place{call.reads[*reused].buffer, contiguous_layout(spec.shape), spec.dtype}
                  : new_value(member);
       call.in_place_of.push_back(reused ? static_cast<int>(*reused) : -1);
-      if (!reused)
-        written_by_[member] = {static_cast<int>(calls_.size()),
-                               static_cast<int>(call.writes.size())};
+      written_by_[member] = {static_cast<int>(calls_.size()), static_cast<int>(call.writes.size())};
       call.writes.push_back(places_[member]);
       call.written_members.push_back(member);
     }
     calls_.push_back(std::move(call));
+  }
+
+  // A value only a concat reads is written into the concat's region (write_into): taking a dying
+  // read's buffer instead would cost a copy into the region.
+  bool only_read_by_a_region_op(int id) const {
+    return consumers_[id].size() == 1 && lowering_of(graph_, consumers_[id][0]).region != nullptr;
   }
 
   // A read of loop `g` whose buffer its member `member` can be written to: an arena buffer that
@@ -580,7 +661,7 @@ class Planner {
   // steps, an optimizer's update) then stays in one buffer.
   std::optional<size_t> dying_read(const Call& call, int g, int member, std::vector<bool>& taken) {
     const TensorSpec& spec = graph_.node(member).spec;
-    if (kept_[member]) return std::nullopt;
+    if (kept_[member] || only_read_by_a_region_op(member)) return std::nullopt;
     for (size_t r = 0; r < call.reads.size(); ++r) {
       const int node = call.read_nodes[r];
       const Place& place = places_[node];
@@ -1190,9 +1271,11 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
   stats.kernel_calls = static_cast<int64_t>(plan.calls_.size());
   stats.distinct_kernels = plan.kernel_count_;
   stats.rolled_calls = plan.rolled_calls_;
-  for (const Call& call : plan.calls_)
+  for (const Call& call : plan.calls_) {
     if (call.kind == Call::Kind::fused)
       stats.fused_ops += static_cast<int64_t>(call.members.size());
+    stats.copy_calls += call.kind == Call::Kind::copy;
+  }
   stats.arena_bytes = plan.arena_bytes_;
   stats.unplanned_bytes = plan.unplanned_bytes_;
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -53,6 +53,7 @@ struct CompileStats {
   int64_t distinct_kernels = 0;  // functions emitted
   int64_t rolled_calls = 0;      // calls inside re-rolled loops
   int64_t fused_ops = 0;         // elementwise ops inside fused loops
+  int64_t copy_calls = 0;        // calls that only copy (layout changes, concat parts, stores)
   int64_t arena_bytes = 0;       // after buffer planning
   int64_t unplanned_bytes = 0;   // what the same buffers would take without reuse
   double seconds = 0;            // capture excluded

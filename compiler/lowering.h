@@ -96,7 +96,8 @@ struct Lowering {
   // Rewrites `layout` (the input's) into the output's; false when the input must be made
   // contiguous first (reshape of a strided view).
   bool (*view)(Layout& layout, const Attrs& attrs, const TensorSpec& output) = nullptr;
-  // Emits the op: reads `inputs`, writes every element of the contiguous `output`.
+  // Emits the op: reads `inputs`, writes every element of `output` (contiguous, or a layout
+  // `writes` accepts).
   void (*kernel)(KernelBuilder& k, std::span<const Access> inputs, const Access& output,
                  const Attrs& attrs) = nullptr;
   // The region of the output that input `index` fills, as a layout over the output's buffer.
@@ -106,6 +107,10 @@ struct Lowering {
   // whether input `index` can be read as `layout`; the compiler copies it to a contiguous
   // buffer otherwise. Null: any layout.
   bool (*reads)(size_t index, const Layout& layout) = nullptr;
+  // For kernels that can write their output through strides (matmul: rows at any leading
+  // dimension), so that it goes straight into a region of a concat: whether `layout` is such.
+  // Null: contiguous only.
+  bool (*writes)(const Layout& layout) = nullptr;
 };
 
 // The layout of a contiguous row-major tensor of `shape`.

@@ -71,12 +71,10 @@ const Lowering matmul_lowering{
                              Shape(x.strides.begin(), x.strides.end() - 2)};
             return Access{x.data, batch, broadcast_to(own, batch).strides, x.dtype};
           };
-          const Access a = matrices(in[0]), b = matrices(in[1]);
-          Shape c_strides = contiguous_strides(batch);
-          for (int64_t& stride : c_strides) stride *= M * N;
-          const Access c{out.data, batch, c_strides, out.dtype};
+          const Access a = matrices(in[0]), b = matrices(in[1]), c = matrices(out);
           const MatrixLayout la = layout_of(in[0].shape, in[0].strides);
           const MatrixLayout lb = layout_of(in[1].shape, in[1].strides);
+          const MatrixLayout lc = layout_of(out.shape, out.strides);
           const bool f32 = out.dtype == DType::f32;
           k.for_each(batch, [&](std::span<llvm::Value* const> index) {
             llvm::Value* args[] = {k.b.getInt32(la.trans == Trans::yes),
@@ -91,13 +89,18 @@ const Lowering matmul_lowering{
                                    k.i64(lb.ld),
                                    k.constant(out.dtype, 0),
                                    k.address(c, index),
-                                   k.i64(result_ld(N))};
+                                   k.i64(lc.ld)};
             llvm::Value* status = k.call(f32 ? "weft_sgemm" : "weft_dgemm", k.b.getInt32Ty(), args);
             k.fail_on_status(status);
           });
         },
     .reads = [](size_t,
                 const Layout& layout) { return layout_of(layout.shape, layout.strides).usable; },
+    .writes =
+        [](const Layout& layout) {
+          const MatrixLayout matrix = layout_of(layout.shape, layout.strides);
+          return matrix.usable && matrix.trans == Trans::no;
+        },
 };
 
 const OpDef& matmul_op = register_op({

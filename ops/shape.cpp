@@ -36,10 +36,11 @@ Shape resolve_reshape(const Shape& from, const Shape& to) {
   return shape;
 }
 
-// A strided input is read through contiguous strides only when its layout is row-major.
+// A view wherever the input's strides allow one (reshaped_strides); a copy otherwise.
 const Lowering reshape_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
-  if (!is_contiguous(layout)) return false;
-  layout = {output.shape, contiguous_strides(output.shape), layout.offset};
+  std::optional<Shape> strides = reshaped_strides(layout.shape, layout.strides, output.shape);
+  if (!strides) return false;
+  layout = {output.shape, std::move(*strides), layout.offset};
   return true;
 }};
 
@@ -50,7 +51,10 @@ const OpDef& reshape_op = register_op({
     },
     .forward =
         [](std::span<const Tensor> in, const Attrs&, const TensorSpec& spec) {
-          const Tensor source = in[0].is_contiguous() ? in[0] : in[0].copy();
+          if (std::optional<Shape> strides =
+                  reshaped_strides(in[0].shape(), in[0].strides(), spec.shape))
+            return make_view(in[0], spec.shape, std::move(*strides), in[0].impl()->offset);
+          const Tensor source = in[0].copy();
           return make_view(source, spec.shape, contiguous_strides(spec.shape),
                            source.impl()->offset);
         },

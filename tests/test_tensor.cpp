@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -451,6 +452,39 @@ TEST(TensorViews, ReshapeAndPermuteOfContiguousDataShareStorage) {
   EXPECT_EQ(flipped.strides(), (Shape{1, 3}));
   flipped.assign_(full({3, 2}, -1, {.dtype = DType::f64}));
   EXPECT_EQ(base.to_vector<double>(), Values(6, -1));
+}
+
+// reshape is a view wherever strides can read the elements in order, as torch.Tensor.view; a
+// copy otherwise.
+TEST(TensorViews, ReshapeOfStridedDataIsAViewWhereStridesAllowOne) {
+  struct Case {
+    std::string name;
+    Shape shape, strides, new_shape;
+    std::optional<Shape> expected;
+  };
+  const std::vector<Case> cases = {
+      {"contiguous", {2, 3}, {3, 1}, {3, 2}, Shape{2, 1}},
+      {"time_step_of_a_batch_major_sequence", {8, 1, 64}, {768, 128, 1}, {8, 64}, Shape{768, 1}},
+      {"unit_axis_added", {8, 64}, {768, 1}, {8, 1, 64}, Shape{768, 64, 1}},
+      {"split_of_a_strided_axis", {6, 4}, {8, 1}, {2, 3, 4}, Shape{24, 8, 1}},
+      {"merge_across_a_gap", {6, 4}, {8, 1}, {24}, std::nullopt},
+      {"transposed", {3, 2}, {1, 3}, {6}, std::nullopt},
+      {"broadcast_axis_kept", {3, 4}, {0, 1}, {3, 2, 2}, Shape{0, 2, 1}},
+      {"broadcast_axis_merged", {3, 4}, {0, 1}, {12}, std::nullopt},
+      {"to_zero_d", {1, 1}, {5, 7}, {}, Shape{}},
+      {"from_zero_d", {}, {}, {1, 1}, Shape{1, 1}},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(reshaped_strides(c.shape, c.strides, c.new_shape), c.expected) << c.name;
+
+  const Tensor base = arange(24, {.dtype = DType::f64}).reshape({6, 4});
+  const Tensor columns = slice(base, 1, 1, 3);  // (6, 2), strides (4, 1)
+  const Tensor split = reshape(columns, {2, 3, 2});
+  EXPECT_EQ(split.impl()->storage, base.impl()->storage);
+  EXPECT_EQ(split.to_vector<double>(), columns.copy().reshape({2, 3, 2}).to_vector<double>());
+  const Tensor merged = reshape(columns, {12});
+  EXPECT_NE(merged.impl()->storage, base.impl()->storage);
+  EXPECT_EQ(merged.to_vector<double>(), columns.copy().reshape({12}).to_vector<double>());
 }
 
 TEST(TensorViews, AssignConvertsTheSourceDtype) {

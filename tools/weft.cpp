@@ -272,12 +272,12 @@ std::string stats_text(Inspected& step) {
   for (const auto& [stage, seconds] : s.stage_seconds)
     stages.push_back(fmt::format("{} {:.3f}", stage, seconds));
   return fmt::format(
-      "graph nodes after passes: {}\nkernel calls: {} ({} in re-rolled loops)\ndistinct "
-      "kernels: {}\nelementwise ops in fused loops: {}\narena: {} bytes ({} without "
+      "graph nodes after passes: {}\nkernel calls: {} ({} in re-rolled loops, {} copies)\n"
+      "distinct kernels: {}\nelementwise ops in fused loops: {}\narena: {} bytes ({} without "
       "reuse)\ncompile time: {:.3f} s (with the stages kept: {})\nLLVM IR: {} bytes before, {} "
       "after O3\n",
-      s.graph_nodes, s.kernel_calls, s.rolled_calls, s.distinct_kernels, s.fused_ops, s.arena_bytes,
-      s.unplanned_bytes, s.seconds, fmt::join(stages, ", "),
+      s.graph_nodes, s.kernel_calls, s.rolled_calls, s.copy_calls, s.distinct_kernels, s.fused_ops,
+      s.arena_bytes, s.unplanned_bytes, s.seconds, fmt::join(stages, ", "),
       step.compiled().module().ir_before().size(), step.compiled().module().ir_after().size());
 }
 

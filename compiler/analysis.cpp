@@ -3,6 +3,7 @@
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/graph/topological_sort.hpp>
+#include <boost/range/iterator_range.hpp>
 #include <iterator>
 #include <utility>
 
@@ -34,6 +35,18 @@ struct Marker : boost::default_bfs_visitor {
 };
 
 }  // namespace
+
+Readers::Readers(const Graph& graph) {
+  const DataFlow flow = data_flow(graph, false);
+  offsets_.reserve(graph.nodes().size() + 1);
+  ids_.reserve(boost::num_edges(flow));
+  for (Vertex value = 0; value < graph.nodes().size(); ++value) {
+    offsets_.push_back(static_cast<int>(ids_.size()));
+    for (const Vertex reader : boost::make_iterator_range(boost::adjacent_vertices(value, flow)))
+      ids_.push_back(static_cast<int>(reader));
+  }
+  offsets_.push_back(static_cast<int>(ids_.size()));
+}
 
 std::vector<int> topological_order(const Graph& graph) {
   const DataFlow flow = data_flow(graph, false);

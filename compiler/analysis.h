@@ -2,11 +2,25 @@
 // flow (an edge from each node to every node that reads it). Boost stays out of this header.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "weft/compiler/graph.h"
 
 namespace weft {
+
+// The nodes that read each node: the out-edges of the data flow, as compressed rows.
+class Readers {
+ public:
+  explicit Readers(const Graph& graph);
+  // One entry per read of node `id` (twice for a node that reads it twice).
+  std::span<const int> of(int id) const {
+    return {ids_.data() + offsets_[id], ids_.data() + offsets_[id + 1]};
+  }
+
+ private:
+  std::vector<int> offsets_, ids_;
+};
 
 // The node ids in an order where every node comes after the nodes it reads.
 std::vector<int> topological_order(const Graph& graph);

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "weft/compiler/analysis.h"
 #include "weft/compiler/lowering.h"
 #include "weft/runtime/error.h"
 
@@ -261,11 +262,9 @@ class Planner {
       : graph_(graph),
         places_(graph.nodes().size()),
         group_of_(graph.nodes().size(), -1),
-        consumers_(graph.nodes().size()),
+        readers_(graph),
         kept_(graph.nodes().size(), false),
         written_by_(graph.nodes().size(), {-1, -1}) {
-    for (size_t id = 0; id < graph.nodes().size(); ++id)
-      for (int input : graph.nodes()[id].inputs) consumers_[input].push_back(static_cast<int>(id));
     for (const GraphOutput& output : graph.outputs) kept_[output.node] = true;
     for (const GraphStore& store : graph.stores) kept_[store.value] = true;
     int next_input = 0;
@@ -336,7 +335,7 @@ class Planner {
   const Graph& graph_;
   std::vector<Place> places_;
   std::vector<int> group_of_;
-  std::vector<std::vector<int>> consumers_;
+  Readers readers_;
   std::vector<bool> kept_;  // outputs and stored values
   // By node: the call (a fused loop or a kernel), and its write, that put the node's value in
   // memory.
@@ -544,7 +543,7 @@ class Planner {
   bool sole_write_into(int part, int concat, const Place& region) {
     const auto [call, write] = written_by_[part];
     if (call < 0 || !own_argument(calls_[call], write) || !owns_buffer(part) ||
-        consumers_[part].size() != 1 || consumers_[part][0] != concat ||
+        readers_.of(part).size() != 1 || readers_.of(part)[0] != concat ||
         places_[part].dtype != region.dtype)
       return false;
     if (calls_[call].kind == Call::Kind::op) {
@@ -633,8 +632,9 @@ class Planner {
         taken.push_back(false);
       }
       const bool read_outside =
-          kept_[member] || std::any_of(consumers_[member].begin(), consumers_[member].end(),
-                                       [&](int consumer) { return group_of_[consumer] != g; });
+          kept_[member] || std::ranges::any_of(readers_.of(member), [&](int consumer) {
+            return group_of_[consumer] != g;
+          });
       if (!read_outside) continue;
       const std::optional<size_t> reused = dying_read(call, g, member, taken);
       const TensorSpec& spec = graph_.node(member).spec;
@@ -652,7 +652,7 @@ class Planner {
   // A value only a concat reads is written into the concat's region (write_into): taking a dying
   // read's buffer instead would cost a copy into the region.
   bool only_read_by_a_region_op(int id) const {
-    return consumers_[id].size() == 1 && lowering_of(graph_, consumers_[id][0]).region != nullptr;
+    return readers_.of(id).size() == 1 && lowering_of(graph_, readers_.of(id)[0]).region != nullptr;
   }
 
   // A read of loop `g` whose buffer its member `member` can be written to: an arena buffer that
@@ -667,8 +667,8 @@ class Planner {
       const Place& place = places_[node];
       if (taken[r] || !owns_buffer(node) || place.dtype != spec.dtype ||
           place.layout.shape != spec.shape ||
-          !std::all_of(consumers_[node].begin(), consumers_[node].end(),
-                       [&](int consumer) { return group_of_[consumer] == g; }))
+          !std::ranges::all_of(readers_.of(node),
+                               [&](int consumer) { return group_of_[consumer] == g; }))
         continue;
       taken[r] = true;
       buffers_[place.buffer].owner = member;

@@ -36,7 +36,8 @@ Shape resolve_reshape(const Shape& from, const Shape& to) {
   return shape;
 }
 
-// A view wherever the input's strides allow one (reshaped_strides); a copy otherwise.
+// Compiled, a view wherever the input's strides allow one (reshaped_strides). Eagerly a strided
+// input is copied: the kernels after it run faster on contiguous data (W2's LSTM step 70 -> 52 ms).
 const Lowering reshape_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
   std::optional<Shape> strides = reshaped_strides(layout.shape, layout.strides, output.shape);
   if (!strides) return false;
@@ -51,10 +52,7 @@ const OpDef& reshape_op = register_op({
     },
     .forward =
         [](std::span<const Tensor> in, const Attrs&, const TensorSpec& spec) {
-          if (std::optional<Shape> strides =
-                  reshaped_strides(in[0].shape(), in[0].strides(), spec.shape))
-            return make_view(in[0], spec.shape, std::move(*strides), in[0].impl()->offset);
-          const Tensor source = in[0].copy();
+          const Tensor source = in[0].is_contiguous() ? in[0] : in[0].copy();
           return make_view(source, spec.shape, contiguous_strides(spec.shape),
                            source.impl()->offset);
         },

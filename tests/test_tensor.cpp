@@ -454,9 +454,9 @@ TEST(TensorViews, ReshapeAndPermuteOfContiguousDataShareStorage) {
   EXPECT_EQ(base.to_vector<double>(), Values(6, -1));
 }
 
-// reshape is a view wherever strides can read the elements in order, as torch.Tensor.view; a
-// copy otherwise.
-TEST(TensorViews, ReshapeOfStridedDataIsAViewWhereStridesAllowOne) {
+// The strides a reshape can read a strided tensor through, as torch.Tensor.view; none where
+// dimensions would merge across a gap.
+TEST(TensorViews, ReshapedStridesReadAStridedTensorInOrder) {
   struct Case {
     std::string name;
     Shape shape, strides, new_shape;
@@ -477,14 +477,13 @@ TEST(TensorViews, ReshapeOfStridedDataIsAViewWhereStridesAllowOne) {
   for (const Case& c : cases)
     EXPECT_EQ(reshaped_strides(c.shape, c.strides, c.new_shape), c.expected) << c.name;
 
+  // Compiled, such a reshape reads the strided operand in place (sentiment's per-step slices of
+  // the output gradient; CompiledModels checks no copy per time step). Eagerly it is a copy.
   const Tensor base = arange(24, {.dtype = DType::f64}).reshape({6, 4});
   const Tensor columns = slice(base, 1, 1, 3);  // (6, 2), strides (4, 1)
   const Tensor split = reshape(columns, {2, 3, 2});
-  EXPECT_EQ(split.impl()->storage, base.impl()->storage);
+  EXPECT_TRUE(split.is_contiguous());
   EXPECT_EQ(split.to_vector<double>(), columns.copy().reshape({2, 3, 2}).to_vector<double>());
-  const Tensor merged = reshape(columns, {12});
-  EXPECT_NE(merged.impl()->storage, base.impl()->storage);
-  EXPECT_EQ(merged.to_vector<double>(), columns.copy().reshape({12}).to_vector<double>());
 }
 
 TEST(TensorViews, AssignConvertsTheSourceDtype) {

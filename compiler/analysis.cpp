@@ -3,8 +3,8 @@
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/graph/topological_sort.hpp>
-#include <boost/range/iterator_range.hpp>
 #include <iterator>
+#include <numeric>
 #include <utility>
 
 namespace weft {
@@ -36,16 +36,15 @@ struct Marker : boost::default_bfs_visitor {
 
 }  // namespace
 
-Readers::Readers(const Graph& graph) {
-  const DataFlow flow = data_flow(graph, false);
-  offsets_.reserve(graph.nodes().size() + 1);
-  ids_.reserve(boost::num_edges(flow));
-  for (Vertex value = 0; value < graph.nodes().size(); ++value) {
-    offsets_.push_back(static_cast<int>(ids_.size()));
-    for (const Vertex reader : boost::make_iterator_range(boost::adjacent_vertices(value, flow)))
-      ids_.push_back(static_cast<int>(reader));
-  }
-  offsets_.push_back(static_cast<int>(ids_.size()));
+Readers::Readers(const Graph& graph) : offsets_(graph.nodes().size() + 1, 0) {
+  // A counting sort of the reads by the node read: row sizes, their starts, then the readers.
+  for (const GraphNode& node : graph.nodes())
+    for (int input : node.inputs) ++offsets_[input + 1];
+  std::partial_sum(offsets_.begin(), offsets_.end(), offsets_.begin());
+  ids_.resize(offsets_.back());
+  std::vector<int> next(offsets_.begin(), offsets_.end() - 1);
+  for (size_t reader = 0; reader < graph.nodes().size(); ++reader)
+    for (int input : graph.nodes()[reader].inputs) ids_[next[input]++] = static_cast<int>(reader);
 }
 
 std::vector<int> topological_order(const Graph& graph) {

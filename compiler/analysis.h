@@ -1,5 +1,6 @@
-// Whole-graph analyses the passes share, computed on a Boost.Graph view of the step's data
-// flow (an edge from each node to every node that reads it). Boost stays out of this header.
+// Whole-graph analyses the passes and the planner share: the readers of each node, and the
+// analyses computed on a Boost.Graph view of the step's data flow (an edge from each node to
+// every node that reads it). Boost stays out of this header.
 #pragma once
 
 #include <span>
@@ -9,7 +10,8 @@
 
 namespace weft {
 
-// The nodes that read each node: the out-edges of the data flow, as compressed rows.
+// The nodes that read each node (the data flow's out-edges), as compressed rows: built with one
+// counting sort, where a vector per node would allocate ~10^5 times.
 class Readers {
  public:
   explicit Readers(const Graph& graph);

@@ -522,7 +522,8 @@ class Planner {
     return true;
   }
 
-  // Every place in a buffer that became a region, moved to the buffer it is a region of.
+  // Every call's place in a buffer that became a region, moved to the buffer it is a region of
+  // (the later stages read the calls, not places_).
   void resolve_regions() {
     auto resolve = [&](Place& place) {
       while (place.buffer >= 0 && buffers_[place.buffer].region_of >= 0) {
@@ -534,7 +535,6 @@ class Planner {
       for (Place& place : call.reads) resolve(place);
       for (Place& place : call.writes) resolve(place);
     }
-    for (Place& place : places_) resolve(place);
   }
 
   // A part of a concat that a fused loop or a kernel computed for the concat alone is written into
@@ -563,11 +563,9 @@ class Planner {
     while (written_by_[part].first < 0 && graph_.node(part).kind == GraphNode::Kind::op &&
            graph_.node(part).op->name == "reshape") {
       part = graph_.node(part).inputs[0];
-      const Shape& shape = graph_.node(part).spec.shape;
-      std::optional<Shape> strides =
-          reshaped_strides(region.layout.shape, region.layout.strides, shape);
-      if (!strides) return false;
-      region.layout = {shape, std::move(*strides), region.layout.offset};
+      std::optional<Layout> layout = reshaped(region.layout, graph_.node(part).spec.shape);
+      if (!layout) return false;
+      region.layout = std::move(*layout);
     }
     const int call = written_by_[part].first;
     if (call < 0 || calls_[call].kind != Call::Kind::fused || places_[part].dtype != region.dtype)

@@ -26,6 +26,12 @@ Layout broadcast_to(const Layout& layout, const Shape& shape) {
   return out;
 }
 
+std::optional<Layout> reshaped(const Layout& layout, const Shape& shape) {
+  std::optional<Shape> strides = reshaped_strides(layout.shape, layout.strides, shape);
+  if (!strides) return std::nullopt;
+  return Layout{shape, std::move(*strides), layout.offset};
+}
+
 KernelBuilder::KernelBuilder(llvm::IRBuilder<>& builder, llvm::Module& m,
                              llvm::BasicBlock* fail_block)
     : b(builder), module(m), fail_block_(fail_block) {}

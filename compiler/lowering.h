@@ -16,6 +16,7 @@
 #include <llvm/IR/Module.h>
 
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -118,5 +119,8 @@ Layout contiguous_layout(const Shape& shape);
 bool is_contiguous(const Layout& layout);
 // `layout` read at every index of `shape` (NumPy broadcasting: stride 0 where it is stretched).
 Layout broadcast_to(const Layout& layout, const Shape& shape);
+// The same elements, in the same order, read as `shape` without moving them (reshaped_strides);
+// none when the strides cannot.
+std::optional<Layout> reshaped(const Layout& layout, const Shape& shape);
 
 }  // namespace weft

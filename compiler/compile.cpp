@@ -6,8 +6,10 @@
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -139,21 +141,39 @@ Operand operand_of(const Call& call, int input) {
   return {Operand::Kind::immediate, -1};
 }
 
-// The bytes of a kernel's signature: compared as a map key, never shown, so values are appended
-// as they are rather than formatted (the fuse stage makes one per call, thousands per step).
+// A kernel's signature, as words: compared as a map key, never shown. Values are added as they
+// are rather than formatted, into one buffer reused for every call (the fuse stage writes one per
+// call, thousands per step, and keeps only the few distinct ones).
+using Signature = std::vector<uint64_t>;
+
+struct SignatureHash {
+  size_t operator()(const Signature& words) const {
+    uint64_t hash = words.size();
+    for (uint64_t word : words) hash = (hash ^ word) * 0x9E3779B97F4A7C15ull;
+    return static_cast<size_t>(hash ^ (hash >> 32));
+  }
+};
+
 class SignatureWriter {
  public:
-  SignatureWriter() { bytes_.reserve(512); }  // most signatures fit: one allocation
-  template <typename Number>
-  requires std::is_arithmetic_v<Number>
-  void add(Number value) { bytes_.append(reinterpret_cast<const char*>(&value), sizeof value); }
+  explicit SignatureWriter(Signature& words) : words_(words) { words_.clear(); }
+  template <typename Integer>
+  requires std::is_integral_v<Integer>
+  void add(Integer value) { words_.push_back(static_cast<uint64_t>(value)); }
+  void add(double value) { words_.push_back(std::bit_cast<uint64_t>(value)); }
   void add(const std::vector<int64_t>& values) {
     add(values.size());
-    bytes_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(int64_t));
+    words_.insert(words_.end(), values.begin(), values.end());
   }
+  // Ops are registered once, for the life of the process: an op's address names it.
+  void add(const OpDef& op) { add(reinterpret_cast<uintptr_t>(&op)); }
   void add(std::string_view text) {
     add(text.size());
-    bytes_.append(text);
+    for (size_t at = 0; at < text.size(); at += sizeof(uint64_t)) {
+      uint64_t word = 0;
+      std::memcpy(&word, text.data() + at, std::min(sizeof word, text.size() - at));
+      add(word);
+    }
   }
   void add(const Place& place) {
     add(place.dtype);
@@ -168,33 +188,32 @@ class SignatureWriter {
       std::visit([this](const auto& v) { add(v); }, value);
     }
   }
-  std::string take() { return std::move(bytes_); }
 
  private:
-  std::string bytes_;
+  Signature& words_;
 };
 
-// What a call's kernel does, apart from the buffers it is given: calls with equal signatures
-// share one kernel.
-std::string signature_of(const Graph& graph, const Call& call) {
-  SignatureWriter signature;
+// Writes into `words` what a call's kernel does, apart from the buffers it is given: calls with
+// equal signatures share one kernel.
+void write_signature(const Graph& graph, const Call& call, Signature& words) {
+  SignatureWriter signature(words);
   signature.add(static_cast<int>(call.kind));
   signature.add(call.reads.size());
   for (const Place& place : call.reads) signature.add(place);
   signature.add(call.writes.size());
   for (const Place& place : call.writes) signature.add(place);
-  if (call.kind == Call::Kind::copy) return signature.take();
+  if (call.kind == Call::Kind::copy) return;
   if (call.kind == Call::Kind::op) {
     const GraphNode& node = graph.node(call.members[0]);
-    signature.add(node.op->name);
+    signature.add(*node.op);
     signature.add(node.attrs);
-    return signature.take();
+    return;
   }
   signature.add(call.shape);
   signature.add(call.members.size());
   for (int member : call.members) {
     const GraphNode& node = graph.node(member);
-    signature.add(node.op->name);
+    signature.add(*node.op);
     signature.add(node.spec.dtype);
     signature.add(node.inputs.size());
     for (int input : node.inputs) {
@@ -213,7 +232,6 @@ std::string signature_of(const Graph& graph, const Call& call) {
     signature.add(member_index(call, call.written_members[w]));
     signature.add(own_argument(call, w) ? -1 : call.in_place_of[w]);
   }
-  return signature.take();
 }
 
 constexpr size_t kMaxPeriod = 64;  // calls in one repeated stretch (one time step)
@@ -235,6 +253,9 @@ Repetition<Move> find_repetition(size_t first, size_t end, const MovesBetween& m
   Repetition<Move> best;
   std::vector<Move> moves;  // one buffer for every comparison: this runs for each call of a step
   for (size_t period = 1; period <= kMaxPeriod && first + kMinRepeats * period <= end; ++period) {
+    // A multiple of a period that repeats is made of that period's stretches: it covers no more
+    // calls, and checking it would redo the same comparisons two or three times over.
+    if (best.period > 0 && period % best.period == 0) continue;
     Repetition<Move> candidate{.period = period, .count = 1};
     auto repeats = [&] {
       const size_t start = first + (candidate.count - 1) * period;
@@ -324,11 +345,15 @@ class Planner {
     first_store_ = static_cast<int>(calls_.size());
     for (const auto& [source, target] : stores) copy(source, target);
     resolve_regions();
-    std::unordered_map<std::string, int> kernel_ids;
-    for (const Call& call : calls_)
-      kernel_of_.push_back(
-          kernel_ids.emplace(signature_of(graph_, call), static_cast<int>(kernel_ids.size()))
-              .first->second);
+    std::unordered_map<Signature, int, SignatureHash> kernel_ids;
+    Signature signature;
+    for (const Call& call : calls_) {
+      write_signature(graph_, call, signature);
+      auto kernel = kernel_ids.find(signature);
+      if (kernel == kernel_ids.end())
+        kernel = kernel_ids.emplace(signature, static_cast<int>(kernel_ids.size())).first;
+      kernel_of_.push_back(kernel->second);
+    }
     kernel_count_ = static_cast<int>(kernel_ids.size());
   }
 
@@ -395,7 +420,7 @@ class Planner {
   }
 
   // Where a consumer outside the fused loops reads node `id`; closes the node's group.
-  Place materialized(int id) {
+  const Place& materialized(int id) {
     const GraphNode& node = graph_.node(id);
     if (places_[id].buffer < 0 && node.kind == GraphNode::Kind::constant) {
       places_[id] = {
@@ -474,15 +499,15 @@ class Planner {
 
   void plan_view(int id, const Lowering& lowering) {
     const GraphNode& node = graph_.node(id);
-    Place place = materialized(node.inputs[0]);
-    Layout layout = place.layout;
-    if (!lowering.view(layout, node.attrs, node.spec)) {
-      place = contiguous_copy(place);
-      layout = place.layout;
-      WEFT_CHECK(lowering.view(layout, node.attrs, node.spec),
+    const Place& source = materialized(node.inputs[0]);
+    Place& place = places_[id];
+    place = {source.buffer, source.layout, node.spec.dtype};
+    if (!lowering.view(place.layout, node.attrs, node.spec)) {
+      const Place copy = contiguous_copy(source);
+      place = {copy.buffer, copy.layout, node.spec.dtype};
+      WEFT_CHECK(lowering.view(place.layout, node.attrs, node.spec),
                  "compile: internal error: {} refuses a contiguous input", describe(graph_, id));
     }
-    places_[id] = {place.buffer, layout, node.spec.dtype};
   }
 
   void plan_regions(int id, const Lowering& lowering) {
@@ -494,7 +519,7 @@ class Planner {
       sources.push_back(materialized(input));
     }
     places_[id] = new_value(id);
-    const Place output = places_[id];
+    const Place& output = places_[id];
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const Place region{output.buffer, lowering.region(i, output.layout, node.attrs, shapes),
                          output.dtype};

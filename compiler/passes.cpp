@@ -1,12 +1,12 @@
 #include "weft/compiler/passes.h"
 
 #include <algorithm>
+#include <bit>
 #include <map>
-#include <memory_resource>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 
 #include "weft/compiler/analysis.h"
 
@@ -19,7 +19,7 @@ using Kind = GraphNode::Kind;
 // broadcast to big shapes stay ops rather than become big tensors in the graph.
 constexpr int64_t small_constant = 4096;
 
-// ---- rebuild: the one way a pass changes a graph ------------------------------------------
+// ---- rebuild: how a pass that adds or removes nodes changes a graph -------------------------
 
 // Adds `node` (its inputs already ids in `out`) to `out` as it is; returns its id.
 int append(Graph& out, GraphNode node) {
@@ -32,41 +32,60 @@ int append(Graph& out, GraphNode node) {
 // std::move(node)) keeps it, and the rule may add new nodes first.
 using Rule = std::function<int(Graph& out, GraphNode&& node, int id)>;
 
-// A compacted graph made by asking `rule` about each node but the inputs, in id order, so that
-// ids stay in topological order. Inputs are kept, in order; other nodes whose `live` entry is
-// false (when given) are left out. Outputs and stores are renamed.
+// A graph made by asking `rule` about each node but the inputs, in id order, so that ids stay in
+// topological order. Inputs are kept, in order. Outputs and stores are renamed.
 // The graph is taken by value: its nodes move into the new one.
-Graph rebuild(Graph graph, const Rule& rule, const std::vector<bool>& live = {}) {
-  constexpr int dropped = -1;
+Graph rebuild(Graph graph, const Rule& rule) {
   Graph out;
-  std::vector<int> renamed(graph.nodes().size(), dropped);
+  std::vector<int> renamed(graph.nodes().size());
   out.nodes().reserve(graph.nodes().size());
-  const auto rename = [&](int id) {
-    WEFT_CHECK(renamed[id] != dropped, "rebuild: node %{} was dropped but is still read", id);
-    return renamed[id];
-  };
+  const auto rename = [&](int id) { return renamed[id]; };
+  Shape expected_shape;  // one buffer for every node: this runs for each node of each pass
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const bool is_input = graph.nodes()[i].kind == Kind::input;
-    if (!is_input && !live.empty() && !live[i]) continue;
     GraphNode node = std::move(graph.nodes()[i]);
     for (int& input : node.inputs) input = rename(input);
     if (is_input) {
       renamed[i] = append(out, std::move(node));
       continue;
     }
-    const TensorSpec expected = node.spec;
+    const DType expected_dtype = node.spec.dtype;
+    expected_shape.assign(node.spec.shape.begin(), node.spec.shape.end());
     renamed[i] = rule(out, std::move(node), static_cast<int>(i));
     // A replacement with another shape or dtype is a bug in the pass: catch it here.
     const TensorSpec& spec = out.node(renamed[i]).spec;
-    WEFT_CHECK(spec.shape == expected.shape && spec.dtype == expected.dtype,
-               "rebuild: node %{} ({} {}) replaced by a {} {} value", i, dtype_name(expected.dtype),
-               shape_str(expected.shape), dtype_name(spec.dtype), shape_str(spec.shape));
+    WEFT_CHECK(spec.shape == expected_shape && spec.dtype == expected_dtype,
+               "rebuild: node %{} ({} {}) replaced by a {} {} value", i, dtype_name(expected_dtype),
+               shape_str(expected_shape), dtype_name(spec.dtype), shape_str(spec.shape));
   }
   for (const GraphOutput& output : graph.outputs)
     out.outputs.push_back({output.name, rename(output.node)});
   for (const GraphStore& store : graph.stores)
     out.stores.push_back({.input = rename(store.input), .value = rename(store.value)});
   return out;
+}
+
+// ---- in place: for passes that add no nodes (fold, simplify, cse, dce): no rebuild --------
+
+// Turns op node `id` into a constant holding `value`, of the same shape and dtype. Its inputs stay
+// in the graph, for dead-code elimination to remove once nothing reads them.
+void become_constant(Graph& graph, int id, Tensor value) {
+  GraphNode& node = graph.nodes()[id];
+  WEFT_CHECK(value.shape() == node.spec.shape && value.dtype() == node.spec.dtype,
+             "passes: node %{} ({} {}) replaced by a {} {} constant", id,
+             dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(value.dtype()),
+             shape_str(value.shape()));
+  node.kind = Kind::constant;
+  node.op = nullptr;
+  node.attrs = {};
+  node.inputs.clear();
+  node.value = std::move(value);  // maybe a view of another constant: constants are never written
+}
+
+// Redirects the graph's outputs and stores by `same_as` (a node's replacement, or itself).
+void redirect_results(Graph& graph, const std::vector<int>& same_as) {
+  for (GraphOutput& output : graph.outputs) output.node = same_as[output.node];
+  for (GraphStore& store : graph.stores) store.value = same_as[store.value];
 }
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -115,22 +134,25 @@ struct Part {
   int64_t start, stop;
 };
 
-std::vector<Part> parts_of(const Graph& out, const GraphNode& concat) {
+std::vector<Part> parts_of(const Graph& graph, const GraphNode& concat) {
   const int64_t axis = concat.attrs.integer("axis");
   std::vector<Part> parts;
   int64_t start = 0;
   for (int input : concat.inputs) {
-    const int64_t stop = start + out.node(input).spec.shape[axis];
+    const int64_t stop = start + graph.node(input).spec.shape[axis];
     parts.push_back({input, start, stop});
     start = stop;
   }
   return parts;
 }
 
-// ---- algebraic simplification: rewrites of one node, nullopt where they do not apply -------
+// ---- algebraic simplification: rewrites of one node in place ---------------------------------
+// Each returns an earlier node with the same value (the node's readers then read that one), the
+// node's own id once it has made the node a cheaper op with the same value, or nullopt where it
+// does not apply.
 
 // x+0, 0+x, x-0, x*1, 1*x and x/1, when the constant neither broadcasts x nor changes its dtype.
-std::optional<int> drop_identity(Graph& out, const GraphNode& node) {
+std::optional<int> drop_identity(const Graph& graph, GraphNode& node, int) {
   struct Unit {
     std::string_view op;
     double value;
@@ -142,8 +164,8 @@ std::optional<int> drop_identity(Graph& out, const GraphNode& node) {
     if (!is_op(node, unit.op)) continue;
     for (const size_t side : {size_t{1}, size_t{0}}) {  // the operand that may be the unit
       const int x = node.inputs[1 - side];
-      if ((side == 1 || unit.commutes) && same_spec(out.node(x).spec, node.spec) &&
-          filled_with(out.node(node.inputs[side]), unit.value))
+      if ((side == 1 || unit.commutes) && same_spec(graph.node(x).spec, node.spec) &&
+          filled_with(graph.node(node.inputs[side]), unit.value))
         return x;
     }
   }
@@ -151,53 +173,57 @@ std::optional<int> drop_identity(Graph& out, const GraphNode& node) {
 }
 
 // reshape, expand, slice and cast to the operand's own shape and dtype, and permute in order.
-std::optional<int> drop_no_op(Graph& out, const GraphNode& node) {
+std::optional<int> drop_no_op(const Graph& graph, GraphNode& node, int) {
   if (node.kind != Kind::op || node.inputs.size() != 1) return std::nullopt;
   const int x = node.inputs[0];
   const std::string_view name = node.op->name;
   if (name == "permute")
     return is_identity(node.attrs.integers("order")) ? std::optional(x) : std::nullopt;
   if ((name == "reshape" || name == "expand" || name == "slice" || name == "cast") &&
-      same_spec(out.node(x).spec, node.spec))
+      same_spec(graph.node(x).spec, node.spec))
     return x;
   return std::nullopt;
 }
 
 // reshape(reshape x) is one reshape, permute(permute x) one permute, neg(neg x) is x.
-std::optional<int> compose(Graph& out, const GraphNode& node) {
+std::optional<int> compose(const Graph& graph, GraphNode& node, int id) {
   if (node.kind != Kind::op || node.inputs.size() != 1) return std::nullopt;
-  const GraphNode& inner = out.node(node.inputs[0]);
+  const GraphNode& inner = graph.node(node.inputs[0]);
   if (inner.kind != Kind::op || inner.op != node.op) return std::nullopt;
   const int x = inner.inputs[0];
   const std::string_view name = node.op->name;
   if (name == "neg") return x;
-  if (name == "reshape")
-    return same_spec(out.node(x).spec, node.spec)
-               ? x
-               : out.add_op(*node.op, {{"shape", node.spec.shape}}, {x}, node.spec);
+  if (name == "reshape") {
+    if (same_spec(graph.node(x).spec, node.spec)) return x;
+    node.inputs = {x};
+    return id;  // its attrs, the result's shape, stay
+  }
   if (name == "permute") {
     // Axis i of the result is axis outer[i] of the inner result, which is axis first[outer[i]].
     const std::vector<int64_t>& first = inner.attrs.integers("order");
     std::vector<int64_t> order;
     for (int64_t axis : node.attrs.integers("order")) order.push_back(first[axis]);
-    return is_identity(order) ? x : out.add_op(*node.op, {{"order", order}}, {x}, node.spec);
+    if (is_identity(order)) return x;
+    node.inputs = {x};
+    node.attrs = {{"order", std::move(order)}};
+    return id;
   }
   return std::nullopt;
 }
 
 // A slice of a concat that falls inside one part is that part, or a slice of it.
-std::optional<int> slice_of_concat(Graph& out, const GraphNode& node) {
+std::optional<int> slice_of_concat(const Graph& graph, GraphNode& node, int id) {
   if (!is_op(node, "slice")) return std::nullopt;
-  const GraphNode& source = out.node(node.inputs[0]);
+  const GraphNode& source = graph.node(node.inputs[0]);
   const int64_t axis = node.attrs.integer("axis");
   if (!is_op(source, "concat") || source.attrs.integer("axis") != axis) return std::nullopt;
   const int64_t start = node.attrs.integer("start"), stop = node.attrs.integer("stop");
-  for (const Part& part : parts_of(out, source)) {
+  for (const Part& part : parts_of(graph, source)) {
     if (start < part.start || part.stop < stop) continue;
     if (start == part.start && stop == part.stop) return part.node;
-    return out.add_op(*node.op,
-                      {{"axis", axis}, {"start", start - part.start}, {"stop", stop - part.start}},
-                      {part.node}, node.spec);
+    node.inputs = {part.node};
+    node.attrs = {{"axis", axis}, {"start", start - part.start}, {"stop", stop - part.start}};
+    return id;
   }
   return std::nullopt;
 }
@@ -221,27 +247,38 @@ std::vector<bool> inner_sums(const Graph& graph) {
   return inner;
 }
 
-// A sum (a tree of adds; `inner_sum` marks, by id in `out`, the adds inside it) of concats along
-// one axis whose non-zero parts do not overlap: one concat of those parts, the gaps between them
-// filled with zeros, plus the sum's other terms: T adds of zero-padded slices (a hand-written
-// slice gradient; the tape places its own, tape.cpp) are O(T²) work; joined at the root, O(T).
-std::optional<int> join_padded(Graph& out, const GraphNode& node,
-                               const std::vector<bool>& inner_sum) {
-  if (!is_op(node, "add")) return std::nullopt;
-  std::vector<int> padded, others;  // the sum's terms, in order
+// The terms of the sum rooted at add `node` (a tree of adds; `inner_sum` marks, by id, the adds
+// inside it): the concats of the sum's shape along one axis (zero-padded slices), and the others.
+struct SumTerms {
+  std::vector<int> padded, others;  // in order
+};
+
+SumTerms sum_terms(const Graph& graph, const GraphNode& node, const std::vector<bool>& inner_sum) {
+  SumTerms terms;
   std::vector<int> stack(node.inputs.rbegin(), node.inputs.rend());
   while (!stack.empty()) {
     const int term = stack.back();
     stack.pop_back();
-    const GraphNode& summand = out.node(term);
+    const GraphNode& summand = graph.node(term);
     if (static_cast<size_t>(term) < inner_sum.size() && inner_sum[term]) {
       stack.insert(stack.end(), summand.inputs.rbegin(), summand.inputs.rend());
       continue;
     }
     const bool joins = is_op(summand, "concat") && same_spec(summand.spec, node.spec) &&
-                       (padded.empty() || summand.attrs == out.node(padded[0]).attrs);
-    (joins ? padded : others).push_back(term);
+                       (terms.padded.empty() || summand.attrs == graph.node(terms.padded[0]).attrs);
+    (joins ? terms.padded : terms.others).push_back(term);
   }
+  return terms;
+}
+
+// A sum of concats along one axis whose non-zero parts do not overlap: one concat of those parts,
+// the gaps between them filled with zeros, plus the sum's other terms: T adds of zero-padded
+// slices (a hand-written slice gradient; the tape places its own, tape.cpp) are O(T²) work;
+// joined at the root, O(T).
+std::optional<int> join_padded(Graph& out, const GraphNode& node,
+                               const std::vector<bool>& inner_sum) {
+  if (!is_op(node, "add")) return std::nullopt;
+  const auto [padded, others] = sum_terms(out, node, inner_sum);
   if (padded.size() < 2) return std::nullopt;
   const Attrs attrs = out.node(padded[0]).attrs;  // out grows below, which moves its nodes
   const int64_t axis = attrs.integer("axis");
@@ -371,30 +408,59 @@ Graph hoist_input_projections(Graph graph) {
 }
 
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
-// an op, a random draw for the lowering to generate.
+// an op, a random draw for the lowering to generate. In place: ids do not change.
 Graph constant_folding(Graph graph) {
-  return rebuild(std::move(graph), [](Graph& out, GraphNode&& node, int) {
+  NoGrad no_grad;
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    const GraphNode& node = graph.nodes()[id];
     if (node.kind != Kind::op || node.op->name == "dropout_mask" ||
-        shape_numel(node.spec.shape) > small_constant)
-      return append(out, std::move(node));
+        shape_numel(node.spec.shape) > small_constant ||
+        !std::ranges::all_of(node.inputs,
+                             [&](int input) { return graph.node(input).kind == Kind::constant; }))
+      continue;
     std::vector<Tensor> args;
-    for (int input : node.inputs) {
-      if (out.node(input).kind != Kind::constant) return append(out, std::move(node));
-      args.push_back(out.node(input).value);
-    }
-    NoGrad no_grad;
-    return out.add_constant(apply(*node.op, std::move(args), node.attrs));
-  });
+    for (int input : node.inputs) args.push_back(graph.node(input).value);
+    become_constant(graph, static_cast<int>(id), apply(*node.op, std::move(args), node.attrs));
+  }
+  return graph;
 }
 
-// Identities, no-op shape ops, chains of shape ops, slices of concats, and sums of zero-padded
-// slice gradients, each rewritten to less work.
+// Identities, no-op shape ops, chains of shape ops and slices of concats, each rewritten to less
+// work. In place: a node rewritten to an earlier one is left unread, for dead-code elimination.
 Graph algebraic_simplification(Graph graph) {
+  std::vector<int> same_as(graph.nodes().size());
+  std::iota(same_as.begin(), same_as.end(), 0);
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    GraphNode& node = graph.nodes()[id];
+    if (node.kind != Kind::op) continue;
+    for (int& input : node.inputs) input = same_as[input];
+    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat}) {
+      const std::optional<int> rewritten = rewrite(graph, node, static_cast<int>(id));
+      if (!rewritten) continue;
+      // A replacement with another shape or dtype is a bug in the rewrite: catch it here.
+      const TensorSpec& spec = graph.node(*rewritten).spec;
+      WEFT_CHECK(same_spec(spec, node.spec), "simplify: node %{} ({} {}) replaced by a {} {} value",
+                 id, dtype_name(node.spec.dtype), shape_str(node.spec.shape),
+                 dtype_name(spec.dtype), shape_str(spec.shape));
+      same_as[id] = *rewritten;
+      break;
+    }
+  }
+  redirect_results(graph, same_as);
+  return graph;
+}
+
+// Sums of zero-padded slices (hand-written slice gradients), each joined into one concat at the
+// sum's root. The graph is rebuilt only where some sum has two such terms.
+Graph join_padded_sums(Graph graph) {
   const std::vector<bool> inner = inner_sums(graph);
+  bool any = false;
+  for (size_t id = 0; id < graph.nodes().size() && !any; ++id)
+    any = !inner[id] && is_op(graph.nodes()[id], "add") &&
+          sum_terms(graph, graph.nodes()[id], inner).padded.size() >= 2;
+  if (!any) return graph;
   std::vector<bool> inner_sum;  // by id in the rebuilt graph
   return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
-    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat})
-      if (const std::optional<int> replaced = rewrite(out, node)) return *replaced;
     if (inner[id] && is_op(node, "add")) {  // left for the sum's root to join
       const int kept = append(out, std::move(node));
       inner_sum.resize(out.nodes().size());
@@ -415,41 +481,66 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 }
 
 // Ops with the same op, attrs and inputs, and equal small constants, are computed once
-// (dropout_mask included: its mask is a function of its attrs).
+// (dropout_mask included: its mask is a function of its attrs). In place: the readers of a repeat
+// read the first instead, and the repeats, left unread, are for dead-code elimination to remove.
 Graph common_subexpressions(Graph graph) {
+  std::vector<int> same_as(graph.nodes().size());
+  std::iota(same_as.begin(), same_as.end(), 0);
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
-  // By a hash of the op and its inputs. One entry per op of the graph, freed together: from a
-  // pool rather than one allocation each.
-  std::pmr::monotonic_buffer_resource pool;
-  std::pmr::unordered_multimap<size_t, int> ops(&pool);
-  ops.reserve(graph.nodes().size());
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int) {
+  // The first of each op, by a hash of the op, its attrs and inputs: open addressing in one array
+  // of (hash, id) slots, at most half full (a node-based map spent most of this pass allocating
+  // and chasing its nodes).
+  struct Slot {
+    size_t hash;
+    int id = -1;
+  };
+  std::vector<Slot> ops(std::bit_ceil(2 * graph.nodes().size() + 2));
+  const size_t mask = ops.size() - 1;
+  const int slot_bits = std::countr_zero(ops.size());
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    GraphNode& node = graph.nodes()[id];
+    if (node.kind == Kind::input) continue;
     if (node.kind == Kind::constant) {
-      if (node.value.numel() > small_constant) return append(out, std::move(node));
-      const auto key = constant_key(node.value);
-      if (const auto found = constants.find(key); found != constants.end()) return found->second;
-      return constants[key] = append(out, std::move(node));
+      if (node.value.numel() > small_constant) continue;
+      same_as[id] = constants.try_emplace(constant_key(node.value), id).first->second;
+      continue;
     }
+    for (int& input : node.inputs) input = same_as[input];
     size_t hash = std::hash<const OpDef*>{}(node.op) ^ node.attrs.hash();
     for (int input : node.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
-    const auto [first, last] = ops.equal_range(hash);
-    for (auto same = first; same != last; ++same) {
-      const GraphNode& other = out.node(same->second);
-      if (other.op == node.op && other.inputs == node.inputs && other.attrs == node.attrs)
-        return same->second;
+    size_t at = (hash * 0x9E3779B97F4A7C15ull) >> (64 - slot_bits);  // the hash's high bits
+    for (; ops[at].id >= 0; at = (at + 1) & mask) {
+      const GraphNode& first = graph.node(ops[at].id);
+      if (ops[at].hash == hash && first.op == node.op && first.inputs == node.inputs &&
+          first.attrs == node.attrs)
+        break;
     }
-    const int id = append(out, std::move(node));
-    ops.emplace(hash, id);
-    return id;
-  });
+    if (ops[at].id < 0) ops[at] = {hash, static_cast<int>(id)};
+    same_as[id] = ops[at].id;
+  }
+  redirect_results(graph, same_as);
+  return graph;
 }
 
-// Nodes that no output or store needs are removed; inputs stay.
+// Nodes that no output or store needs are removed; inputs stay. In place: the kept nodes move
+// down over the removed ones, in order.
 Graph dead_code(Graph graph) {
   const std::vector<bool> live = needed(graph);
-  return rebuild(
-      std::move(graph),
-      [](Graph& out, GraphNode&& node, int) { return append(out, std::move(node)); }, live);
+  std::vector<GraphNode>& nodes = graph.nodes();
+  std::vector<int> renamed(nodes.size(), -1);
+  int kept = 0;
+  for (size_t id = 0; id < nodes.size(); ++id) {
+    if (nodes[id].kind != Kind::input && !live[id]) continue;
+    for (int& input : nodes[id].inputs) {
+      WEFT_CHECK(renamed[input] >= 0, "dce: node %{} was removed but %{} reads it", input, id);
+      input = renamed[input];
+    }
+    if (static_cast<size_t>(kept) != id) nodes[kept] = std::move(nodes[id]);
+    renamed[id] = kept++;
+  }
+  nodes.erase(nodes.begin() + kept, nodes.end());
+  redirect_results(graph, renamed);
+  return graph;
 }
 
 }  // namespace
@@ -459,8 +550,9 @@ const std::vector<Pass>& pipeline() {
       {"fold", "ops on small constants become constants", constant_folding},
       {"hoist", "per-step matmuls of one weight over one tensor's time slices become one GEMM",
        hoist_input_projections},
-      {"simplify", "identities, no-op shape ops, joined zero-padded slice gradients",
+      {"simplify", "identities, no-op shape ops, chains of shape ops, slices of concats",
        algebraic_simplification},
+      {"join", "sums of zero-padded slices (slice gradients) become one concat", join_padded_sums},
       {"cse", "equal ops on the same inputs, and equal small constants, merged",
        common_subexpressions},
       {"dce", "nodes no output or store needs removed", dead_code},

@@ -139,6 +139,21 @@ TEST(Compile, ScalarsAndFullShapeConstantsAndEmptyShapes) {
   }
 }
 
+// Folding views of a constant (a transpose of a column slice) makes a strided constant that shares
+// its values: the compiled step reads it in order, as evaluate() does.
+TEST(Compile, FoldedViewsOfConstantsAreReadInOrder) {
+  const Tensor x = uniform({3, 2}, -1.0, 1.0);
+  const Graph graph = capture({{"x", x}}, [&]() -> Named {
+    const Tensor c = tensor({1, 2, 3, 4, 5, 6, 7, 8}, {2, 4}) * 1.0;
+    return {{"y", x + permute(slice(c, 1, 1, 4), {1, 0})}};
+  });
+  const Graph folded = pipeline()[0].run(graph);
+  ASSERT_EQ(pipeline()[0].name, "fold");
+  EXPECT_EQ(folded.to_text().find("permute"), std::string::npos) << folded.to_text();
+  const std::vector<Tensor> inputs = {uniform({3, 2}, -1.0, 1.0)};
+  expect_close(compile(graph).run(inputs)[0], evaluate(graph, inputs)[0], 1e-6, "y");
+}
+
 TEST(Compile, RunChecksInputs) {
   const Graph graph = lstm_gates(DType::f32, {3});
   const CompiledStep compiled = compile(graph);

@@ -199,7 +199,7 @@ const std::vector<PassCase> pass_cases = {
      1,
      1},
     {"join_two_padded",
-     {"simplify", "dce"},
+     {"join", "dce"},
      [](const Tensor& x, const Tensor& y) {
        return concat({x, zeros({2, 3})}, 1) + concat({zeros({2, 3}), y}, 1);
      },
@@ -207,7 +207,7 @@ const std::vector<PassCase> pass_cases = {
      1,
      0},
     {"join_uneven_parts",
-     {"simplify", "dce"},
+     {"join", "dce"},
      [](const Tensor& x, const Tensor& y) {
        return concat({zeros({2, 2}), x, zeros({2, 1})}, 1) +
               concat({slice(y, 1, 0, 2), zeros({2, 4})}, 1);
@@ -216,7 +216,7 @@ const std::vector<PassCase> pass_cases = {
      1,
      0},
     {"join_chain",
-     {"simplify", "dce"},
+     {"join", "dce"},
      [](const Tensor& x, const Tensor& y) {
        return concat({x, zeros({2, 6})}, 1) + concat({zeros({2, 3}), y, zeros({2, 3})}, 1) +
               concat({zeros({2, 6}), x * y}, 1);
@@ -225,7 +225,7 @@ const std::vector<PassCase> pass_cases = {
      2,
      0},
     {"join_around_a_dense_term",
-     {"simplify", "dce"},
+     {"join", "dce"},
      [](const Tensor& x, const Tensor& y) {
        return exp(concat({y, y}, 1)) + concat({x, zeros({2, 3})}, 1) +
               concat({zeros({2, 3}), y}, 1);
@@ -234,7 +234,7 @@ const std::vector<PassCase> pass_cases = {
      2,
      1},
     {"join_overlapping_stays",
-     {"simplify", "dce"},
+     {"join", "dce"},
      [](const Tensor& x, const Tensor& y) {
        return concat({x, zeros({2, 3})}, 1) + concat({y, zeros({2, 3})}, 1);
      },
@@ -334,13 +334,14 @@ TEST(Passes, PipelineNamesAreUniqueAndDescribed) {
     EXPECT_NE(pass.run, nullptr) << pass.name;
     EXPECT_TRUE(names.insert(pass.name).second) << pass.name << " twice";
   }
-  // Algebraic simplification and CSE leave dead nodes behind for DCE.
+  // Simplification, joins and CSE leave dead nodes behind for DCE.
   const auto position = [&](std::string_view name) {
     return std::find_if(pipeline().begin(), pipeline().end(),
                         [&](const Pass& pass) { return pass.name == name; }) -
            pipeline().begin();
   };
   EXPECT_LT(position("simplify"), position("dce"));
+  EXPECT_LT(position("join"), position("dce"));
   EXPECT_LT(position("cse"), position("dce"));
 }
 
@@ -526,7 +527,7 @@ TEST(Passes, SliceGradientsOfAnLstmAreLinearWork) {
               << " -> " << after.back() << "\n";
   }
   // Twice the steps, about twice the work: the tape places the gradients of the T slices of one
-  // tensor into one concat, and simplify joins the adds of any zero-padded ones a graph still has
+  // tensor into one concat, and join joins the adds of any zero-padded ones a graph still has
   // (join_* in pass_cases), rather than T adds of whole tensors.
   EXPECT_LT(before[1], 2.2 * before[0]);
   EXPECT_LT(after[1], 2.2 * after[0]);

@@ -616,10 +616,10 @@ class Planner {
     const GraphNode& node = graph_.node(id);
     Call call{.kind = Call::Kind::op, .members = {id}};
     for (size_t i = 0; i < node.inputs.size(); ++i) {
-      Place place = materialized(node.inputs[i]);
-      if (lowering.reads != nullptr && !lowering.reads(i, place.layout))
-        place = contiguous_copy(place);
-      call.reads.push_back(place);
+      const Place& place = materialized(node.inputs[i]);
+      call.reads.push_back(lowering.reads == nullptr || lowering.reads(i, place.layout)
+                               ? place
+                               : contiguous_copy(place));
     }
     places_[id] = new_value(id);
     call.writes.push_back(places_[id]);
@@ -642,6 +642,15 @@ class Planner {
     Call call{.kind = Call::Kind::fused,
               .members = std::move(group.members),
               .shape = std::move(group.shape)};
+    // At most one read per member input and one write per member: reserved, not grown step by
+    // step (thousands of loops per step).
+    size_t inputs = 0;
+    for (int member : call.members) inputs += graph_.node(member).inputs.size();
+    call.reads.reserve(inputs);
+    call.read_nodes.reserve(inputs);
+    call.writes.reserve(call.members.size());
+    call.written_members.reserve(call.members.size());
+    call.in_place_of.reserve(call.members.size());
     std::vector<bool> taken;  // by read: its buffer already taken by a write
     for (int member : call.members) {
       for (int input : graph_.node(member).inputs) {

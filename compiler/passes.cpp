@@ -19,7 +19,7 @@ using Kind = GraphNode::Kind;
 // broadcast to big shapes stay ops rather than become big tensors in the graph.
 constexpr int64_t small_constant = 4096;
 
-// ---- rebuild: how a pass that adds or removes nodes changes a graph -------------------------
+// ---- rebuild: how a pass that adds nodes changes a graph ------------------------------------
 
 // Adds `node` (its inputs already ids in `out`) to `out` as it is; returns its id.
 int append(Graph& out, GraphNode node) {
@@ -39,12 +39,11 @@ Graph rebuild(Graph graph, const Rule& rule) {
   Graph out;
   std::vector<int> renamed(graph.nodes().size());
   out.nodes().reserve(graph.nodes().size());
-  const auto rename = [&](int id) { return renamed[id]; };
   Shape expected_shape;  // one buffer for every node: this runs for each node of each pass
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
     const bool is_input = graph.nodes()[i].kind == Kind::input;
     GraphNode node = std::move(graph.nodes()[i]);
-    for (int& input : node.inputs) input = rename(input);
+    for (int& input : node.inputs) input = renamed[input];
     if (is_input) {
       renamed[i] = append(out, std::move(node));
       continue;
@@ -59,9 +58,9 @@ Graph rebuild(Graph graph, const Rule& rule) {
                shape_str(expected_shape), dtype_name(spec.dtype), shape_str(spec.shape));
   }
   for (const GraphOutput& output : graph.outputs)
-    out.outputs.push_back({output.name, rename(output.node)});
+    out.outputs.push_back({output.name, renamed[output.node]});
   for (const GraphStore& store : graph.stores)
-    out.stores.push_back({.input = rename(store.input), .value = rename(store.value)});
+    out.stores.push_back({.input = renamed[store.input], .value = renamed[store.value]});
   return out;
 }
 
@@ -82,10 +81,30 @@ void become_constant(Graph& graph, int id, Tensor value) {
   node.value = std::move(value);  // maybe a view of another constant: constants are never written
 }
 
-// Redirects the graph's outputs and stores by `same_as` (a node's replacement, or itself).
-void redirect_results(Graph& graph, const std::vector<int>& same_as) {
+// Asks `same_value(graph, node, id)` about each node but the inputs, in id order, the node's inputs
+// already moved to their replacements: it returns an earlier node with the same value, or the
+// node's own id (maybe after making it a cheaper op with the same value). The readers of a replaced
+// node, and the outputs and stores, then read its replacement; the node itself is left unread,
+// for dead-code elimination.
+template <typename SameValue>
+Graph redirect(Graph graph, const SameValue& same_value) {
+  std::vector<int> same_as(graph.nodes().size());
+  std::iota(same_as.begin(), same_as.end(), 0);
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    GraphNode& node = graph.nodes()[id];
+    if (node.kind == Kind::input) continue;
+    for (int& input : node.inputs) input = same_as[input];
+    same_as[id] = same_value(graph, node, static_cast<int>(id));
+    // A replacement with another shape or dtype is a bug in the pass: catch it here.
+    const TensorSpec& spec = graph.node(same_as[id]).spec;
+    WEFT_CHECK(spec.shape == node.spec.shape && spec.dtype == node.spec.dtype,
+               "passes: node %{} ({} {}) replaced by a {} {} value", id,
+               dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(spec.dtype),
+               shape_str(spec.shape));
+  }
   for (GraphOutput& output : graph.outputs) output.node = same_as[output.node];
   for (GraphStore& store : graph.stores) store.value = same_as[store.value];
+  return graph;
 }
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -428,26 +447,12 @@ Graph constant_folding(Graph graph) {
 // Identities, no-op shape ops, chains of shape ops and slices of concats, each rewritten to less
 // work. In place: a node rewritten to an earlier one is left unread, for dead-code elimination.
 Graph algebraic_simplification(Graph graph) {
-  std::vector<int> same_as(graph.nodes().size());
-  std::iota(same_as.begin(), same_as.end(), 0);
-  for (size_t id = 0; id < graph.nodes().size(); ++id) {
-    GraphNode& node = graph.nodes()[id];
-    if (node.kind != Kind::op) continue;
-    for (int& input : node.inputs) input = same_as[input];
-    for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat}) {
-      const std::optional<int> rewritten = rewrite(graph, node, static_cast<int>(id));
-      if (!rewritten) continue;
-      // A replacement with another shape or dtype is a bug in the rewrite: catch it here.
-      const TensorSpec& spec = graph.node(*rewritten).spec;
-      WEFT_CHECK(same_spec(spec, node.spec), "simplify: node %{} ({} {}) replaced by a {} {} value",
-                 id, dtype_name(node.spec.dtype), shape_str(node.spec.shape),
-                 dtype_name(spec.dtype), shape_str(spec.shape));
-      same_as[id] = *rewritten;
-      break;
-    }
-  }
-  redirect_results(graph, same_as);
-  return graph;
+  return redirect(std::move(graph), [](const Graph& current, GraphNode& node, int id) {
+    if (node.kind == Kind::op)
+      for (auto rewrite : {drop_identity, drop_no_op, compose, slice_of_concat})
+        if (const std::optional<int> rewritten = rewrite(current, node, id)) return *rewritten;
+    return id;
+  });
 }
 
 // Sums of zero-padded slices (hand-written slice gradients), each joined into one concat at the
@@ -484,8 +489,6 @@ std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
 // (dropout_mask included: its mask is a function of its attrs). In place: the readers of a repeat
 // read the first instead, and the repeats, left unread, are for dead-code elimination to remove.
 Graph common_subexpressions(Graph graph) {
-  std::vector<int> same_as(graph.nodes().size());
-  std::iota(same_as.begin(), same_as.end(), 0);
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
   // The first of each op, by a hash of the op, its attrs and inputs: open addressing in one array
   // of (hash, id) slots, at most half full (a node-based map spent most of this pass allocating
@@ -497,29 +500,23 @@ Graph common_subexpressions(Graph graph) {
   std::vector<Slot> ops(std::bit_ceil(2 * graph.nodes().size() + 2));
   const size_t mask = ops.size() - 1;
   const int slot_bits = std::countr_zero(ops.size());
-  for (size_t id = 0; id < graph.nodes().size(); ++id) {
-    GraphNode& node = graph.nodes()[id];
-    if (node.kind == Kind::input) continue;
-    if (node.kind == Kind::constant) {
-      if (node.value.numel() > small_constant) continue;
-      same_as[id] = constants.try_emplace(constant_key(node.value), id).first->second;
-      continue;
-    }
-    for (int& input : node.inputs) input = same_as[input];
+  return redirect(std::move(graph), [&](const Graph& current, const GraphNode& node, int id) {
+    if (node.kind == Kind::constant)
+      return node.value.numel() > small_constant
+                 ? id
+                 : constants.try_emplace(constant_key(node.value), id).first->second;
     size_t hash = std::hash<const OpDef*>{}(node.op) ^ node.attrs.hash();
     for (int input : node.inputs) hash = hash * 1000003 ^ std::hash<int>{}(input);
     size_t at = (hash * 0x9E3779B97F4A7C15ull) >> (64 - slot_bits);  // the hash's high bits
     for (; ops[at].id >= 0; at = (at + 1) & mask) {
-      const GraphNode& first = graph.node(ops[at].id);
+      const GraphNode& first = current.node(ops[at].id);
       if (ops[at].hash == hash && first.op == node.op && first.inputs == node.inputs &&
           first.attrs == node.attrs)
-        break;
+        return ops[at].id;
     }
-    if (ops[at].id < 0) ops[at] = {hash, static_cast<int>(id)};
-    same_as[id] = ops[at].id;
-  }
-  redirect_results(graph, same_as);
-  return graph;
+    ops[at] = {hash, id};
+    return id;
+  });
 }
 
 // Nodes that no output or store needs are removed; inputs stay. In place: the kept nodes move
@@ -539,7 +536,8 @@ Graph dead_code(Graph graph) {
     renamed[id] = kept++;
   }
   nodes.erase(nodes.begin() + kept, nodes.end());
-  redirect_results(graph, renamed);
+  for (GraphOutput& output : graph.outputs) output.node = renamed[output.node];
+  for (GraphStore& store : graph.stores) store.value = renamed[store.value];
   return graph;
 }
 

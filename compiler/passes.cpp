@@ -537,7 +537,7 @@ Graph dead_code(Graph graph) {
   }
   nodes.erase(nodes.begin() + kept, nodes.end());
   for (GraphOutput& output : graph.outputs) output.node = renamed[output.node];
-  for (GraphStore& store : graph.stores) store.value = renamed[store.value];
+  for (GraphStore& store : graph.stores) store = {renamed[store.input], renamed[store.value]};
   return graph;
 }
 

@@ -326,6 +326,25 @@ TEST(Passes, EachPassFiresWhereItShouldAndKeepsTheValues) {
   }
 }
 
+// dce renumbers what it keeps: an input after a removed node moves down, and the store into it
+// with it (a graph built by hand: capture adds its inputs first).
+TEST(Passes, DeadCodeRenumbersAStoredInput) {
+  const TensorSpec spec{{2, 3}, DType::f32};
+  Graph graph;
+  const int x = graph.add_input("x", spec);
+  graph.add_op(*find_op("exp"), {}, {x}, spec);  // read by nothing
+  const int y = graph.add_input("y", spec);
+  const int sum = graph.add_op(*find_op("add"), {}, {x, y}, spec);
+  graph.outputs.push_back({"out", sum});
+  graph.stores.push_back({.input = y, .value = sum});
+  const Graph optimized = pass_named("dce").run(graph);
+  EXPECT_EQ(count(optimized, "exp"), 0) << optimized.to_text();
+  ASSERT_EQ(optimized.stores.size(), 1u);
+  EXPECT_EQ(optimized.stores[0].input, optimized.input_id("y")) << optimized.to_text();
+  Generator gen(3);
+  expect_same_values(graph, optimized, {randn({2, 3}, {}, gen), randn({2, 3}, {}, gen)});
+}
+
 TEST(Passes, PipelineNamesAreUniqueAndDescribed) {
   std::set<std::string_view> names;
   for (const Pass& pass : pipeline()) {

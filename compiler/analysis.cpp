@@ -1,7 +1,9 @@
 #include "weft/compiler/analysis.h"
 
+#include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
+#include <boost/graph/dominator_tree.hpp>
 #include <boost/graph/topological_sort.hpp>
 #include <iterator>
 #include <numeric>
@@ -66,6 +68,31 @@ std::vector<bool> needed(const Graph& graph) {
       flow, roots.begin(), roots.end(), queue, Marker{{}, &marks},
       boost::make_iterator_property_map(colors.begin(), boost::get(boost::vertex_index, flow)));
   return marks;
+}
+
+std::vector<int> post_dominators(const Graph& graph) {
+  // The dominators of the reversed flow, entered from one more vertex (the step's end) with an
+  // edge to each result. Lengauer-Tarjan needs in-edges, which Boost's compressed rows lack in
+  // 1.74 (boostorg/graph#330): an adjacency list, built only when a step is inspected.
+  using ReversedFlow = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS>;
+  using FlowVertex = ReversedFlow::vertex_descriptor;
+  const size_t end = graph.nodes().size();
+  ReversedFlow flow(end + 1);
+  for (size_t reader = 0; reader < end; ++reader)
+    for (int input : graph.nodes()[reader].inputs)
+      boost::add_edge(reader, static_cast<FlowVertex>(input), flow);
+  for (const GraphOutput& output : graph.outputs)
+    boost::add_edge(end, static_cast<FlowVertex>(output.node), flow);
+  for (const GraphStore& store : graph.stores)
+    boost::add_edge(end, static_cast<FlowVertex>(store.value), flow);
+  std::vector<FlowVertex> dominator(end + 1, boost::graph_traits<ReversedFlow>::null_vertex());
+  boost::lengauer_tarjan_dominator_tree(
+      flow, end,
+      boost::make_iterator_property_map(dominator.begin(), boost::get(boost::vertex_index, flow)));
+  std::vector<int> result(end, -1);
+  for (size_t id = 0; id < end; ++id)
+    if (dominator[id] < end) result[id] = static_cast<int>(dominator[id]);
+  return result;
 }
 
 }  // namespace weft

@@ -1,6 +1,6 @@
-// Whole-graph analyses the passes and the planner share: the readers of each node, and the
-// analyses computed on a Boost.Graph view of the step's data flow (an edge from each node to
-// every node that reads it). Boost stays out of this header.
+// Whole-graph analyses the passes, the planner and inspection share: the readers of each node,
+// and the analyses computed on a Boost.Graph view of the step's data flow (an edge from each node
+// to every node that reads it). Boost stays out of this header.
 #pragma once
 
 #include <span>
@@ -30,5 +30,10 @@ std::vector<int> topological_order(const Graph& graph);
 // For each node, whether an output or a store reads it, directly or through other nodes (the
 // outputs' and stores' own nodes included).
 std::vector<bool> needed(const Graph& graph);
+
+// For each node, its immediate post-dominator: the first node that every path from it to the
+// step's results (its outputs and stores) goes through; -1 for a result, for a node whose paths
+// first meet at the end (they reach two results), and for a node no result needs.
+std::vector<int> post_dominators(const Graph& graph);
 
 }  // namespace weft

@@ -279,6 +279,10 @@ Repetition<Move> find_repetition(size_t first, size_t end, const MovesBetween& m
 
 class Planner {
  public:
+  // Members a loop takes at most: beyond this a loop body gains little and LLVM's instruction
+  // scheduler (quadratic in a block's size) dominates compile time.
+  static constexpr int kMaxGroupSize = 24;
+
   explicit Planner(const Graph& graph)
       : graph_(graph),
         places_(graph.nodes().size()),
@@ -935,9 +939,6 @@ class Planner {
   std::vector<int64_t> strip_position_;
 
   static constexpr int kGroupsSearched = 8;
-  // Beyond this a loop body gains little and LLVM's instruction scheduler (quadratic in a block's
-  // size) dominates compile time.
-  static constexpr int kMaxGroupSize = 24;
   std::vector<Group> groups_;
   std::vector<int> open_groups_;  // may also list groups closed since
 };
@@ -1246,6 +1247,64 @@ const std::vector<LoweringStage>& lowering_stages() {
   return stages;
 }
 
+// The elementwise ops that could share a loop with their immediate post-dominator (an elementwise
+// op of their shape, with only elementwise ops on the paths between them), how many do, and why
+// the others do not.
+void count_fusion_by_post_dominators(const Graph& graph, const Planner& plan, CompileStats& stats) {
+  std::vector<int> loop_of(graph.nodes().size(), -1);
+  for (size_t c = 0; c < plan.calls_.size(); ++c)
+    if (plan.calls_[c].kind == Call::Kind::fused)
+      for (int member : plan.calls_[c].members) loop_of[member] = static_cast<int>(c);
+  const auto elementwise = [&](int id) {
+    const GraphNode& node = graph.node(id);
+    return node.kind == GraphNode::Kind::op && lowering_of(graph, id).element != nullptr;
+  };
+  // By id: how many kernels (ops that are neither elementwise nor views) come before it; fuse
+  // closes every open loop at a kernel.
+  std::vector<int> kernels_before(graph.nodes().size() + 1, 0);
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    const GraphNode& node = graph.nodes()[id];
+    const bool kernel = node.kind == GraphNode::Kind::op &&
+                        lowering_of(graph, static_cast<int>(id)).element == nullptr &&
+                        lowering_of(graph, static_cast<int>(id)).view == nullptr;
+    kernels_before[id + 1] = kernels_before[id] + kernel;
+  }
+  // Ids are in topological order: the nodes on the paths from `from` to its post-dominator `to`
+  // are those `from` reaches below `to`.
+  const Readers readers(graph);
+  std::vector<int> seen_by(graph.nodes().size(), -1), stack;
+  const auto only_elementwise_between = [&](int from, int to) {
+    stack.assign({from});
+    while (!stack.empty()) {
+      const int id = stack.back();
+      stack.pop_back();
+      for (int reader : readers.of(id)) {
+        if (reader >= to || seen_by[reader] == from) continue;
+        if (!elementwise(reader)) return false;
+        seen_by[reader] = from;
+        stack.push_back(reader);
+      }
+    }
+    return true;
+  };
+  const std::vector<int> post_dominator = post_dominators(graph);
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
+    const int node = static_cast<int>(id), after = post_dominator[id];
+    if (after < 0 || !elementwise(node) || !elementwise(after) ||
+        graph.node(after).spec.shape != graph.node(node).spec.shape ||
+        !only_elementwise_between(node, after))
+      continue;
+    ++stats.post_dominated_ops;
+    if (loop_of[id] == loop_of[after])
+      ++stats.fused_with_post_dominator;
+    else if (kernels_before[after] > kernels_before[id + 1])
+      ++stats.apart_by_a_kernel;
+    else
+      stats.apart_in_a_full_loop +=
+          plan.calls_[loop_of[id]].members.size() >= static_cast<size_t>(Planner::kMaxGroupSize);
+  }
+}
+
 CompiledStep compile(Graph captured, const CompileOptions& options) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
@@ -1310,6 +1369,7 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
   }
   stats.arena_bytes = plan.arena_bytes_;
   stats.unplanned_bytes = plan.unplanned_bytes_;
+  if (options.keep_stages) count_fusion_by_post_dominators(graph, plan, stats);
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return step;
 }

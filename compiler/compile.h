@@ -53,10 +53,20 @@ struct CompileStats {
   int64_t distinct_kernels = 0;  // functions emitted
   int64_t rolled_calls = 0;      // calls inside re-rolled loops
   int64_t fused_ops = 0;         // elementwise ops inside fused loops
-  int64_t copy_calls = 0;        // calls that only copy (layout changes, concat parts, stores)
-  int64_t arena_bytes = 0;       // after buffer planning
-  int64_t unplanned_bytes = 0;   // what the same buffers would take without reuse
-  double seconds = 0;            // capture excluded
+  // With keep_stages, the dominance of fusion groups: the elementwise ops that could share a loop
+  // with their immediate post-dominator (the first node every path to the step's results goes
+  // through: here an elementwise op of their shape, only elementwise ops between them), how many
+  // do, and of the others, how many because a kernel comes between them in the step (no loop
+  // spans another call, so that every time step's calls are alike for re-rolling, and a gradient
+  // summed over time steps is added up step by step) or their loop was full.
+  int64_t post_dominated_ops = 0;
+  int64_t fused_with_post_dominator = 0;
+  int64_t apart_by_a_kernel = 0;
+  int64_t apart_in_a_full_loop = 0;
+  int64_t copy_calls = 0;       // calls that only copy (layout changes, concat parts, stores)
+  int64_t arena_bytes = 0;      // after buffer planning
+  int64_t unplanned_bytes = 0;  // what the same buffers would take without reuse
+  double seconds = 0;           // capture excluded
   // Where those seconds went: each pass, each lowering stage, "emit" (LLVM IR) and "llvm"
   // (optimisation and machine code), in order.
   std::vector<std::pair<std::string, double>> stage_seconds;

@@ -550,6 +550,35 @@ TEST(Compile, CacheEvictsTheOldestOverItsBound) {
   EXPECT_EQ(cache.evictions(), 1);
 }
 
+// The dominance of fusion groups, measured with the post-dominator tree: every elementwise op
+// that could share a loop with its immediate post-dominator (an elementwise op of its shape, only
+// elementwise ops between them) does, unless a kernel comes between them in the step (a GRU's
+// update gate before the reset branch's matmul, a value carried to the next time step) or its
+// loop is full.
+TEST(CompiledModels, ElementwiseOpsShareTheLoopOfTheirPostDominator) {
+  for (const ModelCase& c : model_cases())
+    for (const StepKind kind : {StepKind::train, StepKind::infer}) {
+      manual_seed(5);
+      Sequential model = c.build();
+      model.compile(Adam(), c.loss);
+      Generator gen(3);
+      const Tensor x = model_inputs(c, 4, gen);
+      const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
+      const CompileStats stats =
+          compile(model.capture_step(kind, x, kind == StepKind::train ? y : Tensor()),
+                  {.keep_stages = true})
+              .stats();
+      const std::string name =
+          fmt::format("{} {}", c.name, kind == StepKind::train ? "train" : "infer");
+      EXPECT_GT(stats.post_dominated_ops, 0) << name;
+      EXPECT_GT(stats.fused_with_post_dominator, stats.apart_by_a_kernel) << name;
+      EXPECT_EQ(
+          stats.fused_with_post_dominator + stats.apart_by_a_kernel + stats.apart_in_a_full_loop,
+          stats.post_dominated_ops)
+          << name;
+    }
+}
+
 // Compile time flat in the sequence length, measured as code size: a training step's time loops
 // are re-rolled, so 400 time steps emit the code of 50 (within 1.2x) for every recurrent model.
 TEST(CompiledModels, CodeDoesNotGrowWithSequenceLength) {

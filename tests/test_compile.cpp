@@ -550,6 +550,19 @@ TEST(Compile, CacheEvictsTheOldestOverItsBound) {
   EXPECT_EQ(cache.evictions(), 1);
 }
 
+// Case `c`'s step of `kind` on a batch of 4, captured from a fresh model and compiled with its
+// stages kept.
+CompiledStep compiled_step(const ModelCase& c, StepKind kind) {
+  manual_seed(5);
+  Sequential model = c.build();
+  model.compile(Adam(), c.loss);
+  Generator gen(3);
+  const Tensor x = model_inputs(c, 4, gen);
+  const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
+  return compile(model.capture_step(kind, x, kind == StepKind::train ? y : Tensor()),
+                 {.keep_stages = true});
+}
+
 // The dominance of fusion groups, measured with the post-dominator tree: every elementwise op
 // that could share a loop with its immediate post-dominator (an elementwise op of its shape, only
 // elementwise ops between them) does, unless a kernel comes between them in the step (a GRU's
@@ -558,16 +571,7 @@ TEST(Compile, CacheEvictsTheOldestOverItsBound) {
 TEST(CompiledModels, ElementwiseOpsShareTheLoopOfTheirPostDominator) {
   for (const ModelCase& c : model_cases())
     for (const StepKind kind : {StepKind::train, StepKind::infer}) {
-      manual_seed(5);
-      Sequential model = c.build();
-      model.compile(Adam(), c.loss);
-      Generator gen(3);
-      const Tensor x = model_inputs(c, 4, gen);
-      const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
-      const CompileStats stats =
-          compile(model.capture_step(kind, x, kind == StepKind::train ? y : Tensor()),
-                  {.keep_stages = true})
-              .stats();
+      const CompileStats stats = compiled_step(c, kind).stats();
       const std::string name =
           fmt::format("{} {}", c.name, kind == StepKind::train ? "train" : "infer");
       EXPECT_GT(stats.post_dominated_ops, 0) << name;
@@ -587,13 +591,7 @@ TEST(CompiledModels, CodeDoesNotGrowWithSequenceLength) {
     auto compiled = [&](int64_t timesteps) {
       ModelCase sized = c;
       sized.sample[0] = timesteps;
-      manual_seed(5);
-      Sequential model = c.build();
-      model.compile(Adam(), c.loss);
-      Generator gen(3);
-      const Tensor x = model_inputs(sized, 4, gen);
-      const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
-      return compile(model.capture_step(StepKind::train, x, y), {.keep_stages = true});
+      return compiled_step(sized, StepKind::train);
     };
     const CompiledStep short_step = compiled(50), long_step = compiled(400);
     const size_t short_ir = short_step.module().ir_before().size();

@@ -1263,10 +1263,11 @@ void count_fusion_by_post_dominators(const Graph& graph, const Planner& plan, Co
   // closes every open loop at a kernel.
   std::vector<int> kernels_before(graph.nodes().size() + 1, 0);
   for (size_t id = 0; id < graph.nodes().size(); ++id) {
-    const GraphNode& node = graph.nodes()[id];
-    const bool kernel = node.kind == GraphNode::Kind::op &&
-                        lowering_of(graph, static_cast<int>(id)).element == nullptr &&
-                        lowering_of(graph, static_cast<int>(id)).view == nullptr;
+    bool kernel = false;
+    if (graph.nodes()[id].kind == GraphNode::Kind::op) {
+      const Lowering& lowering = lowering_of(graph, static_cast<int>(id));
+      kernel = lowering.element == nullptr && lowering.view == nullptr;
+    }
     kernels_before[id + 1] = kernels_before[id] + kernel;
   }
   // Ids are in topological order: the nodes on the paths from `from` to its post-dominator `to`

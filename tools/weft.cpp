@@ -272,12 +272,15 @@ std::string stats_text(Inspected& step) {
   for (const auto& [stage, seconds] : s.stage_seconds)
     stages.push_back(fmt::format("{} {:.3f}", stage, seconds));
   return fmt::format(
-      "graph nodes after passes: {}\nkernel calls: {} ({} in re-rolled loops, {} copies)\n"
-      "distinct kernels: {}\nelementwise ops in fused loops: {}\nelementwise ops in the loop of "
-      "their post-dominator: {} of {} (apart: {} by a kernel, {} in a full loop)\narena: {} bytes "
-      "({} without "
-      "reuse)\ncompile time: {:.3f} "
-      "s (with the stages kept: {})\nLLVM IR: {} bytes before, {} after O3\n",
+      "graph nodes after passes: {}\n"
+      "kernel calls: {} ({} in re-rolled loops, {} copies)\n"
+      "distinct kernels: {}\n"
+      "elementwise ops in fused loops: {}\n"
+      "elementwise ops in the loop of their post-dominator: {} of {} (apart: {} by a kernel, {} in "
+      "a full loop)\n"
+      "arena: {} bytes ({} without reuse)\n"
+      "compile time: {:.3f} s (with the stages kept: {})\n"
+      "LLVM IR: {} bytes before, {} after O3\n",
       s.graph_nodes, s.kernel_calls, s.rolled_calls, s.copy_calls, s.distinct_kernels, s.fused_ops,
       s.fused_with_post_dominator, s.post_dominated_ops, s.apart_by_a_kernel,
       s.apart_in_a_full_loop, s.arena_bytes, s.unplanned_bytes, s.seconds, fmt::join(stages, ", "),

@@ -17,17 +17,13 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
-#include <exception>
 #include <mutex>
 #include <utility>
 
 #include "weft/runtime/error.h"
-#include "weft/runtime/gemm.h"
 
 namespace weft {
 namespace {
-
-thread_local std::string runtime_error;
 
 template <typename T>
 T check_llvm(llvm::Expected<T> value, const char* what) {
@@ -61,22 +57,7 @@ void verify(const llvm::Module& module, const std::string& name) {
     throw Error("jit: module '{}' failed verification: {}", name, message);
 }
 
-template <typename T>
-int32_t gemm_shim(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) noexcept {
-  try {
-    gemm(ta ? Trans::yes : Trans::no, tb ? Trans::yes : Trans::no, m, n, k, alpha, a, lda, b, ldb,
-         beta, c, ldc);
-    return 0;
-  } catch (const std::exception& error) {
-    runtime_error = error.what();
-    return 1;
-  }
-}
-
 }  // namespace
-
-std::string jit_take_runtime_error() { return std::exchange(runtime_error, std::string()); }
 
 struct Jit::Impl {
   // For the pass pipeline, the machine code and the assembly text, so that the assembly shows
@@ -89,11 +70,18 @@ struct Jit::Impl {
 };
 
 struct CompiledModule::State {
+  // Frees the module's code and its dylib. Errors cannot be reported from here; removing what was
+  // added has no failure to expect.
+  ~State() {
+    if (tracker) llvm::consumeError(tracker->remove());
+    if (dylib) llvm::consumeError(owner->jit->getExecutionSession().removeJITDylib(*dylib));
+  }
   std::string name, ir_before, ir_after;
   bool ir_kept = false;
   int64_t object_bytes = 0;
-  Jit::Impl* owner;  // whose target machine compiled the module, for the assembly
-  llvm::orc::JITDylib* dylib;
+  Jit::Impl* owner = nullptr;  // whose target machine compiled the module, for the assembly
+  llvm::orc::JITDylib* dylib = nullptr;
+  llvm::orc::ResourceTrackerSP tracker;  // the module's code
   // Printed on first request: a second code generation costs as much as the first.
   mutable std::once_flag assembly_once;
   mutable std::string assembly;
@@ -147,7 +135,7 @@ const std::string& CompiledModule::assembly() const {
 Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Jit::~Jit() = default;
 
-std::unique_ptr<Jit> Jit::create() {
+std::unique_ptr<Jit> Jit::create(const RuntimeSymbols& runtime) {
   static const std::string init_error = [] {
     if (llvm::InitializeNativeTarget()) return "no native target";
     if (llvm::InitializeNativeTargetAsmPrinter()) return "no native assembly printer";
@@ -165,18 +153,14 @@ std::unique_ptr<Jit> Jit::create() {
   impl->jit = check_llvm(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(host).create(),
                          "creating the JIT");
 
-  // Runtime shims first, then whatever else the process defines (libm, memset, memcpy).
+  // The caller's runtime first, then whatever else the process defines (libm, memset, memcpy).
   llvm::orc::JITDylib& main = impl->jit->getMainJITDylib();
-  auto symbol = [&](auto* function) {
-    return llvm::JITEvaluatedSymbol(
-        llvm::pointerToJITTargetAddress(function),
-        llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
-  };
-  llvm::orc::SymbolMap runtime{
-      {impl->jit->mangleAndIntern("weft_sgemm"), symbol(&weft_sgemm)},
-      {impl->jit->mangleAndIntern("weft_dgemm"), symbol(&weft_dgemm)},
-      {impl->jit->mangleAndIntern("weft_kernel_fail"), symbol(&weft_kernel_fail)}};
-  check_llvm(main.define(llvm::orc::absoluteSymbols(std::move(runtime))),
+  llvm::orc::SymbolMap symbols;
+  for (const auto& [name, address] : runtime)
+    symbols[impl->jit->mangleAndIntern(name)] =
+        llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(address),
+                                 llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  check_llvm(main.define(llvm::orc::absoluteSymbols(std::move(symbols))),
              "defining the runtime symbols");
   main.addGenerator(check_llvm(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
                                    impl->jit->getDataLayout().getGlobalPrefix()),
@@ -230,41 +214,12 @@ CompiledModule Jit::add(std::unique_ptr<llvm::Module> module,
   llvm::orc::JITDylib& dylib =
       check_llvm(impl_->jit->createJITDylib(name + "#" + std::to_string(impl_->modules++)),
                  "creating a dylib");
-  dylib.addToLinkOrder(impl_->jit->getMainJITDylib());
-  check_llvm(impl_->jit->addObjectFile(dylib, std::move(object)), "adding a module");
   state->owner = impl_.get();
   state->dylib = &dylib;
+  dylib.addToLinkOrder(impl_->jit->getMainJITDylib());
+  state->tracker = dylib.createResourceTracker();
+  check_llvm(impl_->jit->addObjectFile(state->tracker, std::move(object)), "adding a module");
   return CompiledModule(std::move(state));
 }
 
-CompiledModule Jit::add_ir(std::string_view ir, const std::string& name) {
-  auto context = std::make_unique<llvm::LLVMContext>();
-  llvm::SMDiagnostic diagnostic;
-  std::unique_ptr<llvm::Module> module =
-      llvm::parseAssemblyString(llvm::StringRef(ir.data(), ir.size()), diagnostic, *context);
-  if (!module) {
-    std::string message;
-    llvm::raw_string_ostream stream(message);
-    diagnostic.print(name.c_str(), stream, /*ShowColors=*/false);
-    throw Error("jit: module '{}' does not parse: {}", name, message);
-  }
-  return add(std::move(module), std::move(context), name);
-}
-
 }  // namespace weft
-
-extern "C" int32_t weft_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
-                              float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                              float beta, float* c, int64_t ldc) {
-  return weft::gemm_shim(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-extern "C" int32_t weft_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
-                              double alpha, const double* a, int64_t lda, const double* b,
-                              int64_t ldb, double beta, double* c, int64_t ldc) {
-  return weft::gemm_shim(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-extern "C" void weft_kernel_fail(const char* format, int64_t value) {
-  weft::runtime_error = fmt::format(fmt::runtime(format), value);
-}

@@ -2,12 +2,13 @@
 // with all of its features (AVX-512 where present), optimises each module with the new pass
 // manager at O3, compiles it to machine code, keeps the IR before and after optimisation as text
 // (and prints the host assembly on request), and hands back a CompiledModule to look functions
-// up in.
+// up in. A module's code is freed (its ResourceTracker removed) when the last CompiledModule
+// referring to it goes.
 //
 // This header needs no LLVM header: llvm::Module and llvm::LLVMContext are only declared, so a
-// caller that builds modules itself includes LLVM's headers (and links LLVM); a caller that writes
-// textual IR uses add_ir() and needs neither. The compiled code may call the runtime shims below;
-// ordinary C library functions (memset, memcpy, libm) resolve against the process.
+// caller that builds modules includes LLVM's headers (and links LLVM). The compiled code may call
+// the runtime symbols given to Jit::create; ordinary C library functions (memset, memcpy, libm)
+// resolve against the process.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace llvm {
 class Module;
@@ -23,7 +26,11 @@ class LLVMContext;
 
 namespace weft {
 
-// One module added to a Jit. Cheap to copy; valid while its Jit lives.
+// Functions compiled code may call, by their unmangled names.
+using RuntimeSymbols = std::vector<std::pair<std::string, void*>>;
+
+// One module added to a Jit. Cheap to copy; valid while its Jit lives. The code is freed once
+// the last copy is gone.
 class CompiledModule {
  public:
   const std::string& name() const;
@@ -59,9 +66,9 @@ enum class IrText { keep, drop };
 
 class Jit {
  public:
-  // Initialises LLVM's native target (once per process) and builds a JIT for the host.
-  // Throws weft::Error with LLVM's message on failure.
-  static std::unique_ptr<Jit> create();
+  // Initialises LLVM's native target (once per process) and builds a JIT for the host whose
+  // modules may call `runtime`. Throws weft::Error with LLVM's message on failure.
+  static std::unique_ptr<Jit> create(const RuntimeSymbols& runtime = {});
   ~Jit();
   Jit(const Jit&) = delete;
   Jit& operator=(const Jit&) = delete;
@@ -73,8 +80,6 @@ class Jit {
   CompiledModule add(std::unique_ptr<llvm::Module> module,
                      std::unique_ptr<llvm::LLVMContext> context, const std::string& name,
                      IrText ir_text = IrText::keep);
-  // The same for a module in LLVM's textual IR; a parse error throws weft::Error with the line.
-  CompiledModule add_ir(std::string_view ir, const std::string& name);
 
   const std::string& target_triple() const;
   const std::string& cpu() const;  // the host CPU's LLVM name, such as "sapphirerapids"
@@ -87,23 +92,3 @@ class Jit {
 };
 
 }  // namespace weft
-
-namespace weft {
-// The message of the last runtime shim call on this thread that failed, cleared by the call;
-// empty when none failed. Compiled code checks a shim's status and its caller throws this.
-std::string jit_take_runtime_error();
-}  // namespace weft
-
-// Runtime entry points for compiled code, with C names and plain types. Transposes are 0 or 1.
-// They forward to weft::gemm (runtime/gemm.h) and never throw into compiled code: they return 0
-// on success, and nonzero after recording the weft::Error for jit_take_runtime_error().
-extern "C" {
-int32_t weft_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                   int64_t ldc);
-int32_t weft_dgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
-                   double* c, int64_t ldc);
-// Records a failure detected by compiled code: `format` (a fmt string with one {}) and `value`.
-void weft_kernel_fail(const char* format, int64_t value);
-}

@@ -1,20 +1,26 @@
-// The JIT wrapper: O3 on the host target, the dumps, runtime symbols and the error paths.
-// Modules are written as textual IR, which needs no LLVM header here. When the test target is
-// given LLVM's include directories and library, the IRBuilder tests at the end build the same
-// modules in memory and go through Jit::add.
+// The JIT wrapper: O3 on the host target, the dumps, runtime symbols, the error paths, and code
+// freed with its module. Most modules are written as textual IR, parsed here with LLVM's parser;
+// the IRBuilder tests at the end build the same modules in memory.
 #include <gtest/gtest.h>
+#include <llvm/AsmParser/Parser.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/Support/SourceMgr.h>
+#include <llvm/Support/raw_ostream.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "test_support.h"
 #include "weft/autodiff/tensor.h"
+#include "weft/compiler/compile.h"
 #include "weft/compiler/jit.h"
+#include "weft/compiler/runtime_calls.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/error.h"
 
@@ -23,8 +29,22 @@ namespace {
 
 // One JIT for the suite: creating it costs a few milliseconds, not worth repeating.
 Jit& jit() {
-  static std::unique_ptr<Jit> instance = Jit::create();
+  static std::unique_ptr<Jit> instance = Jit::create(runtime_symbols());
   return *instance;
+}
+
+// A module written in LLVM's textual IR, added to the suite's JIT.
+CompiledModule add_ir(const std::string& ir, const std::string& name) {
+  auto context = std::make_unique<llvm::LLVMContext>();
+  llvm::SMDiagnostic diagnostic;
+  std::unique_ptr<llvm::Module> module = llvm::parseAssemblyString(ir, diagnostic, *context);
+  if (!module) {
+    std::string message;
+    llvm::raw_string_ostream stream(message);
+    diagnostic.print(name.c_str(), stream, /*ShowColors=*/false);
+    ADD_FAILURE() << "module '" << name << "' does not parse: " << message;
+  }
+  return jit().add(std::move(module), std::move(context), name);
 }
 
 using testing_support::expect_error;
@@ -95,7 +115,7 @@ TEST(Jit, TargetsTheHost) {
 }
 
 TEST(Jit, ScalarAdd) {
-  CompiledModule module = jit().add_ir(scalar_add_ir, "scalar_add");
+  CompiledModule module = add_ir(scalar_add_ir, "scalar_add");
   EXPECT_EQ(module.name(), "scalar_add");
   auto* add = module.lookup<float(float, float)>("add");
   EXPECT_EQ(add(1.5f, 2.25f), 3.75f);
@@ -105,24 +125,24 @@ TEST(Jit, ScalarAdd) {
   EXPECT_NE(module.assembly().find("add:"), std::string::npos) << module.assembly();
 }
 
-TEST(Jit, ElementwiseLoopIsVectorised) { check_axpy(jit().add_ir(axpy_ir, "axpy")); }
+TEST(Jit, ElementwiseLoopIsVectorised) { check_axpy(add_ir(axpy_ir, "axpy")); }
 
 TEST(Jit, ModulesAreSeparate) {
   // Two modules may define the same symbol, and each finds its own.
-  CompiledModule first = jit().add_ir(scalar_add_ir, "twice");
-  CompiledModule second = jit().add_ir(R"(
+  CompiledModule first = add_ir(scalar_add_ir, "twice");
+  CompiledModule second = add_ir(R"(
 define float @add(float %a, float %b) {
   %sum = fsub float %a, %b
   ret float %sum
 }
 )",
-                                       "twice");
+                                 "twice");
   EXPECT_EQ(first.lookup<float(float, float)>("add")(3, 1), 4.0f);
   EXPECT_EQ(second.lookup<float(float, float)>("add")(3, 1), 2.0f);
 }
 
 TEST(Jit, CallsTheRuntimeGemm) {
-  CompiledModule module = jit().add_ir(matmul_ir, "matmul");
+  CompiledModule module = add_ir(matmul_ir, "matmul");
   auto* jit_matmul =
       module.lookup<int32_t(const float*, const float*, float*, int64_t, int64_t, int64_t)>(
           "matmul");
@@ -141,7 +161,7 @@ TEST(Jit, CallsTheRuntimeGemm) {
 }
 
 TEST(Jit, MissingSymbolThrows) {
-  CompiledModule module = jit().add_ir(scalar_add_ir, "lonely");
+  CompiledModule module = add_ir(scalar_add_ir, "lonely");
   expect_error([&] { module.lookup<void()>("no_such_function"); }, {"no_such_function", "lonely"});
   // The runtime is linked to the module, but is not one of its definitions.
   expect_error([&] { module.lookup<void()>("weft_sgemm"); }, {"weft_sgemm"});
@@ -150,7 +170,7 @@ TEST(Jit, MissingSymbolThrows) {
 TEST(Jit, UnverifiableModuleThrows) {
   expect_error(
       [] {
-        jit().add_ir(R"(
+        add_ir(R"(
 define i32 @fine(i32 %x) {
   ret i32 %x
 }
@@ -161,13 +181,9 @@ define i32 @use_before_def(i32 %x) {
   ret i32 %y
 }
 )",
-                     "broken");
+               "broken");
       },
       {"use_before_def", "broken", "dominate"});
-}
-
-TEST(Jit, ParseErrorThrows) {
-  expect_error([] { jit().add_ir("define i32 @f( {", "garbled"); }, {"garbled", "parse"});
 }
 
 // The same axpy loop, built in memory.
@@ -212,6 +228,45 @@ TEST(Jit, IRBuilderUnverifiableFunctionThrows) {
   llvm::BasicBlock::Create(*context, "entry", function);  // an empty block: no terminator
   expect_error([&] { jit().add(std::move(module), std::move(context), "irbuilder_broken"); },
                {"no_terminator", "irbuilder_broken"});
+}
+
+// Bytes of executable memory mapped without a file: where JIT-compiled code lives.
+int64_t anonymous_code_bytes() {
+  std::ifstream maps("/proc/self/maps");
+  int64_t bytes = 0;
+  for (std::string line; std::getline(maps, line);) {
+    uint64_t begin = 0, end = 0;
+    char permissions[5] = {};
+    uint64_t offset = 0, inode = 0;
+    char device[16] = {};
+    char path[2] = {};
+    const int fields = std::sscanf(line.c_str(), "%lx-%lx %4s %lx %15s %lu %1s", &begin, &end,
+                                   permissions, &offset, device, &inode, path);
+    if (fields == 6 && permissions[2] == 'x')  // six fields: no path
+      bytes += static_cast<int64_t>(end - begin);
+  }
+  return bytes;
+}
+
+// A step cache filled far past its bound keeps the process's compiled code bounded: an evicted
+// step's machine code is freed with its module.
+TEST(Jit, EvictedStepsFreeTheirCode) {
+  StepCache cache(/*memory_bound=*/1);  // keeps only the latest step
+  int64_t after_warm_up = 0;
+  for (int64_t i = 1; i <= 60; ++i) {
+    // A different shape each time: a step of its own, with kernels of its own.
+    const Tensor x = ones({i, 3});
+    Graph graph = capture({{"x", x}}, [&]() -> std::vector<std::pair<std::string, Tensor>> {
+      return {{"y", tanh(x * x + x).sum()}};
+    });
+    cache.insert(std::to_string(i), compile(std::move(graph)));
+    if (i == 10) after_warm_up = anonymous_code_bytes();
+  }
+  EXPECT_EQ(cache.size(), 1);
+  EXPECT_EQ(cache.evictions(), 59);
+  // 50 more modules of at least one page of code each would add 200 KB; freed, the code stays
+  // where it was after the first ten.
+  EXPECT_LT(anonymous_code_bytes() - after_warm_up, 64 * 1024);
 }
 
 }  // namespace

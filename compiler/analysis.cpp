@@ -4,7 +4,6 @@
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <boost/graph/dominator_tree.hpp>
-#include <boost/graph/topological_sort.hpp>
 #include <iterator>
 #include <numeric>
 #include <utility>
@@ -17,15 +16,13 @@ namespace {
 using DataFlow = boost::compressed_sparse_row_graph<boost::directedS>;
 using Vertex = DataFlow::vertex_descriptor;
 
-// Vertex i is node i. Forward edges run from a value to its readers; reversed edges from a
-// reader to the values it reads.
-DataFlow data_flow(const Graph& graph, bool reversed) {
+// Vertex i is node i; the edges run from a reader to the values it reads (the data flow
+// reversed: what a result needs is what it reaches).
+DataFlow reads(const Graph& graph) {
   std::vector<std::pair<Vertex, Vertex>> edges;
   for (size_t reader = 0; reader < graph.nodes().size(); ++reader)
-    for (int input : graph.nodes()[reader].inputs) {
-      const auto value = static_cast<Vertex>(input);
-      edges.emplace_back(reversed ? reader : value, reversed ? value : reader);
-    }
+    for (int input : graph.nodes()[reader].inputs)
+      edges.emplace_back(reader, static_cast<Vertex>(input));
   return DataFlow(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(),
                   graph.nodes().size());
 }
@@ -49,15 +46,8 @@ Readers::Readers(const Graph& graph) : offsets_(graph.nodes().size() + 1, 0) {
     for (int input : graph.nodes()[reader].inputs) ids_[next[input]++] = static_cast<int>(reader);
 }
 
-std::vector<int> topological_order(const Graph& graph) {
-  const DataFlow flow = data_flow(graph, false);
-  std::vector<Vertex> reversed_order;
-  boost::topological_sort(flow, std::back_inserter(reversed_order));
-  return {reversed_order.rbegin(), reversed_order.rend()};
-}
-
 std::vector<bool> needed(const Graph& graph) {
-  const DataFlow flow = data_flow(graph, true);
+  const DataFlow flow = reads(graph);
   std::vector<Vertex> roots;
   for (const GraphOutput& output : graph.outputs) roots.push_back(output.node);
   for (const GraphStore& store : graph.stores) roots.push_back(store.value);

@@ -1,6 +1,7 @@
-// Whole-graph analyses the passes, the planner and inspection share: the readers of each node,
-// and the analyses computed on a Boost.Graph view of the step's data flow (an edge from each node
-// to every node that reads it). Boost stays out of this header.
+// Whole-graph analyses the passes, the lowering stages and inspection share: the readers of each
+// node, and the analyses computed on Boost.Graph views of the step's data flow (what the results
+// need, post-dominators). Node ids are already a topological order (a node's inputs come first).
+// Boost stays out of this header.
 #pragma once
 
 #include <span>
@@ -23,9 +24,6 @@ class Readers {
  private:
   std::vector<int> offsets_, ids_;
 };
-
-// The node ids in an order where every node comes after the nodes it reads.
-std::vector<int> topological_order(const Graph& graph);
 
 // For each node, whether an output or a store reads it, directly or through other nodes (the
 // outputs' and stores' own nodes included).

@@ -1,18 +1,15 @@
 // compile(): a captured step (graph.h) becomes one native function.
 //
-// The graph first goes through the pass pipeline (passes.h). Then the lowering stages
-// (lowering_stages()):
-// - fuse: chains of elementwise ops over one shape become one loop that keeps intermediates in
-//   registers (writing in place of a read that dies there, or into a concat's region); view ops
-//   (reshape, permute, expand, slice) become strides, not copies; every other op is one kernel
-//   from its lowering (ops/, via compiler/lowering.h). Identical kernels (the same code on other
-//   buffers, as in every time step of a recurrent layer) are emitted once;
-// - place: every intermediate gets an offset in one arena, reused once its last reader has run
-//   (the activations kept for backpropagation through time live until their use); a time step's
-//   buffers form strips, one per step at a fixed stride;
-// - reroll: runs of calls that repeat with every argument at a fixed stride become loops, so the
-//   code of a step does not grow with the sequence length.
-// The module is optimised at O3 for the host and compiled by ORC LLJIT (jit.h).
+// The graph first goes through the pass pipeline (passes.h), then through the lowering stages,
+// each a function from one value to the next (plan.h), each in a file of its name:
+//   fuse    (fuse.h)    Graph     -> Fusion:    the calls (fused loops, kernels, copies), their
+//                                               buffers, kernels and repeating runs;
+//   place   (place.h)   Fusion    -> Placement: arena offsets by liveness, a run's buffers in
+//                                               chains at fixed strides;
+//   reroll  (reroll.h)  Placement -> Schedule:  each run one loop, so the code of a step does not
+//                                               grow with the sequence length;
+//   emit    (emit.h)    Schedule  -> LLVM module, optimised at O3 for the host and compiled by ORC
+//                                               LLJIT (jit.h).
 #pragma once
 
 #include <cstdint>
@@ -38,8 +35,7 @@ struct CompileOptions {
   bool keep_stages = false;
 };
 
-// The stages that lower the optimised graph, in order, each taking the step's plan a step
-// further: fuse (the calls), place (arena offsets), reroll (loops).
+// The lowering stages, in order (their values print as plan_text for inspection).
 struct LoweringStage {
   std::string_view name;
   std::string_view summary;  // one line, shown in dumps

@@ -1,15 +1,6 @@
-// Lowering: how an op becomes LLVM IR. Each op's lowering is defined next to it in ops/ and
-// hooked into its OpDef; the compiler (compile.cpp) decides where values live and calls them.
-//
-// There are three kinds, and an op has exactly one:
-// - element: the value of one output element from its operands' values at that element. The
-//   compiler fuses chains of these into one loop that keeps intermediates in registers.
-// - view: the output's layout as a function of the input's (reshape, permute, expand, slice).
-//   No code: consumers read the input's buffer through the new strides.
-// - regions: ops that only place each input into a region of the output (concat). Each input is
-//   copied by its own call, so the copies of T time steps are one kernel in a re-rolled loop.
-// - kernel: everything else (matmul, reductions, indexing, concat, random masks): emits code that
-//   reads strided inputs and writes a fresh contiguous output.
+// Lowering: how an op becomes LLVM IR. Each op's lowering is defined next to it in ops/; the
+// compiler's stages (compile.h) decide where values live and call them. An op has exactly one
+// kind of lowering (element, view, regions or kernel: the variant's alternatives below).
 #pragma once
 
 #include <llvm/IR/IRBuilder.h>
@@ -19,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <variant>
 
 #include "weft/autodiff/op.h"
 
@@ -92,18 +84,39 @@ struct ElementCall {
   const Attrs& attrs;
 };
 
-struct Lowering {
-  llvm::Value* (*element)(KernelBuilder& k, const ElementCall& call) = nullptr;
+// The kinds of lowering; an op has exactly one (Lowering is their variant).
+//
+// element: the value of one output element from its operands' values at that element. The
+// compiler fuses chains of these into one loop that keeps intermediates in registers.
+struct ElementLowering {
+  llvm::Value* (*emit)(KernelBuilder& k, const ElementCall& call);
+};
+
+// view: no code; consumers read the input's buffer through the output's layout.
+struct ViewLowering {
   // Rewrites `layout` (the input's) into the output's; false when the input must be made
   // contiguous first (reshape of a strided view).
-  bool (*view)(Layout& layout, const Attrs& attrs, const TensorSpec& output) = nullptr;
-  // Emits the op: reads `inputs`, writes every element of `output` (contiguous, or a layout
-  // `writes` accepts).
-  void (*kernel)(KernelBuilder& k, std::span<const Access> inputs, const Access& output,
-                 const Attrs& attrs) = nullptr;
+  bool (*layout)(Layout& layout, const Attrs& attrs, const TensorSpec& output);
+  // The same elements in the same order under another shape (reshape): a value may be written
+  // through the view as well as read.
+  bool reshapes = false;
+};
+
+// regions: the op only places each input into a region of its output (concat). The compiler
+// computes each input in its region where it can, and copies it there otherwise.
+struct RegionsLowering {
   // The region of the output that input `index` fills, as a layout over the output's buffer.
   Layout (*region)(size_t index, const Layout& output, const Attrs& attrs,
-                   std::span<const Shape> input_shapes) = nullptr;
+                   std::span<const Shape> input_shapes);
+};
+
+// kernel: everything else (matmul, reductions, indexing, random masks): code that reads strided
+// inputs and writes a fresh output.
+struct KernelLowering {
+  // Emits the op: reads `inputs`, writes every element of `output` (contiguous, or a layout
+  // `writes` accepts).
+  void (*emit)(KernelBuilder& k, std::span<const Access> inputs, const Access& output,
+               const Attrs& attrs);
   // For kernels that need a particular layout of an operand (matmul: a GEMM-readable matrix):
   // whether input `index` can be read as `layout`; the compiler copies it to a contiguous
   // buffer otherwise. Null: any layout.
@@ -112,6 +125,16 @@ struct Lowering {
   // dimension), so that it goes straight into a region of a concat: whether `layout` is such.
   // Null: contiguous only.
   bool (*writes)(const Layout& layout) = nullptr;
+};
+
+struct Lowering : std::variant<ElementLowering, ViewLowering, RegionsLowering, KernelLowering> {
+  using variant::variant;
+};
+
+// std::visit(Overloaded{[](const ElementLowering&) {...}, ...}, lowering)
+template <typename... Visitors>
+struct Overloaded : Visitors... {
+  using Visitors::operator()...;
 };
 
 // The layout of a contiguous row-major tensor of `shape`.

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "weft/compiler/analysis.h"
+#include "weft/ops/definitions.h"
 
 namespace weft {
 namespace {
@@ -109,8 +110,8 @@ Graph redirect(Graph graph, const SameValue& same_value) {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-bool is_op(const GraphNode& node, std::string_view name) {
-  return node.kind == Kind::op && node.op->name == name;
+bool is_op(const GraphNode& node, const OpDef& op) {
+  return node.kind == Kind::op && node.op == &op;
 }
 
 bool same_spec(const TensorSpec& a, const TensorSpec& b) {
@@ -131,7 +132,7 @@ bool filled_with(const GraphNode& node, double value) {
 // A zero constant, or one broadcast by expand.
 bool all_zeros(const Graph& graph, int id) {
   const GraphNode& node = graph.node(id);
-  if (node.kind == Kind::op && node.op->name == "expand") return all_zeros(graph, node.inputs[0]);
+  if (is_op(node, expand_op)) return all_zeros(graph, node.inputs[0]);
   return filled_with(node, 0);
 }
 
@@ -139,12 +140,6 @@ bool is_identity(const std::vector<int64_t>& order) {
   for (size_t i = 0; i < order.size(); ++i)
     if (order[i] != static_cast<int64_t>(i)) return false;
   return true;
-}
-
-const OpDef& op_named(std::string_view name) {
-  const OpDef* op = find_op(name);
-  WEFT_CHECK(op != nullptr, "passes: no op named '{}' is registered", name);
-  return *op;
 }
 
 // One operand of a concat and the range [start, stop) it fills along the concat's axis.
@@ -173,12 +168,12 @@ std::vector<Part> parts_of(const Graph& graph, const GraphNode& concat) {
 // x+0, 0+x, x-0, x*1, 1*x and x/1, when the constant neither broadcasts x nor changes its dtype.
 std::optional<int> drop_identity(const Graph& graph, GraphNode& node, int) {
   struct Unit {
-    std::string_view op;
+    const OpDef& op;
     double value;
     bool commutes;
   };
-  static constexpr Unit units[] = {
-      {"add", 0, true}, {"sub", 0, false}, {"mul", 1, true}, {"div", 1, false}};
+  static const Unit units[] = {
+      {add_op, 0, true}, {sub_op, 0, false}, {mul_op, 1, true}, {div_op, 1, false}};
   for (const Unit& unit : units) {
     if (!is_op(node, unit.op)) continue;
     for (const size_t side : {size_t{1}, size_t{0}}) {  // the operand that may be the unit
@@ -195,10 +190,10 @@ std::optional<int> drop_identity(const Graph& graph, GraphNode& node, int) {
 std::optional<int> drop_no_op(const Graph& graph, GraphNode& node, int) {
   if (node.kind != Kind::op || node.inputs.size() != 1) return std::nullopt;
   const int x = node.inputs[0];
-  const std::string_view name = node.op->name;
-  if (name == "permute")
+  const OpDef* op = node.op;
+  if (op == &permute_op)
     return is_identity(node.attrs.integers("order")) ? std::optional(x) : std::nullopt;
-  if ((name == "reshape" || name == "expand" || name == "slice" || name == "cast") &&
+  if ((op == &reshape_op || op == &expand_op || op == &slice_op || op == &cast_op) &&
       same_spec(graph.node(x).spec, node.spec))
     return x;
   return std::nullopt;
@@ -210,14 +205,14 @@ std::optional<int> compose(const Graph& graph, GraphNode& node, int id) {
   const GraphNode& inner = graph.node(node.inputs[0]);
   if (inner.kind != Kind::op || inner.op != node.op) return std::nullopt;
   const int x = inner.inputs[0];
-  const std::string_view name = node.op->name;
-  if (name == "neg") return x;
-  if (name == "reshape") {
+  const OpDef* op = node.op;
+  if (op == &neg_op) return x;
+  if (op == &reshape_op) {
     if (same_spec(graph.node(x).spec, node.spec)) return x;
     node.inputs = {x};
     return id;  // its attrs, the result's shape, stay
   }
-  if (name == "permute") {
+  if (op == &permute_op) {
     // Axis i of the result is axis outer[i] of the inner result, which is axis first[outer[i]].
     const std::vector<int64_t>& first = inner.attrs.integers("order");
     std::vector<int64_t> order;
@@ -232,10 +227,10 @@ std::optional<int> compose(const Graph& graph, GraphNode& node, int id) {
 
 // A slice of a concat that falls inside one part is that part, or a slice of it.
 std::optional<int> slice_of_concat(const Graph& graph, GraphNode& node, int id) {
-  if (!is_op(node, "slice")) return std::nullopt;
+  if (!is_op(node, slice_op)) return std::nullopt;
   const GraphNode& source = graph.node(node.inputs[0]);
   const int64_t axis = node.attrs.integer("axis");
-  if (!is_op(source, "concat") || source.attrs.integer("axis") != axis) return std::nullopt;
+  if (!is_op(source, concat_op) || source.attrs.integer("axis") != axis) return std::nullopt;
   const int64_t start = node.attrs.integer("start"), stop = node.attrs.integer("stop");
   for (const Part& part : parts_of(graph, source)) {
     if (start < part.start || part.stop < stop) continue;
@@ -261,8 +256,8 @@ std::vector<bool> inner_sums(const Graph& graph) {
   for (const GraphStore& store : graph.stores) readers[store.value] += 2;
   std::vector<bool> inner(n, false);
   for (size_t id = 0; id < n; ++id)
-    inner[id] = readers[id] == 1 && is_op(graph.nodes()[id], "add") &&
-                is_op(graph.nodes()[reader[id]], "add");
+    inner[id] = readers[id] == 1 && is_op(graph.nodes()[id], add_op) &&
+                is_op(graph.nodes()[reader[id]], add_op);
   return inner;
 }
 
@@ -283,7 +278,7 @@ SumTerms sum_terms(const Graph& graph, const GraphNode& node, const std::vector<
       stack.insert(stack.end(), summand.inputs.rbegin(), summand.inputs.rend());
       continue;
     }
-    const bool joins = is_op(summand, "concat") && same_spec(summand.spec, node.spec) &&
+    const bool joins = is_op(summand, concat_op) && same_spec(summand.spec, node.spec) &&
                        (terms.padded.empty() || summand.attrs == graph.node(terms.padded[0]).attrs);
     (joins ? terms.padded : terms.others).push_back(term);
   }
@@ -296,7 +291,7 @@ SumTerms sum_terms(const Graph& graph, const GraphNode& node, const std::vector<
 // joined at the root, O(T).
 std::optional<int> join_padded(Graph& out, const GraphNode& node,
                                const std::vector<bool>& inner_sum) {
-  if (!is_op(node, "add")) return std::nullopt;
+  if (!is_op(node, add_op)) return std::nullopt;
   const auto [padded, others] = sum_terms(out, node, inner_sum);
   if (padded.size() < 2) return std::nullopt;
   const Attrs attrs = out.node(padded[0]).attrs;  // out grows below, which moves its nodes
@@ -322,7 +317,7 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node,
     // A broadcast zero scalar: no memory, however many gaps the joins of T slices make.
     pieces.push_back(same != zero_parts.end()
                          ? same->node
-                         : out.add_op(op_named("expand"), {{"shape", shape}},
+                         : out.add_op(expand_op, {{"shape", shape}},
                                       {out.add_constant(scalar(0, node.spec.dtype))},
                                       {shape, node.spec.dtype}));
     at = stop;
@@ -333,8 +328,7 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node,
     at = part.stop;
   }
   zeros_until(node.spec.shape[axis]);
-  int sum =
-      pieces.size() == 1 ? pieces[0] : out.add_op(op_named("concat"), attrs, pieces, node.spec);
+  int sum = pieces.size() == 1 ? pieces[0] : out.add_op(concat_op, attrs, pieces, node.spec);
   for (int other : others) sum = out.add_op(*node.op, {}, {sum, other}, node.spec);
   return sum;
 }
@@ -349,17 +343,17 @@ struct RowsProduct {
 };
 
 std::optional<RowsProduct> rows_product(const Graph& graph, const GraphNode& node) {
-  if (!is_op(node, "matmul")) return std::nullopt;
+  if (!is_op(node, matmul_op)) return std::nullopt;
   const GraphNode& weight = graph.node(node.inputs[1]);
   const GraphNode* rows = &graph.node(node.inputs[0]);
   if (weight.spec.shape.size() != 2) return std::nullopt;
-  if (is_op(*rows, "reshape")) {
+  if (is_op(*rows, reshape_op)) {
     const GraphNode& inner = graph.node(rows->inputs[0]);
     if (inner.spec.shape.empty() || inner.spec.shape.back() != rows->spec.shape.back())
       return std::nullopt;
     rows = &inner;
   }
-  if (!is_op(*rows, "slice")) return std::nullopt;
+  if (!is_op(*rows, slice_op)) return std::nullopt;
   const int64_t axis = rows->attrs.integer("axis");
   if (axis + 1 == static_cast<int64_t>(rows->spec.shape.size())) return std::nullopt;
   return RowsProduct{rows->inputs[0], node.inputs[1], axis, rows->attrs.integer("start"),
@@ -374,10 +368,10 @@ int all_rows_product(Graph& out, int source, int weight, DType dtype) {
   const int64_t columns = out.node(weight).spec.shape[1];
   Shape result = shape;
   result.back() = columns;
-  const int flat = out.add_op(op_named("reshape"), {{"shape", Shape{rows, width}}}, {source},
+  const int flat = out.add_op(reshape_op, {{"shape", Shape{rows, width}}}, {source},
                               {{rows, width}, out.node(source).spec.dtype});
-  const int product = out.add_op(op_named("matmul"), {}, {flat, weight}, {{rows, columns}, dtype});
-  return out.add_op(op_named("reshape"), {{"shape", result}}, {product}, {result, dtype});
+  const int product = out.add_op(matmul_op, {}, {flat, weight}, {{rows, columns}, dtype});
+  return out.add_op(reshape_op, {{"shape", result}}, {product}, {result, dtype});
 }
 
 // ---- the passes -----------------------------------------------------------------------------
@@ -417,12 +411,12 @@ Graph hoist_input_projections(Graph graph) {
       hoist.product = all_rows_product(out, rows.source, rows.weight, node.spec.dtype);
     Shape shape = out.node(hoist.product).spec.shape;
     shape[rows.axis] = rows.stop - rows.start;
-    const int step = out.add_op(op_named("slice"),
-                                {{"axis", rows.axis}, {"start", rows.start}, {"stop", rows.stop}},
-                                {hoist.product}, {shape, node.spec.dtype});
+    const int step =
+        out.add_op(slice_op, {{"axis", rows.axis}, {"start", rows.start}, {"stop", rows.stop}},
+                   {hoist.product}, {shape, node.spec.dtype});
     return shape == node.spec.shape
                ? step
-               : out.add_op(op_named("reshape"), {{"shape", node.spec.shape}}, {step}, node.spec);
+               : out.add_op(reshape_op, {{"shape", node.spec.shape}}, {step}, node.spec);
   });
 }
 
@@ -432,7 +426,7 @@ Graph constant_folding(Graph graph) {
   NoGrad no_grad;
   for (size_t id = 0; id < graph.nodes().size(); ++id) {
     const GraphNode& node = graph.nodes()[id];
-    if (node.kind != Kind::op || node.op->name == "dropout_mask" ||
+    if (node.kind != Kind::op || node.op == &dropout_mask_op ||
         shape_numel(node.spec.shape) > small_constant ||
         !std::ranges::all_of(node.inputs,
                              [&](int input) { return graph.node(input).kind == Kind::constant; }))
@@ -461,12 +455,12 @@ Graph join_padded_sums(Graph graph) {
   const std::vector<bool> inner = inner_sums(graph);
   bool any = false;
   for (size_t id = 0; id < graph.nodes().size() && !any; ++id)
-    any = !inner[id] && is_op(graph.nodes()[id], "add") &&
+    any = !inner[id] && is_op(graph.nodes()[id], add_op) &&
           sum_terms(graph, graph.nodes()[id], inner).padded.size() >= 2;
   if (!any) return graph;
   std::vector<bool> inner_sum;  // by id in the rebuilt graph
   return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
-    if (inner[id] && is_op(node, "add")) {  // left for the sum's root to join
+    if (inner[id] && is_op(node, add_op)) {  // left for the sum's root to join
       const int kept = append(out, std::move(node));
       inner_sum.resize(out.nodes().size());
       inner_sum[kept] = true;

@@ -4,6 +4,7 @@
 
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/fast_math.h"
@@ -17,7 +18,7 @@ Tensor scalar_like(double value, const Tensor& like) { return scalar(value, like
 
 // Every op struct below lowers one element with `lower`; the compiler fuses them into loops.
 template <typename Op>
-const Lowering element_lowering{.element = &Op::lower};
+const Lowering element_lowering = ElementLowering{.emit = &Op::lower};
 
 void check_same_dtype(std::string_view op, std::span<const Tensor> inputs) {
   for (const Tensor& input : inputs)
@@ -131,6 +132,8 @@ struct Sqrt {
   static Tensor vjp(const Tensor&, const Tensor& out, const Tensor& g) { return g * 0.5 / out; }
 };
 
+}  // namespace
+
 const OpDef& neg_op = register_op(unary_op<Neg>());
 const OpDef& exp_op = register_op(unary_op<Exp>());
 const OpDef& log_op = register_op(unary_op<Log>());
@@ -138,6 +141,8 @@ const OpDef& tanh_op = register_op(unary_op<Tanh>());
 const OpDef& sigmoid_op = register_op(unary_op<Sigmoid>());
 const OpDef& relu_op = register_op(unary_op<Relu>());
 const OpDef& sqrt_op = register_op(unary_op<Sqrt>());
+
+namespace {
 
 // ---- Binary ops with broadcasting ---------------------------------------------------------
 
@@ -232,11 +237,15 @@ struct Pow {
   }
 };
 
+}  // namespace
+
 const OpDef& add_op = register_op(binary_op<Add>());
 const OpDef& sub_op = register_op(binary_op<Sub>());
 const OpDef& mul_op = register_op(binary_op<Mul>());
 const OpDef& div_op = register_op(binary_op<Div>());
 const OpDef& pow_op = register_op(binary_op<Pow>());
+
+namespace {
 
 // ---- Comparisons: 0/1 in the operands' dtype, no gradient ---------------------------------
 
@@ -316,6 +325,8 @@ struct NotEqual {
   static bool eval(auto a, auto b) { return a != b; }
 };
 
+}  // namespace
+
 const OpDef& greater_op = register_op(comparison_op<Greater>());
 const OpDef& greater_equal_op = register_op(comparison_op<GreaterEqual>());
 const OpDef& less_op = register_op(comparison_op<Less>());
@@ -323,15 +334,20 @@ const OpDef& less_equal_op = register_op(comparison_op<LessEqual>());
 const OpDef& equal_op = register_op(comparison_op<Equal>());
 const OpDef& not_equal_op = register_op(comparison_op<NotEqual>());
 
+namespace {
+
 // ---- clip(x, low, high) -------------------------------------------------------------------
 
-const Lowering clip_lowering{.element = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
-  llvm::Value* x = c.args[0];
-  llvm::Value* low = k.constant(c.dtype, c.attrs.real("low"));
-  llvm::Value* high = k.constant(c.dtype, c.attrs.real("high"));
-  return k.b.CreateSelect(k.b.CreateFCmpOLT(x, low), low,
-                          k.b.CreateSelect(k.b.CreateFCmpOGT(x, high), high, x));
-}};
+const Lowering clip_lowering =
+    ElementLowering{.emit = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
+      llvm::Value* x = c.args[0];
+      llvm::Value* low = k.constant(c.dtype, c.attrs.real("low"));
+      llvm::Value* high = k.constant(c.dtype, c.attrs.real("high"));
+      return k.b.CreateSelect(k.b.CreateFCmpOLT(x, low), low,
+                              k.b.CreateSelect(k.b.CreateFCmpOGT(x, high), high, x));
+    }};
+
+}  // namespace
 
 const OpDef& clip_op = register_op({
     .name = "clip",
@@ -364,16 +380,20 @@ const OpDef& clip_op = register_op({
     .lowering = &clip_lowering,
 });
 
+namespace {
+
 // ---- where(cond, a, b) --------------------------------------------------------------------
 
-const Lowering where_lowering{
-    .element = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
+const Lowering where_lowering =
+    ElementLowering{.emit = [](KernelBuilder& k, const ElementCall& c) -> llvm::Value* {
       llvm::Value* cond = c.args[0];
       llvm::Value* zero = k.constant(c.arg_dtypes[0], 0);
       llvm::Value* holds = is_floating(c.arg_dtypes[0]) ? k.b.CreateFCmpUNE(cond, zero)
                                                         : k.b.CreateICmpNE(cond, zero);
       return k.b.CreateSelect(holds, c.args[1], c.args[2]);
     }};
+
+}  // namespace
 
 const OpDef& where_op = register_op({
     .name = "where",
@@ -406,11 +426,15 @@ const OpDef& where_op = register_op({
     .lowering = &where_lowering,
 });
 
+namespace {
+
 // ---- cast(x, dtype) -----------------------------------------------------------------------
 
-const Lowering cast_lowering{.element = [](KernelBuilder& k, const ElementCall& c) {
+const Lowering cast_lowering = ElementLowering{.emit = [](KernelBuilder& k, const ElementCall& c) {
   return k.convert(c.args[0], c.arg_dtypes[0], c.dtype);
 }};
+
+}  // namespace
 
 const OpDef& cast_op = register_op({
     .name = "cast",
@@ -422,8 +446,6 @@ const OpDef& cast_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads { return {cast(c.grad, c.inputs[0].dtype())}; },
     .lowering = &cast_lowering,
 });
-
-}  // namespace
 
 Tensor neg(const Tensor& x) { return apply(neg_op, {x}); }
 Tensor exp(const Tensor& x) { return apply(exp_op, {x}); }

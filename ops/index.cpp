@@ -4,6 +4,7 @@
 
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -48,15 +49,18 @@ std::vector<llvm::Value*> indexed(KernelBuilder& k, std::string_view op, const A
   return result;
 }
 
-const Lowering gather_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                            const Access& out, const Attrs& attrs) {
-  const auto axis = static_cast<size_t>(attrs.integer("axis"));
-  k.for_each(out.shape, [&](std::span<llvm::Value* const> at) {
-    const std::vector<llvm::Value*> source =
-        indexed(k, "gather", in[1], at, axis, in[0].shape[axis], in[0].shape);
-    k.store(out, at, k.load(in[0], source));
-  });
-}};
+const Lowering gather_lowering =
+    KernelLowering{.emit = [](KernelBuilder& k, std::span<const Access> in, const Access& out,
+                              const Attrs& attrs) {
+      const auto axis = static_cast<size_t>(attrs.integer("axis"));
+      k.for_each(out.shape, [&](std::span<llvm::Value* const> at) {
+        const std::vector<llvm::Value*> source =
+            indexed(k, "gather", in[1], at, axis, in[0].shape[axis], in[0].shape);
+        k.store(out, at, k.load(in[0], source));
+      });
+    }};
+
+}  // namespace
 
 const OpDef& gather_op = register_op({
     .name = "gather",
@@ -92,20 +96,26 @@ const OpDef& gather_op = register_op({
     .lowering = &gather_lowering,
 });
 
-const Lowering scatter_add_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                                 const Access& out, const Attrs& attrs) {
-  const auto axis = static_cast<size_t>(attrs.integer("axis"));
-  k.for_each(out.shape,
-             [&](std::span<llvm::Value* const> at) { k.store(out, at, k.constant(out.dtype, 0)); });
-  k.for_each(in[0].shape, [&](std::span<llvm::Value* const> at) {
-    const std::vector<llvm::Value*> target =
-        indexed(k, "scatter_add", in[1], at, axis, out.shape[axis], out.shape);
-    llvm::Value* address = k.address(out, target);
-    llvm::Value* sum =
-        k.b.CreateFAdd(k.b.CreateLoad(k.type(out.dtype), address), k.load(in[0], at));
-    k.b.CreateStore(sum, address);
-  });
-}};
+namespace {
+
+const Lowering scatter_add_lowering =
+    KernelLowering{.emit = [](KernelBuilder& k, std::span<const Access> in, const Access& out,
+                              const Attrs& attrs) {
+      const auto axis = static_cast<size_t>(attrs.integer("axis"));
+      k.for_each(out.shape, [&](std::span<llvm::Value* const> at) {
+        k.store(out, at, k.constant(out.dtype, 0));
+      });
+      k.for_each(in[0].shape, [&](std::span<llvm::Value* const> at) {
+        const std::vector<llvm::Value*> target =
+            indexed(k, "scatter_add", in[1], at, axis, out.shape[axis], out.shape);
+        llvm::Value* address = k.address(out, target);
+        llvm::Value* sum =
+            k.b.CreateFAdd(k.b.CreateLoad(k.type(out.dtype), address), k.load(in[0], at));
+        k.b.CreateStore(sum, address);
+      });
+    }};
+
+}  // namespace
 
 const OpDef& scatter_add_op = register_op({
     .name = "scatter_add",
@@ -151,8 +161,6 @@ const OpDef& scatter_add_op = register_op({
     },
     .lowering = &scatter_add_lowering,
 });
-
-}  // namespace
 
 Tensor gather(const Tensor& x, int64_t axis, const Tensor& indices) {
   return apply(gather_op, {x, indices}, {{"axis", normalize_axis("gather", axis, x.dim())}});

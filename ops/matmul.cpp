@@ -3,6 +3,7 @@
 // transposed views cost no copy); other layouts are copied first.
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/gemm.h"
@@ -57,8 +58,8 @@ MatrixLayout layout_of(const Shape& shape, const Shape& strides) {
 
 // One call of the runtime GEMM per matrix of the batch; operands GEMM cannot read are copied
 // by the compiler first (`reads`).
-const Lowering matmul_lowering{
-    .kernel =
+const Lowering matmul_lowering = KernelLowering{
+    .emit =
         [](KernelBuilder& k, std::span<const Access> in, const Access& out, const Attrs&) {
           const size_t rank = out.shape.size();
           const Shape batch(out.shape.begin(), out.shape.end() - 2);
@@ -102,6 +103,8 @@ const Lowering matmul_lowering{
           return matrix.usable && matrix.trans == Trans::no;
         },
 };
+
+}  // namespace
 
 const OpDef& matmul_op = register_op({
     .name = "matmul",
@@ -155,8 +158,6 @@ const OpDef& matmul_op = register_op({
     },
     .lowering = &matmul_lowering,
 });
-
-}  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) { return apply(matmul_op, {a, b}); }
 

@@ -3,6 +3,7 @@
 // eager kernel and a compiled step draws fresh ones on every run.
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
@@ -13,31 +14,34 @@ uint64_t counter_base(const Tensor& state, const Attrs& attrs) {
   return static_cast<uint64_t>(state.to_vector<int64_t>()[1] + attrs.integer("offset"));
 }
 
-const Lowering dropout_mask_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                                  const Access& out, const Attrs& attrs) {
-  llvm::IRBuilder<>& b = k.b;
-  const Access& state = in[0];
-  llvm::Value* seed = k.load(state, std::vector<llvm::Value*>{k.i64(0)});
-  llvm::Value* base = b.CreateAdd(k.load(state, std::vector<llvm::Value*>{k.i64(1)}),
-                                  k.i64(attrs.integer("offset")));
-  const double rate = attrs.real("rate");
-  llvm::Value* keep = k.constant(out.dtype, 1 / (1 - rate));
-  const Access flat{out.data, {shape_numel(out.shape)}, {1}, out.dtype};
-  k.loop(shape_numel(out.shape), [&](llvm::Value* i) {
-    // random_bits(seed, base + i), then random_uniform's 53-bit fraction (runtime/random.h).
-    llvm::Value* counter = b.CreateAdd(base, i);
-    llvm::Value* z =
-        b.CreateAdd(seed, b.CreateMul(b.CreateAdd(counter, k.i64(1)), k.i64(0x9E3779B97F4A7C15ll)));
-    z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), k.i64(0xBF58476D1CE4E5B9ll));
-    z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), k.i64(0x94D049BB133111EBll));
-    z = b.CreateXor(z, b.CreateLShr(z, 31));
-    llvm::Value* u = b.CreateFMul(b.CreateUIToFP(b.CreateLShr(z, 11), b.getDoubleTy()),
-                                  llvm::ConstantFP::get(b.getDoubleTy(), 0x1.0p-53));
-    llvm::Value* kept = b.CreateFCmpOGE(u, llvm::ConstantFP::get(b.getDoubleTy(), rate));
-    k.store(flat, std::vector<llvm::Value*>{i},
-            b.CreateSelect(kept, keep, k.constant(out.dtype, 0)));
-  });
-}};
+const Lowering dropout_mask_lowering =
+    KernelLowering{.emit = [](KernelBuilder& k, std::span<const Access> in, const Access& out,
+                              const Attrs& attrs) {
+      llvm::IRBuilder<>& b = k.b;
+      const Access& state = in[0];
+      llvm::Value* seed = k.load(state, std::vector<llvm::Value*>{k.i64(0)});
+      llvm::Value* base = b.CreateAdd(k.load(state, std::vector<llvm::Value*>{k.i64(1)}),
+                                      k.i64(attrs.integer("offset")));
+      const double rate = attrs.real("rate");
+      llvm::Value* keep = k.constant(out.dtype, 1 / (1 - rate));
+      const Access flat{out.data, {shape_numel(out.shape)}, {1}, out.dtype};
+      k.loop(shape_numel(out.shape), [&](llvm::Value* i) {
+        // random_bits(seed, base + i), then random_uniform's 53-bit fraction (runtime/random.h).
+        llvm::Value* counter = b.CreateAdd(base, i);
+        llvm::Value* z = b.CreateAdd(
+            seed, b.CreateMul(b.CreateAdd(counter, k.i64(1)), k.i64(0x9E3779B97F4A7C15ll)));
+        z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), k.i64(0xBF58476D1CE4E5B9ll));
+        z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), k.i64(0x94D049BB133111EBll));
+        z = b.CreateXor(z, b.CreateLShr(z, 31));
+        llvm::Value* u = b.CreateFMul(b.CreateUIToFP(b.CreateLShr(z, 11), b.getDoubleTy()),
+                                      llvm::ConstantFP::get(b.getDoubleTy(), 0x1.0p-53));
+        llvm::Value* kept = b.CreateFCmpOGE(u, llvm::ConstantFP::get(b.getDoubleTy(), rate));
+        k.store(flat, std::vector<llvm::Value*>{i},
+                b.CreateSelect(kept, keep, k.constant(out.dtype, 0)));
+      });
+    }};
+
+}  // namespace
 
 const OpDef& dropout_mask_op = register_op({
     .name = "dropout_mask",
@@ -69,6 +73,8 @@ const OpDef& dropout_mask_op = register_op({
     .vjp = nullptr,
     .lowering = &dropout_mask_lowering,
 });
+
+namespace {
 
 thread_local const RandomStateScope* active_random_scope = nullptr;
 

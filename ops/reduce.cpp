@@ -4,6 +4,7 @@
 
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -62,8 +63,10 @@ struct ReductionLoops {
 
 // Each output element folds its inputs in float64, as the eager kernel does, then rounds once.
 template <typename Fold>
-const Lowering reduction_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                               const Access& out, const Attrs& attrs) {
+const Lowering reduction_lowering = KernelLowering{.emit = [](KernelBuilder& k,
+                                                              std::span<const Access> in,
+                                                              const Access& out,
+                                                              const Attrs& attrs) {
   const Access& x = in[0];
   const ReductionLoops loops(x.shape, attrs.integers("axes"));
   const Access target{out.data, loops.kept_sizes, contiguous_strides(loops.kept_sizes), out.dtype};
@@ -134,6 +137,8 @@ Tensor spread(const VjpContext& c) {
   return expand(reshape(c.grad, kept), c.inputs[0].shape());
 }
 
+}  // namespace
+
 const OpDef& sum_op =
     register_op(reduction_op<SumFold>([](const VjpContext& c) -> Grads { return {spread(c)}; }));
 
@@ -146,29 +151,34 @@ const OpDef& max_op = register_op(reduction_op<MaxFold>([](const VjpContext& c) 
   return {spread(c) * is_max / sum(is_max, axes, true)};
 }));
 
+namespace {
+
 // The first maximal index along the axis, as the eager kernel.
-const Lowering argmax_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
-                                            const Access& out, const Attrs& attrs) {
-  const Access& x = in[0];
-  const auto axis = static_cast<size_t>(attrs.integer("axis"));
-  llvm::Value* best = entry_slot(k, k.b.getInt64Ty());
-  k.for_each(out.shape, [&](std::span<llvm::Value* const> outer) {
-    std::vector<llvm::Value*> at(outer.begin(), outer.end());
-    at.insert(at.begin() + static_cast<std::ptrdiff_t>(axis), k.i64(0));
-    k.b.CreateStore(k.i64(0), best);
-    k.loop(x.shape[axis], [&](llvm::Value* a) {
-      std::vector<llvm::Value*> best_at = at;
-      best_at[axis] = k.b.CreateLoad(k.b.getInt64Ty(), best);
-      at[axis] = a;
-      llvm::Value* v = k.load(x, at);
-      llvm::Value* current = k.load(x, best_at);
-      llvm::Value* greater =
-          is_floating(x.dtype) ? k.b.CreateFCmpOGT(v, current) : k.b.CreateICmpSGT(v, current);
-      k.b.CreateStore(k.b.CreateSelect(greater, a, best_at[axis]), best);
-    });
-    k.store(out, outer, k.b.CreateLoad(k.b.getInt64Ty(), best));
-  });
-}};
+const Lowering argmax_lowering =
+    KernelLowering{.emit = [](KernelBuilder& k, std::span<const Access> in, const Access& out,
+                              const Attrs& attrs) {
+      const Access& x = in[0];
+      const auto axis = static_cast<size_t>(attrs.integer("axis"));
+      llvm::Value* best = entry_slot(k, k.b.getInt64Ty());
+      k.for_each(out.shape, [&](std::span<llvm::Value* const> outer) {
+        std::vector<llvm::Value*> at(outer.begin(), outer.end());
+        at.insert(at.begin() + static_cast<std::ptrdiff_t>(axis), k.i64(0));
+        k.b.CreateStore(k.i64(0), best);
+        k.loop(x.shape[axis], [&](llvm::Value* a) {
+          std::vector<llvm::Value*> best_at = at;
+          best_at[axis] = k.b.CreateLoad(k.b.getInt64Ty(), best);
+          at[axis] = a;
+          llvm::Value* v = k.load(x, at);
+          llvm::Value* current = k.load(x, best_at);
+          llvm::Value* greater =
+              is_floating(x.dtype) ? k.b.CreateFCmpOGT(v, current) : k.b.CreateICmpSGT(v, current);
+          k.b.CreateStore(k.b.CreateSelect(greater, a, best_at[axis]), best);
+        });
+        k.store(out, outer, k.b.CreateLoad(k.b.getInt64Ty(), best));
+      });
+    }};
+
+}  // namespace
 
 const OpDef& argmax_op = register_op({
     .name = "argmax",
@@ -200,8 +210,6 @@ const OpDef& argmax_op = register_op({
     .vjp = nullptr,
     .lowering = &argmax_lowering,
 });
-
-}  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
   return apply(sum_op, {x},

@@ -5,6 +5,7 @@
 
 #include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
+#include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 
@@ -38,11 +39,16 @@ Shape resolve_reshape(const Shape& from, const Shape& to) {
 
 // Compiled, a view wherever the input's strides allow one (reshaped_strides). Eagerly a strided
 // input is copied: the kernels after it run faster on contiguous data (W2's LSTM step 70 -> 52 ms).
-const Lowering reshape_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
-  std::optional<Layout> view = reshaped(layout, output.shape);
-  if (view) layout = std::move(*view);
-  return view.has_value();
-}};
+const Lowering reshape_lowering =
+    ViewLowering{.layout =
+                     [](Layout& layout, const Attrs&, const TensorSpec& output) {
+                       std::optional<Layout> view = reshaped(layout, output.shape);
+                       if (view) layout = std::move(*view);
+                       return view.has_value();
+                     },
+                 .reshapes = true};
+
+}  // namespace
 
 const OpDef& reshape_op = register_op({
     .name = "reshape",
@@ -59,6 +65,8 @@ const OpDef& reshape_op = register_op({
     .lowering = &reshape_lowering,
 });
 
+namespace {
+
 // ---- permute(x, order) ----------------------------------------------------------------------
 
 std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& order) {
@@ -67,15 +75,18 @@ std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& order) {
   return inverse;
 }
 
-const Lowering permute_lowering{.view = [](Layout& layout, const Attrs& attrs, const TensorSpec&) {
-  Layout permuted{{}, {}, layout.offset};
-  for (int64_t axis : attrs.integers("order")) {
-    permuted.shape.push_back(layout.shape[axis]);
-    permuted.strides.push_back(layout.strides[axis]);
-  }
-  layout = permuted;
-  return true;
-}};
+const Lowering permute_lowering =
+    ViewLowering{.layout = [](Layout& layout, const Attrs& attrs, const TensorSpec&) {
+      Layout permuted{{}, {}, layout.offset};
+      for (int64_t axis : attrs.integers("order")) {
+        permuted.shape.push_back(layout.shape[axis]);
+        permuted.strides.push_back(layout.strides[axis]);
+      }
+      layout = permuted;
+      return true;
+    }};
+
+}  // namespace
 
 const OpDef& permute_op = register_op({
     .name = "permute",
@@ -103,12 +114,17 @@ const OpDef& permute_op = register_op({
     .lowering = &permute_lowering,
 });
 
+namespace {
+
 // ---- expand(x, shape): NumPy broadcasting as a view ---------------------------------------
 
-const Lowering expand_lowering{.view = [](Layout& layout, const Attrs&, const TensorSpec& output) {
-  layout = broadcast_to(layout, output.shape);
-  return true;
-}};
+const Lowering expand_lowering =
+    ViewLowering{.layout = [](Layout& layout, const Attrs&, const TensorSpec& output) {
+      layout = broadcast_to(layout, output.shape);
+      return true;
+    }};
+
+}  // namespace
 
 const OpDef& expand_op = register_op({
     .name = "expand",
@@ -125,14 +141,18 @@ const OpDef& expand_op = register_op({
     .lowering = &expand_lowering,
 });
 
+namespace {
+
 // ---- slice(x, axis, start, stop) ----------------------------------------------------------
 
-const Lowering slice_lowering{
-    .view = [](Layout& layout, const Attrs& attrs, const TensorSpec& output) {
+const Lowering slice_lowering =
+    ViewLowering{.layout = [](Layout& layout, const Attrs& attrs, const TensorSpec& output) {
       layout.offset += attrs.integer("start") * layout.strides[attrs.integer("axis")];
       layout.shape = output.shape;
       return true;
     }};
+
+}  // namespace
 
 const OpDef& slice_op = register_op({
     .name = "slice",
@@ -164,17 +184,23 @@ const OpDef& slice_op = register_op({
     .lowering = &slice_lowering,
 });
 
+namespace {
+
 // ---- concat(xs, axis) ---------------------------------------------------------------------
 
 // Input i fills the output from the sum of the earlier inputs' extents along the axis.
-const Lowering concat_lowering{.region = [](size_t index, const Layout& output, const Attrs& attrs,
-                                            std::span<const Shape> input_shapes) {
-  const auto axis = static_cast<size_t>(attrs.integer("axis"));
-  Layout region = output;
-  for (size_t i = 0; i < index; ++i) region.offset += input_shapes[i][axis] * output.strides[axis];
-  region.shape[axis] = input_shapes[index][axis];
-  return region;
-}};
+const Lowering concat_lowering =
+    RegionsLowering{.region = [](size_t index, const Layout& output, const Attrs& attrs,
+                                 std::span<const Shape> input_shapes) {
+      const auto axis = static_cast<size_t>(attrs.integer("axis"));
+      Layout region = output;
+      for (size_t i = 0; i < index; ++i)
+        region.offset += input_shapes[i][axis] * output.strides[axis];
+      region.shape[axis] = input_shapes[index][axis];
+      return region;
+    }};
+
+}  // namespace
 
 const OpDef& concat_op = register_op({
     .name = "concat",
@@ -220,8 +246,6 @@ const OpDef& concat_op = register_op({
     },
     .lowering = &concat_lowering,
 });
-
-}  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   return apply(reshape_op, {x}, {{"shape", shape}});

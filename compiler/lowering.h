@@ -20,7 +20,7 @@
 #include <span>
 #include <string>
 
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

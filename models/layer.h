@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/runtime/random.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

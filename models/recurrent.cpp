@@ -5,9 +5,9 @@
 #include <tuple>
 #include <utility>
 
-#include "weft/autodiff/op.h"
 #include "weft/models/keras_format.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

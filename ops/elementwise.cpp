@@ -2,11 +2,11 @@
 // maps it over the operands) and its VJP.
 #include <cmath>
 
-#include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/fast_math.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {

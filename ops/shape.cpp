@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <numeric>
 
-#include "weft/autodiff/op.h"
 #include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {

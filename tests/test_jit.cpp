@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "test_support.h"
-#include "weft/autodiff/tensor.h"
 #include "weft/compiler/jit.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/error.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 namespace {

@@ -1,4 +1,4 @@
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 #include <deque>
 #include <mutex>

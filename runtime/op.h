@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

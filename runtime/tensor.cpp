@@ -1,12 +1,12 @@
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "weft/autodiff/op.h"
 #include "weft/autodiff/tape.h"
 #include "weft/ops/kernels.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

@@ -20,7 +20,7 @@
 #include <variant>
 
 #include "weft/compiler/analysis.h"
-#include "weft/compiler/lowering.h"
+#include "weft/ops/lowering.h"
 #include "weft/runtime/error.h"
 
 namespace weft {

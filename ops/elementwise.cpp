@@ -2,8 +2,8 @@
 // maps it over the operands) and its VJP.
 #include <cmath>
 
-#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/fast_math.h"
 #include "weft/runtime/op.h"

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
 

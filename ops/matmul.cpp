@@ -1,8 +1,8 @@
 // matmul: (..., m, k) x (..., k, n) -> (..., m, n), batch dimensions broadcast. Each matrix is
 // handed to the runtime GEMM in place when its last two axes are row- or column-major (so
 // transposed views cost no copy); other layouts are copied first.
-#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/gemm.h"
 #include "weft/runtime/op.h"

@@ -1,7 +1,7 @@
 // dropout_mask: the one random primitive. Its values are a pure function of the stream's seed and
 // counter, read from a small int64 tensor input, so compiled code draws the same masks as the
 // eager kernel and a compiled step draws fresh ones on every run.
-#include "weft/compiler/lowering.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
 

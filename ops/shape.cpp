@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "weft/compiler/lowering.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
 

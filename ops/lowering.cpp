@@ -1,4 +1,4 @@
-#include "weft/compiler/lowering.h"
+#include "weft/ops/lowering.h"
 
 #include <llvm/IR/MDBuilder.h>
 

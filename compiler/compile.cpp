@@ -40,10 +40,9 @@ std::string describe(const Graph& graph, int id) {
 }
 
 const Lowering& lowering_of(const Graph& graph, int id) {
-  const GraphNode& node = graph.node(id);
-  WEFT_CHECK(node.op->lowering != nullptr, "compile: {} has no lowering to LLVM IR",
-             describe(graph, id));
-  return *node.op->lowering;
+  const Lowering* lowering = find_lowering(*graph.node(id).op);
+  WEFT_CHECK(lowering != nullptr, "compile: {} has no lowering to LLVM IR", describe(graph, id));
+  return *lowering;
 }
 
 int64_t aligned(int64_t bytes) { return (bytes + 63) / 64 * 64; }
@@ -1099,7 +1098,7 @@ class Emitter {
         break;
       case Call::Kind::op: {
         const GraphNode& node = plan_.graph_.node(call.members[0]);
-        node.op->lowering->kernel(k, reads, writes[0], node.attrs);
+        find_lowering(*node.op)->kernel(k, reads, writes[0], node.attrs);
         break;
       }
       case Call::Kind::fused:
@@ -1146,7 +1145,7 @@ class Emitter {
                              : k.constant(dtype, graph.node(input).value.item()));
           dtypes.push_back(dtype);
         }
-        values.push_back(node.op->lowering->element(
+        values.push_back(find_lowering(*node.op)->element(
             k,
             {.args = args, .arg_dtypes = dtypes, .dtype = node.spec.dtype, .attrs = node.attrs}));
       }

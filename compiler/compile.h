@@ -5,7 +5,7 @@
 // - fuse: chains of elementwise ops over one shape become one loop that keeps intermediates in
 //   registers (writing in place of a read that dies there, or into a concat's region); view ops
 //   (reshape, permute, expand, slice) become strides, not copies; every other op is one kernel
-//   from its lowering (ops/, via compiler/lowering.h). Identical kernels (the same code on other
+//   from its lowering (ops/lowering.h's table). Identical kernels (the same code on other
 //   buffers, as in every time step of a recurrent layer) are emitted once;
 // - place: every intermediate gets an offset in one arena, reused once its last reader has run
 //   (the activations kept for backpropagation through time live until their use); a time step's

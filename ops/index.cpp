@@ -89,8 +89,8 @@ const OpDef& gather_op = register_op({
       const int64_t axis = c.attrs.integer("axis");
       return {scatter_add(c.grad, axis, c.inputs[1], c.inputs[0].shape()[axis]), Tensor()};
     },
-    .lowering = &gather_lowering,
 });
+const bool gather_lowered = register_lowering(gather_op, gather_lowering);
 
 const Lowering scatter_add_lowering{.kernel = [](KernelBuilder& k, std::span<const Access> in,
                                                  const Access& out, const Attrs& attrs) {
@@ -149,8 +149,8 @@ const OpDef& scatter_add_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {gather(c.grad, c.attrs.integer("axis"), c.inputs[1]), Tensor()};
     },
-    .lowering = &scatter_add_lowering,
 });
+const bool scatter_add_lowered = register_lowering(scatter_add_op, scatter_add_lowering);
 
 }  // namespace
 

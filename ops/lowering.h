@@ -123,4 +123,12 @@ Layout broadcast_to(const Layout& layout, const Shape& shape);
 // none when the strides cannot.
 std::optional<Layout> reshaped(const Layout& layout, const Shape& shape);
 
+// The lowering table. Each op's file registers the op's lowering right after the op (as JAX's
+// mlir.register_lowering(exp_p, ...) beside exp_p), so OpDef knows nothing of LLVM. The table
+// keeps `lowering` by address: it must live as long as the process (a namespace-scope constant).
+// Returns true, for a namespace-scope constant to hold; throws weft::Error for a second one.
+bool register_lowering(const OpDef& op, const Lowering& lowering);
+// The op's registered lowering; null when it has none.
+const Lowering* find_lowering(const OpDef& op);
+
 }  // namespace weft

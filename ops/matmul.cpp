@@ -153,8 +153,8 @@ const OpDef& matmul_op = register_op({
       if (c.needs_grad[1]) grads[1] = sum_to(matmul(transpose(a), c.grad), b.shape());
       return grads;
     },
-    .lowering = &matmul_lowering,
 });
+const bool matmul_lowered = register_lowering(matmul_op, matmul_lowering);
 
 }  // namespace
 

@@ -67,8 +67,8 @@ const OpDef& dropout_mask_op = register_op({
           return out;
         },
     .vjp = nullptr,
-    .lowering = &dropout_mask_lowering,
 });
+const bool dropout_mask_lowered = register_lowering(dropout_mask_op, dropout_mask_lowering);
 
 thread_local const RandomStateScope* active_random_scope = nullptr;
 

@@ -56,8 +56,8 @@ const OpDef& reshape_op = register_op({
                            source.impl()->offset);
         },
     .vjp = [](const VjpContext& c) -> Grads { return {reshape(c.grad, c.inputs[0].shape())}; },
-    .lowering = &reshape_lowering,
 });
+const bool reshape_lowered = register_lowering(reshape_op, reshape_lowering);
 
 // ---- permute(x, order) ----------------------------------------------------------------------
 
@@ -100,8 +100,8 @@ const OpDef& permute_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {permute(c.grad, inverse_permutation(c.attrs.integers("order")))};
     },
-    .lowering = &permute_lowering,
 });
+const bool permute_lowered = register_lowering(permute_op, permute_lowering);
 
 // ---- expand(x, shape): NumPy broadcasting as a view ---------------------------------------
 
@@ -122,8 +122,8 @@ const OpDef& expand_op = register_op({
     .forward = [](std::span<const Tensor> in, const Attrs&,
                   const TensorSpec& spec) { return broadcast_view(in[0], spec.shape); },
     .vjp = [](const VjpContext& c) -> Grads { return {sum_to(c.grad, c.inputs[0].shape())}; },
-    .lowering = &expand_lowering,
 });
+const bool expand_lowered = register_lowering(expand_op, expand_lowering);
 
 // ---- slice(x, axis, start, stop) ----------------------------------------------------------
 
@@ -161,8 +161,8 @@ const OpDef& slice_op = register_op({
         [](const Attrs& attrs) {
           return OutputRegion{attrs.integer("axis"), attrs.integer("start"), attrs.integer("stop")};
         },
-    .lowering = &slice_lowering,
 });
+const bool slice_lowered = register_lowering(slice_op, slice_lowering);
 
 // ---- concat(xs, axis) ---------------------------------------------------------------------
 
@@ -218,8 +218,8 @@ const OpDef& concat_op = register_op({
       }
       return grads;
     },
-    .lowering = &concat_lowering,
 });
+const bool concat_lowered = register_lowering(concat_op, concat_lowering);
 
 }  // namespace
 

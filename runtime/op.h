@@ -2,7 +2,9 @@
 //
 // An op is one OpDef in ops/: a name, a shape rule that checks its arguments, an eager CPU
 // kernel, and a vector-Jacobian product written in other ops (so the backward pass can itself
-// be recorded). Composite ops are plain functions of primitives and have no OpDef.
+// be recorded). Its lowering to LLVM IR is registered next to it, in a table of its own
+// (ops/lowering.h): nothing here sees LLVM. Composite ops are plain functions of primitives and
+// have no OpDef.
 #pragma once
 
 #include <span>
@@ -41,8 +43,6 @@ class Attrs {
   std::vector<std::pair<std::string_view, AttrValue>> items_;
 };
 
-struct Lowering;  // compiler/lowering.h: how the compiler emits the op as LLVM IR
-
 struct TensorSpec {
   Shape shape;
   DType dtype;
@@ -76,8 +76,6 @@ struct OpDef {
   // the other regions into one concat when it is. The gradients of T slices of one tensor then
   // cost T slices' worth of work, not T whole tensors.
   OutputRegion (*output_region)(const Attrs& attrs) = nullptr;
-  // How the compiler lowers the op (defined next to the op; a test checks every op has one).
-  const Lowering* lowering = nullptr;
 };
 
 // Registers an op definition for the whole process; returns the stored definition.

@@ -7,6 +7,7 @@
 // have no OpDef.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -85,8 +86,17 @@ std::vector<const OpDef*> registered_ops();
 const OpDef* find_op(std::string_view name);
 
 // Runs an op eagerly (or, under a tracer that computes no values, only infers its result's shape
-// and dtype) and, when gradients are enabled and an input requires one, records it.
+// and dtype) and, when gradients are enabled and an input requires one, records it: through the
+// grad recorder (below) for differentiation, and through this thread's tracer, if any.
 Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+// How apply() records an op for reverse-mode differentiation: the node that becomes the output's
+// grad_fn. The tape (autodiff/tape.cpp) installs its own when the library loads, so this layer
+// knows Node only by name.
+using GradRecorder = std::shared_ptr<Node> (*)(const OpDef& op, Attrs attrs,
+                                               std::vector<Tensor> inputs, const Tensor& output);
+// Installs the process's grad recorder; returns true, for a namespace-scope constant to hold.
+bool install_grad_recorder(GradRecorder recorder);
 
 // Observes every op that apply() runs on this thread, whatever the grad mode, and every
 // in-place assign_: the compiler's capture of a whole step (forward, backward, update).

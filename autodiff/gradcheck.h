@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

@@ -13,7 +13,13 @@ namespace weft {
 
 namespace {
 std::atomic<uint64_t> next_sequence{0};
-}
+
+// apply() records each differentiable op as a Node through this.
+const bool recorder_installed = install_grad_recorder(
+    [](const OpDef& op, Attrs attrs, std::vector<Tensor> inputs, const Tensor& output) {
+      return std::make_shared<Node>(op, std::move(attrs), std::move(inputs), output);
+    });
+}  // namespace
 
 Node::Node(const OpDef& op, Attrs attrs, std::vector<Tensor> inputs, const Tensor& output)
     : op_(&op),
@@ -274,6 +280,23 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds,
               BackwardOptions options) {
   run_backward(roots, seeds, options, nullptr);
+}
+
+// The Tensor methods of runtime/tensor.h that need the tape.
+Tensor& Tensor::requires_grad_(bool on) {
+  TensorImpl& impl = checked_impl();
+  WEFT_CHECK(impl.grad_fn == nullptr,
+             "requires_grad_(): only leaf tensors can be marked; this one was computed by '{}'",
+             impl.grad_fn ? impl.grad_fn->op().name : "");
+  WEFT_CHECK(!on || is_floating(impl.dtype), "requires_grad_(): a {} tensor has no gradient",
+             dtype_name(impl.dtype));
+  impl.requires_grad = on;
+  return *this;
+}
+
+void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
+  weft::backward({*this}, seed.defined() ? std::vector<Tensor>{seed} : std::vector<Tensor>{},
+                 options);
 }
 
 }  // namespace weft

@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

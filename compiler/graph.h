@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

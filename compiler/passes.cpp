@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "weft/compiler/analysis.h"
+#include "weft/compiler/rewrite.h"
 #include "weft/ops/definitions.h"
 
 namespace weft {
@@ -19,94 +20,6 @@ using Kind = GraphNode::Kind;
 // Folding makes, and CSE compares, constants of at most this many elements: zero states
 // broadcast to big shapes stay ops rather than become big tensors in the graph.
 constexpr int64_t small_constant = 4096;
-
-// ---- rebuild: how a pass that adds nodes changes a graph ------------------------------------
-
-// Adds `node` (its inputs already ids in `out`) to `out` as it is; returns its id.
-int append(Graph& out, GraphNode node) {
-  out.nodes().push_back(std::move(node));
-  return static_cast<int>(out.nodes().size()) - 1;
-}
-
-// What becomes of one node of the old graph: `node` is that node (its id there is `id`) with its
-// inputs already ids in `out`. Returns the id in `out` that replaces it: append(out,
-// std::move(node)) keeps it, and the rule may add new nodes first.
-using Rule = std::function<int(Graph& out, GraphNode&& node, int id)>;
-
-// A graph made by asking `rule` about each node but the inputs, in id order, so that ids stay in
-// topological order. Inputs are kept, in order. Outputs and stores are renamed.
-// The graph is taken by value: its nodes move into the new one.
-Graph rebuild(Graph graph, const Rule& rule) {
-  Graph out;
-  std::vector<int> renamed(graph.nodes().size());
-  out.nodes().reserve(graph.nodes().size());
-  Shape expected_shape;  // one buffer for every node: this runs for each node of each pass
-  for (size_t i = 0; i < graph.nodes().size(); ++i) {
-    const bool is_input = graph.nodes()[i].kind == Kind::input;
-    GraphNode node = std::move(graph.nodes()[i]);
-    for (int& input : node.inputs) input = renamed[input];
-    if (is_input) {
-      renamed[i] = append(out, std::move(node));
-      continue;
-    }
-    const DType expected_dtype = node.spec.dtype;
-    expected_shape.assign(node.spec.shape.begin(), node.spec.shape.end());
-    renamed[i] = rule(out, std::move(node), static_cast<int>(i));
-    // A replacement with another shape or dtype is a bug in the pass: catch it here.
-    const TensorSpec& spec = out.node(renamed[i]).spec;
-    WEFT_CHECK(spec.shape == expected_shape && spec.dtype == expected_dtype,
-               "rebuild: node %{} ({} {}) replaced by a {} {} value", i, dtype_name(expected_dtype),
-               shape_str(expected_shape), dtype_name(spec.dtype), shape_str(spec.shape));
-  }
-  for (const GraphOutput& output : graph.outputs)
-    out.outputs.push_back({output.name, renamed[output.node]});
-  for (const GraphStore& store : graph.stores)
-    out.stores.push_back({.input = renamed[store.input], .value = renamed[store.value]});
-  return out;
-}
-
-// ---- in place: for passes that add no nodes (fold, simplify, cse, dce): no rebuild --------
-
-// Turns op node `id` into a constant holding `value`, of the same shape and dtype. Its inputs stay
-// in the graph, for dead-code elimination to remove once nothing reads them.
-void become_constant(Graph& graph, int id, Tensor value) {
-  GraphNode& node = graph.nodes()[id];
-  WEFT_CHECK(value.shape() == node.spec.shape && value.dtype() == node.spec.dtype,
-             "passes: node %{} ({} {}) replaced by a {} {} constant", id,
-             dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(value.dtype()),
-             shape_str(value.shape()));
-  node.kind = Kind::constant;
-  node.op = nullptr;
-  node.attrs = {};
-  node.inputs.clear();
-  node.value = std::move(value);  // maybe a view of another constant: constants are never written
-}
-
-// Asks `same_value(graph, node, id)` about each node but the inputs, in id order, the node's inputs
-// already moved to their replacements: it returns an earlier node with the same value, or the
-// node's own id (maybe after making it a cheaper op with the same value). The readers of a replaced
-// node, and the outputs and stores, then read its replacement; the node itself is left unread,
-// for dead-code elimination.
-template <typename SameValue>
-Graph redirect(Graph graph, const SameValue& same_value) {
-  std::vector<int> same_as(graph.nodes().size());
-  std::iota(same_as.begin(), same_as.end(), 0);
-  for (size_t id = 0; id < graph.nodes().size(); ++id) {
-    GraphNode& node = graph.nodes()[id];
-    if (node.kind == Kind::input) continue;
-    for (int& input : node.inputs) input = same_as[input];
-    same_as[id] = same_value(graph, node, static_cast<int>(id));
-    // A replacement with another shape or dtype is a bug in the pass: catch it here.
-    const TensorSpec& spec = graph.node(same_as[id]).spec;
-    WEFT_CHECK(spec.shape == node.spec.shape && spec.dtype == node.spec.dtype,
-               "passes: node %{} ({} {}) replaced by a {} {} value", id,
-               dtype_name(node.spec.dtype), shape_str(node.spec.shape), dtype_name(spec.dtype),
-               shape_str(spec.shape));
-  }
-  for (GraphOutput& output : graph.outputs) output.node = same_as[output.node];
-  for (GraphStore& store : graph.stores) store.value = same_as[store.value];
-  return graph;
-}
 
 // ---- helpers --------------------------------------------------------------------------------
 

@@ -37,9 +37,9 @@ std::string describe(const Graph& graph, int id) {
 
 const Lowering& lowering_of(const Graph& graph, int id) {
   const GraphNode& node = graph.node(id);
-  WEFT_CHECK(node.op->lowering != nullptr, "compile: {} has no lowering to LLVM IR",
-             describe(graph, id));
-  return *node.op->lowering;
+  const Lowering* lowering = find_lowering(*node.op);
+  WEFT_CHECK(lowering != nullptr, "compile: {} has no lowering to LLVM IR", describe(graph, id));
+  return *lowering;
 }
 
 namespace {

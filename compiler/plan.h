@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "weft/compiler/graph.h"
-#include "weft/compiler/lowering.h"
+#include "weft/ops/lowering.h"
 
 namespace weft {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/models/text.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

@@ -10,13 +10,13 @@
 #include <string_view>
 #include <tuple>
 
-#include "weft/autodiff/op.h"
 #include "weft/models/losses.h"
 #include "weft/models/metrics.h"
 #include "weft/models/optimizers.h"
 #include "weft/models/sequential.h"
 #include "weft/models/training_state.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "weft/autodiff/shape.h"
+#include "weft/runtime/shape.h"
 
 namespace weft {
 

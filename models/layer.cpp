@@ -3,9 +3,9 @@
 #include <cctype>
 #include <cmath>
 
-#include "weft/autodiff/op.h"
 #include "weft/models/keras_format.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

@@ -10,18 +10,28 @@
 #include <string>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/runtime/random.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 
-// What a call sees besides its input.
+// A state a stateful layer keeps between calls (Layer::states), and the value a call leaves for it.
+struct StateUpdate {
+  Tensor state;
+  Tensor value;
+};
+
+// What a call sees besides its input, and what it leaves besides its output.
 struct CallContext {
   bool training = false;
   // (batch, timesteps), 1 on real steps and 0 on padding; undefined when there is none. A layer
   // that consumes the time axis clears it; Embedding(mask_zero) sets it.
   Tensor mask = {};
   Generator* generator = &default_generator();  // dropout masks
+  // The new states of the stateful layers called, in call order, for the step code to store
+  // (Sequential::call). A layer keeps the values itself when they were computed, so that its
+  // next call starts from them.
+  std::vector<StateUpdate> new_states = {};
 };
 
 struct Weight {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <string_view>
 
-#include "weft/autodiff/op.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

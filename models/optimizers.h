@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/models/layer.h"
 #include "weft/models/training.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

@@ -5,7 +5,6 @@
 #include <tuple>
 #include <utility>
 
-#include "weft/autodiff/op.h"
 #include "weft/models/keras_format.h"
 #include "weft/ops/ops.h"
 
@@ -203,12 +202,12 @@ RecurrentOutput Recurrent::call_with_state(const Tensor& x_in, CallContext& cont
     context.mask = Tensor();  // the time axis is gone
   }
   if (options_.stateful) {
-    // A captured step records the new states as stores into the kept ones (its inputs); they are
-    // not assigned here, where the tape may still need the old values for backward.
-    if (Tracer* tracer = active_tracer())
-      for (size_t i = 0; i < kept_states_.size(); ++i)
-        tracer->on_assign(kept_states_[i], states[i]);
-    if (meta_capture_active()) {
+    // The new states go back to the step code, which stores them into the kept ones (a captured
+    // step's inputs); they are not assigned here, where the tape may still need the old values
+    // for backward.
+    for (size_t i = 0; i < kept_states_.size(); ++i)
+      context.new_states.push_back({.state = kept_states_[i], .value = states[i]});
+    if (states[0].is_meta()) {
       // Nothing was computed: the kept states stay, and the compiled step writes into them.
       WEFT_CHECK(!kept_states_.empty(),
                  "layer \"{}\" is stateful: its states must exist (Layer::states) before a "
@@ -324,13 +323,13 @@ RecurrentOutput Bidirectional::call_with_state(const Tensor& x, CallContext& con
              "layer \"{}\" expects its copies' initial states (forward, then backward), got {} "
              "tensors",
              name(), initial_state.size());
-  // Each copy gets its own context: a copy without return_sequences clears the mask.
-  CallContext forward_context = context, backward_context = context;
-  RecurrentOutput f = forward_->call_with_state(
-      x, forward_context, {initial_state.begin(), initial_state.begin() + half});
-  RecurrentOutput b = backward_->call_with_state(
-      x, backward_context, {initial_state.begin() + half, initial_state.end()});
-  if (!forward_->options().return_sequences) context.mask = Tensor();
+  // Both copies read the mask; a copy without return_sequences clears it (the time axis is gone).
+  const Tensor mask = context.mask;
+  RecurrentOutput f =
+      forward_->call_with_state(x, context, {initial_state.begin(), initial_state.begin() + half});
+  context.mask = mask;
+  RecurrentOutput b =
+      backward_->call_with_state(x, context, {initial_state.begin() + half, initial_state.end()});
 
   RecurrentOutput result;
   if (merge_mode_ == "concat")

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "weft/models/keras_format.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 
@@ -122,6 +123,11 @@ Tensor Sequential::call(const Tensor& x, bool training) {
   CallContext context{.training = training};
   Tensor y = x;
   for (const auto& layer : layers_) y = layer->call(y, context);
+  // A captured step stores the stateful layers' new states into the kept ones (its inputs) as
+  // it ends. Recorded, not assigned: the tape may still need the old values for backward.
+  if (Tracer* tracer = active_tracer())
+    for (const StateUpdate& update : context.new_states)
+      tracer->on_assign(update.state, update.value);
   return y;
 }
 

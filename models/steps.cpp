@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "weft/autodiff/op.h"
 #include "weft/compiler/compile.h"
 #include "weft/models/training_state.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

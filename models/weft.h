@@ -2,9 +2,7 @@
 #pragma once
 
 #include "weft/autodiff/gradcheck.h"
-#include "weft/autodiff/op.h"
 #include "weft/autodiff/tape.h"
-#include "weft/autodiff/tensor.h"
 #include "weft/models/arrays.h"
 #include "weft/models/chapter_models.h"
 #include "weft/models/core_layers.h"
@@ -20,3 +18,5 @@
 #include "weft/models/text.h"
 #include "weft/models/training.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
+#include "weft/runtime/tensor.h"

@@ -3,7 +3,7 @@
 // silently turned off. Each is defined, and registered, in the op's file.
 #pragma once
 
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 

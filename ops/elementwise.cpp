@@ -2,12 +2,12 @@
 // maps it over the operands) and its VJP.
 #include <cmath>
 
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
 #include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/fast_math.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -37,8 +37,8 @@ Shape broadcast_all(std::string_view op, std::span<const Tensor> inputs) {
 // ---- Unary ops on floating tensors --------------------------------------------------------
 
 template <typename Op>
-OpDef unary_op() {
-  return {
+const OpDef& unary_op() {
+  const OpDef& op = register_op({
       .name = Op::name,
       .infer = [](std::span<const Tensor> in, const Attrs&) -> TensorSpec {
         WEFT_CHECK(is_floating(in[0].dtype()), "{}: expects a floating-point tensor, got {} {}",
@@ -55,8 +55,9 @@ OpDef unary_op() {
             return out;
           },
       .vjp = [](const VjpContext& c) -> Grads { return {Op::vjp(c.inputs[0], c.output, c.grad)}; },
-      .lowering = &element_lowering<Op>,
-  };
+  });
+  register_lowering(op, element_lowering<Op>);
+  return op;
 }
 
 struct Neg {
@@ -134,21 +135,21 @@ struct Sqrt {
 
 }  // namespace
 
-const OpDef& neg_op = register_op(unary_op<Neg>());
-const OpDef& exp_op = register_op(unary_op<Exp>());
-const OpDef& log_op = register_op(unary_op<Log>());
-const OpDef& tanh_op = register_op(unary_op<Tanh>());
-const OpDef& sigmoid_op = register_op(unary_op<Sigmoid>());
-const OpDef& relu_op = register_op(unary_op<Relu>());
-const OpDef& sqrt_op = register_op(unary_op<Sqrt>());
+const OpDef& neg_op = unary_op<Neg>();
+const OpDef& exp_op = unary_op<Exp>();
+const OpDef& log_op = unary_op<Log>();
+const OpDef& tanh_op = unary_op<Tanh>();
+const OpDef& sigmoid_op = unary_op<Sigmoid>();
+const OpDef& relu_op = unary_op<Relu>();
+const OpDef& sqrt_op = unary_op<Sqrt>();
 
 namespace {
 
 // ---- Binary ops with broadcasting ---------------------------------------------------------
 
 template <typename Op>
-OpDef binary_op() {
-  return {
+const OpDef& binary_op() {
+  const OpDef& op = register_op({
       .name = Op::name,
       .infer = [](std::span<const Tensor> in, const Attrs&) -> TensorSpec {
         check_same_dtype(Op::name, in);
@@ -173,8 +174,9 @@ OpDef binary_op() {
         if (c.needs_grad[1]) grads[1] = sum_to(Op::vjp_b(a, b, c.output, c.grad), b.shape());
         return grads;
       },
-      .lowering = &element_lowering<Op>,
-  };
+  });
+  register_lowering(op, element_lowering<Op>);
+  return op;
 }
 
 struct Add {
@@ -239,19 +241,19 @@ struct Pow {
 
 }  // namespace
 
-const OpDef& add_op = register_op(binary_op<Add>());
-const OpDef& sub_op = register_op(binary_op<Sub>());
-const OpDef& mul_op = register_op(binary_op<Mul>());
-const OpDef& div_op = register_op(binary_op<Div>());
-const OpDef& pow_op = register_op(binary_op<Pow>());
+const OpDef& add_op = binary_op<Add>();
+const OpDef& sub_op = binary_op<Sub>();
+const OpDef& mul_op = binary_op<Mul>();
+const OpDef& div_op = binary_op<Div>();
+const OpDef& pow_op = binary_op<Pow>();
 
 namespace {
 
 // ---- Comparisons: 0/1 in the operands' dtype, no gradient ---------------------------------
 
 template <typename Op>
-OpDef comparison_op() {
-  return {
+const OpDef& comparison_op() {
+  const OpDef& op = register_op({
       .name = Op::name,
       .infer = [](std::span<const Tensor> in, const Attrs&) -> TensorSpec {
         check_same_dtype(Op::name, in);
@@ -268,8 +270,9 @@ OpDef comparison_op() {
             return out;
           },
       .vjp = nullptr,
-      .lowering = &element_lowering<Op>,
-  };
+  });
+  register_lowering(op, element_lowering<Op>);
+  return op;
 }
 
 // 0 or 1 in the operands' dtype, as the eager kernel's static_cast<T>(bool).
@@ -327,12 +330,12 @@ struct NotEqual {
 
 }  // namespace
 
-const OpDef& greater_op = register_op(comparison_op<Greater>());
-const OpDef& greater_equal_op = register_op(comparison_op<GreaterEqual>());
-const OpDef& less_op = register_op(comparison_op<Less>());
-const OpDef& less_equal_op = register_op(comparison_op<LessEqual>());
-const OpDef& equal_op = register_op(comparison_op<Equal>());
-const OpDef& not_equal_op = register_op(comparison_op<NotEqual>());
+const OpDef& greater_op = comparison_op<Greater>();
+const OpDef& greater_equal_op = comparison_op<GreaterEqual>();
+const OpDef& less_op = comparison_op<Less>();
+const OpDef& less_equal_op = comparison_op<LessEqual>();
+const OpDef& equal_op = comparison_op<Equal>();
+const OpDef& not_equal_op = comparison_op<NotEqual>();
 
 namespace {
 
@@ -377,8 +380,8 @@ const OpDef& clip_op = register_op({
                             less_equal(x, scalar_like(c.attrs.real("high"), x));
       return {c.grad * inside};
     },
-    .lowering = &clip_lowering,
 });
+const bool clip_lowered = register_lowering(clip_op, clip_lowering);
 
 namespace {
 
@@ -423,8 +426,8 @@ const OpDef& where_op = register_op({
       if (c.needs_grad[2]) grads[2] = sum_to(where(cond, zero, c.grad), c.inputs[2].shape());
       return grads;
     },
-    .lowering = &where_lowering,
 });
+const bool where_lowered = register_lowering(where_op, where_lowering);
 
 namespace {
 
@@ -444,8 +447,8 @@ const OpDef& cast_op = register_op({
     .forward = [](std::span<const Tensor> in, const Attrs&,
                   const TensorSpec& spec) { return to_dtype(in[0], spec.dtype); },
     .vjp = [](const VjpContext& c) -> Grads { return {cast(c.grad, c.inputs[0].dtype())}; },
-    .lowering = &cast_lowering,
 });
+const bool cast_lowered = register_lowering(cast_op, cast_lowering);
 
 Tensor neg(const Tensor& x) { return apply(neg_op, {x}); }
 Tensor exp(const Tensor& x) { return apply(exp_op, {x}); }

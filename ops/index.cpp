@@ -2,11 +2,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
 #include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -93,8 +93,8 @@ const OpDef& gather_op = register_op({
       const int64_t axis = c.attrs.integer("axis");
       return {scatter_add(c.grad, axis, c.inputs[1], c.inputs[0].shape()[axis]), Tensor()};
     },
-    .lowering = &gather_lowering,
 });
+const bool gather_lowered = register_lowering(gather_op, gather_lowering);
 
 namespace {
 
@@ -159,8 +159,8 @@ const OpDef& scatter_add_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {gather(c.grad, c.attrs.integer("axis"), c.inputs[1]), Tensor()};
     },
-    .lowering = &scatter_add_lowering,
 });
+const bool scatter_add_lowered = register_lowering(scatter_add_op, scatter_add_lowering);
 
 Tensor gather(const Tensor& x, int64_t axis, const Tensor& indices) {
   return apply(gather_op, {x, indices}, {{"axis", normalize_axis("gather", axis, x.dim())}});

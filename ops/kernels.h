@@ -4,8 +4,8 @@
 #include <array>
 #include <utility>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/runtime/strided.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

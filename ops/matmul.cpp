@@ -1,12 +1,12 @@
 // matmul: (..., m, k) x (..., k, n) -> (..., m, n), batch dimensions broadcast. Each matrix is
 // handed to the runtime GEMM in place when its last two axes are row- or column-major (so
 // transposed views cost no copy); other layouts are copied first.
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
 #include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/gemm.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -156,8 +156,8 @@ const OpDef& matmul_op = register_op({
       if (c.needs_grad[1]) grads[1] = sum_to(matmul(transpose(a), c.grad), b.shape());
       return grads;
     },
-    .lowering = &matmul_lowering,
 });
+const bool matmul_lowered = register_lowering(matmul_op, matmul_lowering);
 
 Tensor matmul(const Tensor& a, const Tensor& b) { return apply(matmul_op, {a, b}); }
 

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
 #include "weft/runtime/random.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 

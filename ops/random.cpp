@@ -1,10 +1,9 @@
 // dropout_mask: the one random primitive. Its values are a pure function of the stream's seed and
 // counter, read from a small int64 tensor input, so compiled code draws the same masks as the
 // eager kernel and a compiled step draws fresh ones on every run.
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
-#include "weft/ops/definitions.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -71,8 +70,8 @@ const OpDef& dropout_mask_op = register_op({
           return out;
         },
     .vjp = nullptr,
-    .lowering = &dropout_mask_lowering,
 });
+const bool dropout_mask_lowered = register_lowering(dropout_mask_op, dropout_mask_lowering);
 
 namespace {
 

@@ -2,11 +2,11 @@
 #include <algorithm>
 #include <limits>
 
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
 #include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -86,8 +86,8 @@ const Lowering reduction_lowering = KernelLowering{.emit = [](KernelBuilder& k,
 }};
 
 template <typename Fold>
-OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
-  return {
+const OpDef& reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
+  const OpDef& op = register_op({
       .name = Fold::name,
       .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
         WEFT_CHECK(is_floating(in[0].dtype()), "{}: expects a floating-point tensor, got {}",
@@ -109,8 +109,9 @@ OpDef reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {
             return make_view(out, spec.shape, contiguous_strides(spec.shape), 0);
           },
       .vjp = vjp,
-      .lowering = &reduction_lowering<Fold>,
-  };
+  });
+  register_lowering(op, reduction_lowering<Fold>);
+  return op;
 }
 
 struct SumFold {
@@ -140,16 +141,16 @@ Tensor spread(const VjpContext& c) {
 }  // namespace
 
 const OpDef& sum_op =
-    register_op(reduction_op<SumFold>([](const VjpContext& c) -> Grads { return {spread(c)}; }));
+    reduction_op<SumFold>([](const VjpContext& c) -> Grads { return {spread(c)}; });
 
 // The gradient goes to the maximal elements, shared equally among ties.
-const OpDef& max_op = register_op(reduction_op<MaxFold>([](const VjpContext& c) -> Grads {
+const OpDef& max_op = reduction_op<MaxFold>([](const VjpContext& c) -> Grads {
   const Tensor& x = c.inputs[0];
   const std::vector<int64_t>& axes = c.attrs.integers("axes");
   const Tensor peak = expand(reshape(c.output, kept_shape(x.shape(), axes)), x.shape());
   const Tensor is_max = equal(x, peak.detach());
   return {spread(c) * is_max / sum(is_max, axes, true)};
-}));
+});
 
 namespace {
 
@@ -208,8 +209,8 @@ const OpDef& argmax_op = register_op({
           return out;
         },
     .vjp = nullptr,
-    .lowering = &argmax_lowering,
 });
+const bool argmax_lowered = register_lowering(argmax_op, argmax_lowering);
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdims) {
   return apply(sum_op, {x},

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <numeric>
 
-#include "weft/autodiff/op.h"
-#include "weft/compiler/lowering.h"
 #include "weft/ops/definitions.h"
 #include "weft/ops/kernels.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 namespace {
@@ -62,8 +62,8 @@ const OpDef& reshape_op = register_op({
                            source.impl()->offset);
         },
     .vjp = [](const VjpContext& c) -> Grads { return {reshape(c.grad, c.inputs[0].shape())}; },
-    .lowering = &reshape_lowering,
 });
+const bool reshape_lowered = register_lowering(reshape_op, reshape_lowering);
 
 namespace {
 
@@ -111,8 +111,8 @@ const OpDef& permute_op = register_op({
     .vjp = [](const VjpContext& c) -> Grads {
       return {permute(c.grad, inverse_permutation(c.attrs.integers("order")))};
     },
-    .lowering = &permute_lowering,
 });
+const bool permute_lowered = register_lowering(permute_op, permute_lowering);
 
 namespace {
 
@@ -138,8 +138,8 @@ const OpDef& expand_op = register_op({
     .forward = [](std::span<const Tensor> in, const Attrs&,
                   const TensorSpec& spec) { return broadcast_view(in[0], spec.shape); },
     .vjp = [](const VjpContext& c) -> Grads { return {sum_to(c.grad, c.inputs[0].shape())}; },
-    .lowering = &expand_lowering,
 });
+const bool expand_lowered = register_lowering(expand_op, expand_lowering);
 
 namespace {
 
@@ -181,8 +181,8 @@ const OpDef& slice_op = register_op({
         [](const Attrs& attrs) {
           return OutputRegion{attrs.integer("axis"), attrs.integer("start"), attrs.integer("stop")};
         },
-    .lowering = &slice_lowering,
 });
+const bool slice_lowered = register_lowering(slice_op, slice_lowering);
 
 namespace {
 
@@ -244,8 +244,8 @@ const OpDef& concat_op = register_op({
       }
       return grads;
     },
-    .lowering = &concat_lowering,
 });
+const bool concat_lowered = register_lowering(concat_op, concat_lowering);
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   return apply(reshape_op, {x}, {{"shape", shape}});

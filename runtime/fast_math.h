@@ -8,7 +8,7 @@
 
 namespace weft::fast {
 
-// The constants of exp and tanh, shared with the JIT's lowering (compiler/lowering.cpp), which
+// The constants of exp and tanh, shared with the JIT's lowering (ops/lowering.cpp), which
 // emits the same operations in the same order, so compiled and eager code agree bit for bit (the
 // eager kernels, ops/elementwise.cpp, are compiled without FMA contraction: CMakeLists.txt).
 inline constexpr float kExpLow = -87.3f;  // exp(kExpLow) is the smallest normal float

@@ -14,6 +14,7 @@
 #include "weft/compiler/compile.h"
 #include "weft/compiler/graph.h"
 #include "weft/compiler/jit.h"
+#include "weft/ops/lowering.h"
 #include "weft/weft.h"
 
 namespace weft {
@@ -532,7 +533,7 @@ TEST(Compile, StagesAreKeptForInspectionWhenAsked) {
 
 TEST(Compile, OpWithoutLoweringIsRefused) {
   for (const OpDef* op : registered_ops())
-    EXPECT_NE(op->lowering, nullptr) << op->name << " has no lowering";
+    EXPECT_NE(find_lowering(*op), nullptr) << op->name << " has no lowering";
 }
 
 TEST(Compile, CacheEvictsTheOldestOverItsBound) {

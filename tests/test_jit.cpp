@@ -17,12 +17,12 @@
 #include <vector>
 
 #include "test_support.h"
-#include "weft/autodiff/tensor.h"
 #include "weft/compiler/compile.h"
 #include "weft/compiler/jit.h"
 #include "weft/compiler/runtime_calls.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/error.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 namespace {

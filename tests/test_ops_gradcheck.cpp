@@ -5,7 +5,7 @@
 #include <cmath>
 #include <set>
 
-#include "weft/ops/op_samples.h"
+#include "weft/autodiff/op_samples.h"
 #include "weft/weft.h"
 
 namespace weft {

@@ -14,8 +14,8 @@
 #include <fmt/ranges.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <weft/autodiff/op_samples.h>
 #include <weft/compiler/compile.h>
-#include <weft/ops/op_samples.h>
 #include <weft/weft.h>
 
 #include <CLI/CLI.hpp>

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "weft/autodiff/dtype.h"
-#include "weft/autodiff/shape.h"
+#include "weft/runtime/dtype.h"
 #include "weft/runtime/random.h"
+#include "weft/runtime/shape.h"
 #include "weft/runtime/storage.h"
 
 namespace weft {

@@ -1,4 +1,4 @@
-#include "weft/ops/op_samples.h"
+#include "weft/autodiff/op_samples.h"
 
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"

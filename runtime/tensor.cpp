@@ -1,12 +1,7 @@
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 #include <cmath>
 #include <cstring>
-
-#include "weft/autodiff/op.h"
-#include "weft/autodiff/tape.h"
-#include "weft/ops/kernels.h"
-#include "weft/ops/ops.h"
 
 namespace weft {
 
@@ -43,29 +38,7 @@ double Tensor::item() const {
   return dispatch_any(dtype(), [&]<typename T>() { return static_cast<double>(*data<T>()); });
 }
 
-template <typename T>
-std::vector<T> Tensor::to_vector() const {
-  const Tensor converted = to_dtype(*this, dtype_of<T>());
-  const T* data = converted.data<T>();
-  return std::vector<T>(data, data + converted.numel());
-}
-template std::vector<float> Tensor::to_vector() const;
-template std::vector<double> Tensor::to_vector() const;
-template std::vector<int32_t> Tensor::to_vector() const;
-template std::vector<int64_t> Tensor::to_vector() const;
-
 bool Tensor::requires_grad() const { return checked_impl().requires_grad; }
-
-Tensor& Tensor::requires_grad_(bool on) {
-  TensorImpl& impl = checked_impl();
-  WEFT_CHECK(impl.grad_fn == nullptr,
-             "requires_grad_(): only leaf tensors can be marked; this one was computed by '{}'",
-             impl.grad_fn ? impl.grad_fn->op().name : "");
-  WEFT_CHECK(!on || is_floating(impl.dtype), "requires_grad_(): a {} tensor has no gradient",
-             dtype_name(impl.dtype));
-  impl.requires_grad = on;
-  return *this;
-}
 
 bool Tensor::is_leaf() const { return checked_impl().grad_fn == nullptr; }
 const Tensor& Tensor::grad() const { return checked_impl().grad; }
@@ -84,42 +57,12 @@ void Tensor::set_grad(const Tensor& gradient) {
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const { return checked_impl().grad_fn; }
 
-void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
-  weft::backward({*this}, seed.defined() ? std::vector<Tensor>{seed} : std::vector<Tensor>{},
-                 options);
-}
-
 Tensor Tensor::detach() const {
   const TensorImpl& impl = checked_impl();
   return make_view(*this, impl.shape, impl.strides, impl.offset);
 }
 
-Tensor Tensor::copy() const {
-  Tensor out;
-  if (is_meta()) {  // a copy of a value that was not computed is another such value
-    out = meta_tensor(shape(), dtype(), impl_->storage->producer());
-  } else {
-    out = empty(shape(), {.dtype = dtype()});
-    copy_into(out, *this);
-  }
-  if (Tracer* tracer = active_tracer()) tracer->on_copy(*this, out);
-  return out;
-}
-
-void Tensor::assign_(const Tensor& source) const {
-  WEFT_CHECK(source.shape() == shape(), "assign_(): source of shape {} for a tensor of shape {}",
-             shape_str(source.shape()), shape_str(shape()));
-  // A capture without values only records the write: the compiled step will make it.
-  if (!meta_capture_active()) copy_into(*this, source);
-  mark_modified();
-  if (Tracer* tracer = active_tracer()) tracer->on_assign(*this, source);
-}
-
 void Tensor::mark_modified() const { checked_impl().storage->bump_version(); }
-
-Tensor Tensor::sum() const { return weft::sum(*this); }
-Tensor Tensor::mean() const { return weft::mean(*this); }
-Tensor Tensor::reshape(const Shape& new_shape) const { return weft::reshape(*this, new_shape); }
 
 namespace {
 // NumPy-style nested brackets, one line per innermost row.
@@ -237,20 +180,6 @@ Tensor arange(int64_t n, TensorOptions options) {
   return out;
 }
 
-Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptions options) {
-  const Shape dims = shape.empty() ? Shape{static_cast<int64_t>(values.size())} : shape;
-  WEFT_CHECK(shape_numel(dims) == static_cast<int64_t>(values.size()),
-             "tensor(): {} values do not fill shape {}", values.size(), shape_str(dims));
-  Tensor out = empty(dims, {.dtype = options.dtype});
-  copy_into(out, from_vector(values, dims));
-  if (options.requires_grad) out.requires_grad_();
-  return out;
-}
-
-Tensor tensor(std::initializer_list<double> values, const Shape& shape, TensorOptions options) {
-  return tensor(std::vector<double>(values), shape, options);
-}
-
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, bool requires_grad) {
   WEFT_CHECK(shape_numel(shape) == static_cast<int64_t>(values.size()),
@@ -264,12 +193,6 @@ template Tensor from_vector(const std::vector<float>&, const Shape&, bool);
 template Tensor from_vector(const std::vector<double>&, const Shape&, bool);
 template Tensor from_vector(const std::vector<int32_t>&, const Shape&, bool);
 template Tensor from_vector(const std::vector<int64_t>&, const Shape&, bool);
-
-Tensor to_dtype(const Tensor& x, DType dtype) {
-  Tensor out = empty(x.shape(), {.dtype = dtype});
-  copy_into(out, x);
-  return out;
-}
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
   if (a.shape() != b.shape()) return false;

@@ -1,4 +1,4 @@
-#include "weft/autodiff/shape.h"
+#include "weft/runtime/shape.h"
 
 #include <algorithm>
 

@@ -1,6 +1,9 @@
-#include "weft/compiler/lowering.h"
+#include "weft/ops/lowering.h"
 
 #include <llvm/IR/MDBuilder.h>
+
+#include <mutex>
+#include <unordered_map>
 
 #include "weft/runtime/error.h"
 #include "weft/runtime/fast_math.h"
@@ -200,6 +203,31 @@ llvm::Value* KernelBuilder::tanh(DType dtype, llvm::Value* x) {
   llvm::Value* small = b.CreateFMul(a, b.CreateFAdd(c(1.0f), b.CreateFMul(x2, series)));
   llvm::Value* t = b.CreateSelect(b.CreateFCmpOLT(a, c(fast::kTanhSeriesBelow)), small, large);
   return b.CreateSelect(negative, b.CreateFNeg(t), t);
+}
+
+namespace {
+struct LoweringTable {
+  std::mutex mutex;
+  std::unordered_map<const OpDef*, const Lowering*> lowerings;
+};
+LoweringTable& lowering_table() {
+  static LoweringTable instance;
+  return instance;
+}
+}  // namespace
+
+bool register_lowering(const OpDef& op, const Lowering& lowering) {
+  LoweringTable& table = lowering_table();
+  std::lock_guard lock(table.mutex);
+  WEFT_CHECK(table.lowerings.emplace(&op, &lowering).second, "op '{}' has two lowerings", op.name);
+  return true;
+}
+
+const Lowering* find_lowering(const OpDef& op) {
+  LoweringTable& table = lowering_table();
+  std::lock_guard lock(table.mutex);
+  const auto found = table.lowerings.find(&op);
+  return found == table.lowerings.end() ? nullptr : found->second;
 }
 
 }  // namespace weft

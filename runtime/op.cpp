@@ -1,9 +1,7 @@
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 #include <deque>
 #include <mutex>
-
-#include "weft/autodiff/tape.h"
 
 namespace weft {
 
@@ -58,6 +56,7 @@ Registry& registry() {
 }
 thread_local bool grad_mode = true;
 thread_local Tracer* tracer = nullptr;
+GradRecorder grad_recorder = nullptr;
 }  // namespace
 
 const OpDef& register_op(const OpDef& definition) {
@@ -103,11 +102,15 @@ Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs) {
   if (op.vjp != nullptr && grad_enabled() && is_floating(output.dtype()))
     for (const Tensor& input : inputs) record = record || input.requires_grad();
   if (record) {
-    auto node = std::make_shared<Node>(op, std::move(attrs), std::move(inputs), output);
-    output.impl()->grad_fn = std::move(node);
+    output.impl()->grad_fn = grad_recorder(op, std::move(attrs), std::move(inputs), output);
     output.impl()->requires_grad = true;
   }
   return output;
+}
+
+bool install_grad_recorder(GradRecorder recorder) {
+  grad_recorder = recorder;
+  return true;
 }
 
 Tracer* active_tracer() { return tracer; }

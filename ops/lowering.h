@@ -1,6 +1,7 @@
-// Lowering: how an op becomes LLVM IR. Each op's lowering is defined next to it in ops/; the
-// compiler's stages (compile.h) decide where values live and call them. An op has exactly one
-// kind of lowering (element, view, regions or kernel: the variant's alternatives below).
+// Lowering: how an op becomes LLVM IR. Each op's lowering is defined next to it in ops/ and
+// registered in the table below; the compiler's stages (compiler/compile.h) decide where values
+// live and call them. An op has exactly one kind of lowering (element, view, regions or kernel:
+// the variant's alternatives below).
 #pragma once
 
 #include <llvm/IR/IRBuilder.h>
@@ -12,7 +13,7 @@
 #include <string>
 #include <variant>
 
-#include "weft/autodiff/op.h"
+#include "weft/runtime/op.h"
 
 namespace weft {
 
@@ -145,5 +146,13 @@ Layout broadcast_to(const Layout& layout, const Shape& shape);
 // The same elements, in the same order, read as `shape` without moving them (reshaped_strides);
 // none when the strides cannot.
 std::optional<Layout> reshaped(const Layout& layout, const Shape& shape);
+
+// The lowering table. Each op's file registers the op's lowering right after the op (as JAX's
+// mlir.register_lowering(exp_p, ...) beside exp_p), so OpDef knows nothing of LLVM. The table
+// keeps `lowering` by address: it must live as long as the process (a namespace-scope constant).
+// Returns true, for a namespace-scope constant to hold; throws weft::Error for a second one.
+bool register_lowering(const OpDef& op, const Lowering& lowering);
+// The op's registered lowering; null when it has none.
+const Lowering* find_lowering(const OpDef& op);
 
 }  // namespace weft

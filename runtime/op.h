@@ -2,9 +2,12 @@
 //
 // An op is one OpDef in ops/: a name, a shape rule that checks its arguments, an eager CPU
 // kernel, and a vector-Jacobian product written in other ops (so the backward pass can itself
-// be recorded). Composite ops are plain functions of primitives and have no OpDef.
+// be recorded). Its lowering to LLVM IR is registered next to it, in a table of its own
+// (ops/lowering.h): nothing here sees LLVM. Composite ops are plain functions of primitives and
+// have no OpDef.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-#include "weft/autodiff/tensor.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 
@@ -40,8 +43,6 @@ class Attrs {
   const AttrValue& find(std::string_view name) const;
   std::vector<std::pair<std::string_view, AttrValue>> items_;
 };
-
-struct Lowering;  // compiler/lowering.h: how the compiler emits the op as LLVM IR
 
 struct TensorSpec {
   Shape shape;
@@ -76,8 +77,6 @@ struct OpDef {
   // the other regions into one concat when it is. The gradients of T slices of one tensor then
   // cost T slices' worth of work, not T whole tensors.
   OutputRegion (*output_region)(const Attrs& attrs) = nullptr;
-  // How the compiler lowers the op (defined next to the op; a test checks every op has one).
-  const Lowering* lowering = nullptr;
 };
 
 // Registers an op definition for the whole process; returns the stored definition.
@@ -87,8 +86,17 @@ std::vector<const OpDef*> registered_ops();
 const OpDef* find_op(std::string_view name);
 
 // Runs an op eagerly (or, under a tracer that computes no values, only infers its result's shape
-// and dtype) and, when gradients are enabled and an input requires one, records it.
+// and dtype) and, when gradients are enabled and an input requires one, records it: through the
+// grad recorder (below) for differentiation, and through this thread's tracer, if any.
 Tensor apply(const OpDef& op, std::vector<Tensor> inputs, Attrs attrs = {});
+
+// How apply() records an op for reverse-mode differentiation: the node that becomes the output's
+// grad_fn. The tape (autodiff/tape.cpp) installs its own when the library loads, so this layer
+// knows Node only by name.
+using GradRecorder = std::shared_ptr<Node> (*)(const OpDef& op, Attrs attrs,
+                                               std::vector<Tensor> inputs, const Tensor& output);
+// Installs the process's grad recorder; returns true, for a namespace-scope constant to hold.
+bool install_grad_recorder(GradRecorder recorder);
 
 // Observes every op that apply() runs on this thread, whatever the grad mode, and every
 // in-place assign_: the compiler's capture of a whole step (forward, backward, update).

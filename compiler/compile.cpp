@@ -80,9 +80,12 @@ void count_fusion_by_post_dominators(const Graph& graph, const Fusion& fusion,
 
 const std::vector<LoweringStage>& lowering_stages() {
   static const std::vector<LoweringStage> stages = {
-      {"fuse", "elementwise chains become loops, views strides, every other op one kernel call"},
-      {"place", "buffers get arena offsets by liveness; a time step's buffers become strips"},
-      {"reroll", "runs of calls repeating with arguments at fixed strides become loops"},
+      {"fuse",
+       "elementwise chains become loops, views strides, every other op one kernel call; the "
+       "runs of repeating calls are found"},
+      {"place",
+       "buffers get arena offsets by liveness; a run's chains of buffers at fixed strides"},
+      {"reroll", "each run of calls repeating with arguments at fixed strides becomes a loop"},
   };
   return stages;
 }

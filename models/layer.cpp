@@ -10,7 +10,10 @@
 namespace weft {
 
 Layer::Layer(const Layer& other)
-    : declared_input_shape_(other.declared_input_shape_), dtype_(other.dtype_), name_(other.name_) {
+    : declared_input_shape_(other.declared_input_shape_),
+      declared_batch_size_(other.declared_batch_size_),
+      dtype_(other.dtype_),
+      name_(other.name_) {
   // Weights live in the deque and layers hold pointers into it: only unbuilt layers copy.
   WEFT_CHECK(!other.built(), "layer \"{}\" is built; only unbuilt layers can be copied",
              other.name_);
@@ -86,6 +89,8 @@ void Layer::expect_ndim(const Shape& input_shape, int64_t ndim) const {
 namespace {
 Tensor linear(const Tensor& x) { return x; }
 Tensor softmax_last(const Tensor& x) { return softmax(x, -1); }
+// Keras 2's and TensorFlow.js's (TF.js's default recurrent_activation): clip(0.2·x + 0.5, 0, 1).
+Tensor hard_sigmoid(const Tensor& x) { return clip(x * 0.2 + 0.5, 0, 1); }
 }  // namespace
 
 Activation activation_by_name(const std::string& name) {
@@ -94,7 +99,10 @@ Activation activation_by_name(const std::string& name) {
   if (name == "sigmoid") return sigmoid;
   if (name == "tanh") return tanh;
   if (name == "softmax") return softmax_last;
-  throw Error("unknown activation \"{}\" (known: linear, relu, sigmoid, tanh, softmax)", name);
+  if (name == "hard_sigmoid") return hard_sigmoid;
+  throw Error(
+      "unknown activation \"{}\" (known: linear, relu, sigmoid, tanh, softmax, hard_sigmoid)",
+      name);
 }
 
 Tensor glorot_uniform(const Shape& shape, Generator& generator) {

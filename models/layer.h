@@ -67,6 +67,9 @@ class Layer {
   DType dtype() const { return dtype_; }
   // The input shape given at declaration (Keras's input_shape=), if any.
   const std::optional<Shape>& declared_input_shape() const { return declared_input_shape_; }
+  // The batch size given at declaration (Keras's batch_size=, with input_shape): Keras needs it
+  // for stateful layers. weft runs any batch size; a saved model file keeps it for Keras.
+  const std::optional<int64_t>& declared_batch_size() const { return declared_batch_size_; }
 
   // Weights in creation order; sublayers' weights included (Bidirectional).
   virtual std::vector<Weight*> weights();
@@ -88,6 +91,7 @@ class Layer {
   void expect_ndim(const Shape& input_shape, int64_t ndim) const;
 
   std::optional<Shape> declared_input_shape_;
+  std::optional<int64_t> declared_batch_size_;
   DType dtype_ = DType::f32;
 
  private:
@@ -105,6 +109,11 @@ class LayerBase : public Base {
  public:
   Derived& input_shape(const Shape& shape) {
     this->declared_input_shape_ = shape;
+    return self();
+  }
+  Derived& batch_size(int64_t size) {
+    WEFT_CHECK(size > 0, "{}: batch_size must be positive, got {}", this->type_name(), size);
+    this->declared_batch_size_ = size;
     return self();
   }
   Derived& dtype(DType weight_dtype) {
@@ -139,7 +148,7 @@ class LayerRef {
   std::shared_ptr<const Layer> prototype_;
 };
 
-// Activations by Keras name: "linear", "relu", "sigmoid", "tanh", "softmax".
+// Activations by Keras name: "linear", "relu", "sigmoid", "tanh", "softmax", "hard_sigmoid".
 using Activation = Tensor (*)(const Tensor&);
 Activation activation_by_name(const std::string& name);
 

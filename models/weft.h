@@ -18,5 +18,6 @@
 #include "weft/models/recurrent.h"
 #include "weft/models/sequential.h"
 #include "weft/models/text.h"
+#include "weft/models/tfjs_model.h"
 #include "weft/models/training.h"
 #include "weft/ops/ops.h"

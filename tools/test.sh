@@ -13,6 +13,14 @@ if ! bash tools/setup.sh; then
   exit 1
 fi
 
+# TensorFlow.js, for the test that loads weft's saved models in TF.js (tests/tfjs/package.json,
+# into the git-ignored tests/tfjs/node_modules). Without Node.js, npm or the registry that test
+# skips and says so; the rest of the suite needs neither.
+if command -v npm >/dev/null && [[ ! -d tests/tfjs/node_modules/@tensorflow/tfjs ]]; then
+  (cd tests/tfjs && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "weft tests: npm ci failed in tests/tfjs; the TF.js check will be skipped"
+fi
+
 failures=()
 summary=()
 total_start=$SECONDS

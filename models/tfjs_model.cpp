@@ -600,9 +600,9 @@ Tensor read_csv_batch(const Sequential& model, const std::string& path) {
   int64_t row = 1;
   for (size_t d = 1; d < shape.size(); ++d) row *= shape[d];
   WEFT_CHECK(row == table.values.cols,
-             "read_csv_batch: \"{}\" has rows of {} values, but one sample of model \"{}\" is {} "
-             "flattened",
-             path, table.values.cols, model.name(), keras_shape(first.input_shape()));
+             "read_csv_batch: \"{}\" has rows of {} values, but a sample of model \"{}\" takes "
+             "{} (input shape {}, flattened)",
+             path, table.values.cols, model.name(), row, keras_shape(first.input_shape()));
   // Token ids stay exact in float64; Embedding checks that they are whole numbers in range.
   const bool ids = dynamic_cast<const Embedding*>(&first) != nullptr;
   return reshape(to_tensor(table.values, ids ? DType::f64 : DType::f32), shape);

@@ -294,6 +294,12 @@ std::function<fs::path(const fs::path&)> edit_json(std::function<void(json&)> ed
 json& layer_config(json& root, size_t index) {
   return root["modelTopology"]["model_config"]["config"]["layers"][index]["config"];
 }
+// Sets option `key` of the model config's layer `index` (the InputLayer is 0) to `value`.
+std::function<fs::path(const fs::path&)> set_option(size_t index, const std::string& key,
+                                                    const json& value) {
+  return edit_json([=](json& root) { layer_config(root, index)[key] = value; });
+}
+
 json& weight_spec(json& root, size_t index) { return root["weightsManifest"][0]["weights"][index]; }
 
 const std::vector<BadFile> kBadFiles = {
@@ -312,7 +318,7 @@ const std::vector<BadFile> kBadFiles = {
      },
      {"the manifest of", "and its shards disagree", "but", "group1-shard1of1.bin"}},
     {"manifest_shape_disagrees_with_config",
-     edit_json([](json& root) { layer_config(root, 4)["units"] = 2; }),
+     set_option(4, "units", 2),
      {"weight \"dense/kernel\" has shape (4, 1) in the manifest", "takes (4, 2)"}},
     {"missing_shard",
      [](const fs::path& dir) {
@@ -349,25 +355,22 @@ const std::vector<BadFile> kBadFiles = {
      },
      {"is not valid JSON", "parse error"}},
     {"option_weft_lacks",
-     edit_json([](json& root) {
-       layer_config(root, 3)["kernel_regularizer"] = {{"class_name", "L2"},
-                                                      {"config", {{"l2", 0.01}}}};
-     }),
+     set_option(3, "kernel_regularizer", {{"class_name", "L2"}, {"config", {{"l2", 0.01}}}}),
      {"layer \"gru\" (GRU)", "option \"kernel_regularizer\"", "is not supported by weft"}},
     {"time_major",
-     edit_json([](json& root) { layer_config(root, 3)["time_major"] = true; }),
+     set_option(3, "time_major", true),
      {"layer \"gru\" (GRU)", "option \"time_major\" = true is not supported"}},
     {"activation_weft_lacks",
-     edit_json([](json& root) { layer_config(root, 4)["activation"] = "selu"; }),
+     set_option(4, "activation", "selu"),
      {"layer \"dense\" (Dense)", "unknown activation \"selu\""}},
     {"merge_mode_none",
-     edit_json([](json& root) { layer_config(root, 2)["merge_mode"] = nullptr; }),
+     set_option(2, "merge_mode", nullptr),
      {"layer \"bidirectional\"", "merge_mode = null"}},
     {"frozen_layer",
-     edit_json([](json& root) { layer_config(root, 1)["trainable"] = false; }),
+     set_option(1, "trainable", false),
      {"layer \"embedding\" (Embedding)", "trainable = false"}},
     {"option_of_the_wrong_type",
-     edit_json([](json& root) { layer_config(root, 3)["units"] = "four"; }),
+     set_option(3, "units", "four"),
      {"layer \"gru\" (GRU)", "option \"units\" has the wrong type: \"four\""}},
     {"weight_missing_from_manifest",
      edit_json([](json& root) { weight_spec(root, 11)["name"] = "dense/offset"; }),

@@ -73,9 +73,41 @@ Shape Layer::build_for(const Shape& input_shape, Generator& generator) {
 
 Weight& Layer::add_weight(std::string weight_name, const Shape& shape,
                           const Initializer& initializer, Generator& generator) {
-  Tensor value = to_dtype(initializer(shape, generator), dtype_);
+  WeightsFromFile* from_file = WeightsFromFile::active();
+  if (from_file != nullptr) from_file->take(weight_name, shape);
+  Tensor value = from_file != nullptr ? zeros(shape, {.dtype = dtype_})
+                                      : to_dtype(initializer(shape, generator), dtype_);
   value.requires_grad_();
   return weights_.emplace_back(Weight{std::move(weight_name), value, true});
+}
+
+namespace {
+thread_local WeightsFromFile* active_scope = nullptr;
+}  // namespace
+
+WeightsFromFile::WeightsFromFile(int64_t elements)
+    : elements_(elements), left_(elements), outer_(active_scope) {
+  active_scope = this;
+}
+
+WeightsFromFile::~WeightsFromFile() { active_scope = outer_; }
+
+WeightsFromFile* WeightsFromFile::active() { return active_scope; }
+
+void WeightsFromFile::take(const std::string& weight, const Shape& shape) {
+  auto check = [&](bool fits) {
+    WEFT_CHECK(fits,
+               "weight \"{}\" of shape {} would hold more values than the {} the model's weights "
+               "hold in all",
+               weight, shape_str(shape), elements_);
+  };
+  int64_t n = 1;
+  for (const int64_t d : shape) {
+    check(d >= 0 && (d == 0 || n <= left_ / d));  // by division, so that no product overflows
+    n *= d;
+  }
+  check(n <= left_);
+  left_ -= n;
 }
 
 void Layer::expect_ndim(const Shape& input_shape, int64_t ndim) const {

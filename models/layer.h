@@ -34,6 +34,32 @@ struct Weight {
 // to the layer's dtype).
 using Initializer = std::function<Tensor(const Shape& shape, Generator& generator)>;
 
+// While one is alive, the layers built on this thread take their weights from a file (a model
+// file's loader opens one). Each weight starts as zeros instead of drawing from its initialiser:
+// the file's values replace it, and drawing would cost time (an orthogonal initialiser is a QR
+// decomposition) and move the default generator. And all of them together may hold at most
+// `elements` values, the number the file holds, so that a damaged or hostile config cannot make
+// weft allocate more than the file could fill: a weight beyond that is a weft::Error before
+// anything is allocated.
+class WeightsFromFile {
+ public:
+  explicit WeightsFromFile(int64_t elements);
+  ~WeightsFromFile();
+  WeightsFromFile(const WeightsFromFile&) = delete;
+  WeightsFromFile& operator=(const WeightsFromFile&) = delete;
+
+  // The active scope on this thread, or null.
+  static WeightsFromFile* active();
+  // Takes a weight of `shape` out of the values left; throws if it does not fit.
+  void take(const std::string& weight, const Shape& shape);
+  int64_t elements() const { return elements_; }
+
+ private:
+  int64_t elements_;
+  int64_t left_;
+  WeightsFromFile* outer_;
+};
+
 class Layer {
  public:
   virtual ~Layer() = default;

@@ -61,6 +61,16 @@ class LayerConfig {
     WEFT_CHECK(has(key), "option \"{}\" is missing", key);
     return as<T>(key);
   }
+  // A size (units, input_dim): each is a dimension of some weight, so it cannot exceed the
+  // values the file's weights hold (the active WeightsFromFile's).
+  int64_t size(const std::string& key) {
+    const auto value = required<int64_t>(key);
+    const WeightsFromFile* from_file = WeightsFromFile::active();
+    WEFT_CHECK(from_file == nullptr || value <= from_file->elements(),
+               "option \"{}\" = {} is larger than the {} values the model's weights hold in all",
+               key, value, from_file == nullptr ? 0 : from_file->elements());
+    return value;
+  }
   const json& object(const std::string& key) {
     read_.insert(key);
     WEFT_CHECK(has(key) && config_.at(key).is_object(), "option \"{}\" is missing or not an object",
@@ -153,7 +163,7 @@ void read_common(L& layer, LayerConfig& config) {
 
 template <typename L>
 L read_recurrent(LayerConfig& config) {
-  L layer(config.required<int64_t>("units"));
+  L layer(config.size("units"));
   layer.return_sequences(config.get("return_sequences", false))
       .return_state(config.get("return_state", false))
       .go_backwards(config.get("go_backwards", false))
@@ -237,14 +247,14 @@ LayerRef read_layer(const json& entry, DeclaredInput& input, bool first) {
     return layer;
   };
   if (class_name == "Dense") {
-    Dense layer(config.required<int64_t>("units"));
+    Dense layer(config.size("units"));
     layer.activation(config.get<std::string>("activation", "linear"))
         .use_bias(config.get("use_bias", true));
     read_common(layer, config);
     return finish(layer);
   }
   if (class_name == "Embedding") {
-    Embedding layer(config.required<int64_t>("input_dim"), config.required<int64_t>("output_dim"));
+    Embedding layer(config.size("input_dim"), config.size("output_dim"));
     layer.mask_zero(config.get("mask_zero", false));
     // TF.js may write input_length as a list of one.
     json length = config.get<json>("input_length", nullptr);
@@ -473,6 +483,13 @@ Sequential load_model_json(const std::string& file) {
   WEFT_CHECK(name.is_string(), "load_model: \"{}\": the model's name {} is not a string", file,
              name.dump());
 
+  // The weights first: the layers are then built within the values they hold.
+  std::vector<ManifestWeight> manifest =
+      read_manifest(root["weightsManifest"], fs::path(file).parent_path(), file);
+  int64_t values = 0;
+  for (const ManifestWeight& weight : manifest) values += weight.value.numel();
+  const WeightsFromFile from_file(values);
+
   Sequential model({}, name.get<std::string>());
   DeclaredInput input;
   bool first = true;
@@ -496,8 +513,6 @@ Sequential load_model_json(const std::string& file) {
              "weights cannot be placed",
              file);
 
-  std::vector<ManifestWeight> manifest =
-      read_manifest(root["weightsManifest"], fs::path(file).parent_path(), file);
   std::vector<std::pair<Weight*, const ManifestWeight*>> matched;
   for (const auto& [weight_name, weight] : keras_weights(model)) {
     ManifestWeight* found = find_weight(manifest, weight_name);

@@ -318,8 +318,19 @@ const std::vector<BadFile> kBadFiles = {
      },
      {"the manifest of", "and its shards disagree", "but", "group1-shard1of1.bin"}},
     {"manifest_shape_disagrees_with_config",
-     set_option(4, "units", 2),
-     {"weight \"dense/kernel\" has shape (4, 1) in the manifest", "takes (4, 2)"}},
+     set_option(1, "output_dim", 3),
+     {"weight \"embedding/embeddings\" has shape (20, 4) in the manifest", "takes (20, 3)"}},
+    // A config asking for more values than the file holds stops before allocating them.
+    {"layer_larger_than_the_weights",
+     set_option(4, "units", 3),
+     {"layer \"dense\" (Dense)",
+      "weight \"kernel\" of shape (4, 3) would hold more values than "
+      "the 409 the model's weights hold"}},
+    {"size_larger_than_the_weights",
+     set_option(1, "input_dim", int64_t{1} << 50),
+     {"layer \"embedding\" (Embedding)",
+      "option \"input_dim\" = 1125899906842624 is larger than "
+      "the 409 values"}},
     {"missing_shard",
      [](const fs::path& dir) {
        fs::remove(dir / "group1-shard1of1.bin");

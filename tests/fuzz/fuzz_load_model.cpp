@@ -22,11 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A folder of this process's own for the two files.
+// A folder of this process's own for the two files, in memory where the system has one (/dev/shm):
+// on a disk, writing and closing two files costs more than loading them.
 const fs::path& folder() {
   static const fs::path dir = [] {
-    fs::path path =
-        fs::temp_directory_path() / ("weft_fuzz_load_model_" + std::to_string(getpid()));
+    const fs::path base = fs::is_directory("/dev/shm") ? "/dev/shm" : fs::temp_directory_path();
+    fs::path path = base / ("weft_fuzz_load_model_" + std::to_string(getpid()));
     fs::create_directories(path);
     return path;
   }();

@@ -5,8 +5,8 @@
 #include <bit>
 #include <cstring>
 #include <filesystem>
-#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "weft/models/arrays.h"

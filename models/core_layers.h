@@ -13,6 +13,9 @@ class Dense : public LayerBase<Dense> {
   explicit Dense(int64_t units);
   Dense& activation(const std::string& name);  // "linear" (default), relu, sigmoid, tanh, softmax
   Dense& use_bias(bool on);                    // default true
+  int64_t units() const { return units_; }
+  const std::string& activation() const { return activation_; }
+  bool use_bias() const { return use_bias_; }
 
   std::string type_name() const override { return "Dense"; }
   Shape build(const Shape& input_shape, Generator& generator) override;
@@ -34,6 +37,9 @@ class Embedding : public LayerBase<Embedding> {
   Embedding& mask_zero(bool on);
   // Keras's input_length: fixes the number of timesteps, so the model builds at once.
   Embedding& input_length(int64_t timesteps);
+  int64_t input_dim() const { return input_dim_; }
+  int64_t output_dim() const { return output_dim_; }
+  bool mask_zero() const { return mask_zero_; }
 
   std::string type_name() const override { return "Embedding"; }
   Shape build(const Shape& input_shape, Generator& generator) override;
@@ -51,6 +57,7 @@ class Embedding : public LayerBase<Embedding> {
 class Dropout : public LayerBase<Dropout> {
  public:
   explicit Dropout(double rate);
+  double rate() const { return rate_; }
 
   std::string type_name() const override { return "Dropout"; }
   Shape build(const Shape& input_shape, Generator& generator) override;

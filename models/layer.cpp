@@ -10,7 +10,10 @@
 namespace weft {
 
 Layer::Layer(const Layer& other)
-    : declared_input_shape_(other.declared_input_shape_), dtype_(other.dtype_), name_(other.name_) {
+    : declared_input_shape_(other.declared_input_shape_),
+      declared_batch_size_(other.declared_batch_size_),
+      dtype_(other.dtype_),
+      name_(other.name_) {
   // Weights live in the deque and layers hold pointers into it: only unbuilt layers copy.
   WEFT_CHECK(!other.built(), "layer \"{}\" is built; only unbuilt layers can be copied",
              other.name_);
@@ -70,9 +73,41 @@ Shape Layer::build_for(const Shape& input_shape, Generator& generator) {
 
 Weight& Layer::add_weight(std::string weight_name, const Shape& shape,
                           const Initializer& initializer, Generator& generator) {
-  Tensor value = to_dtype(initializer(shape, generator), dtype_);
+  WeightsFromFile* from_file = WeightsFromFile::active();
+  if (from_file != nullptr) from_file->take(weight_name, shape);
+  Tensor value = from_file != nullptr ? zeros(shape, {.dtype = dtype_})
+                                      : to_dtype(initializer(shape, generator), dtype_);
   value.requires_grad_();
   return weights_.emplace_back(Weight{std::move(weight_name), value, true});
+}
+
+namespace {
+thread_local WeightsFromFile* active_scope = nullptr;
+}  // namespace
+
+WeightsFromFile::WeightsFromFile(int64_t elements)
+    : elements_(elements), left_(elements), outer_(active_scope) {
+  active_scope = this;
+}
+
+WeightsFromFile::~WeightsFromFile() { active_scope = outer_; }
+
+WeightsFromFile* WeightsFromFile::active() { return active_scope; }
+
+void WeightsFromFile::take(const std::string& weight, const Shape& shape) {
+  auto check = [&](bool fits) {
+    WEFT_CHECK(fits,
+               "weight \"{}\" of shape {} would hold more values than the {} the model's weights "
+               "hold in all",
+               weight, shape_str(shape), elements_);
+  };
+  int64_t n = 1;
+  for (const int64_t d : shape) {
+    check(d >= 0 && (d == 0 || n <= left_ / d));  // by division, so that no product overflows
+    n *= d;
+  }
+  check(n <= left_);
+  left_ -= n;
 }
 
 void Layer::expect_ndim(const Shape& input_shape, int64_t ndim) const {
@@ -86,6 +121,8 @@ void Layer::expect_ndim(const Shape& input_shape, int64_t ndim) const {
 namespace {
 Tensor linear(const Tensor& x) { return x; }
 Tensor softmax_last(const Tensor& x) { return softmax(x, -1); }
+// Keras 2's and TensorFlow.js's (TF.js's default recurrent_activation): clip(0.2·x + 0.5, 0, 1).
+Tensor hard_sigmoid(const Tensor& x) { return clip(x * 0.2 + 0.5, 0, 1); }
 }  // namespace
 
 Activation activation_by_name(const std::string& name) {
@@ -94,7 +131,10 @@ Activation activation_by_name(const std::string& name) {
   if (name == "sigmoid") return sigmoid;
   if (name == "tanh") return tanh;
   if (name == "softmax") return softmax_last;
-  throw Error("unknown activation \"{}\" (known: linear, relu, sigmoid, tanh, softmax)", name);
+  if (name == "hard_sigmoid") return hard_sigmoid;
+  throw Error(
+      "unknown activation \"{}\" (known: linear, relu, sigmoid, tanh, softmax, hard_sigmoid)",
+      name);
 }
 
 Tensor glorot_uniform(const Shape& shape, Generator& generator) {

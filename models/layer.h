@@ -44,6 +44,32 @@ struct Weight {
 // to the layer's dtype).
 using Initializer = std::function<Tensor(const Shape& shape, Generator& generator)>;
 
+// While one is alive, the layers built on this thread take their weights from a file (a model
+// file's loader opens one). Each weight starts as zeros instead of drawing from its initialiser:
+// the file's values replace it, and drawing would cost time (an orthogonal initialiser is a QR
+// decomposition) and move the default generator. And all of them together may hold at most
+// `elements` values, the number the file holds, so that a damaged or hostile config cannot make
+// weft allocate more than the file could fill: a weight beyond that is a weft::Error before
+// anything is allocated.
+class WeightsFromFile {
+ public:
+  explicit WeightsFromFile(int64_t elements);
+  ~WeightsFromFile();
+  WeightsFromFile(const WeightsFromFile&) = delete;
+  WeightsFromFile& operator=(const WeightsFromFile&) = delete;
+
+  // The active scope on this thread, or null.
+  static WeightsFromFile* active();
+  // Takes a weight of `shape` out of the values left; throws if it does not fit.
+  void take(const std::string& weight, const Shape& shape);
+  int64_t elements() const { return elements_; }
+
+ private:
+  int64_t elements_;
+  int64_t left_;
+  WeightsFromFile* outer_;
+};
+
 class Layer {
  public:
   virtual ~Layer() = default;
@@ -77,6 +103,9 @@ class Layer {
   DType dtype() const { return dtype_; }
   // The input shape given at declaration (Keras's input_shape=), if any.
   const std::optional<Shape>& declared_input_shape() const { return declared_input_shape_; }
+  // The batch size given at declaration (Keras's batch_size=, with input_shape): Keras needs it
+  // for stateful layers. weft runs any batch size; a saved model file keeps it for Keras.
+  const std::optional<int64_t>& declared_batch_size() const { return declared_batch_size_; }
 
   // Weights in creation order; sublayers' weights included (Bidirectional).
   virtual std::vector<Weight*> weights();
@@ -98,6 +127,7 @@ class Layer {
   void expect_ndim(const Shape& input_shape, int64_t ndim) const;
 
   std::optional<Shape> declared_input_shape_;
+  std::optional<int64_t> declared_batch_size_;
   DType dtype_ = DType::f32;
 
  private:
@@ -115,6 +145,11 @@ class LayerBase : public Base {
  public:
   Derived& input_shape(const Shape& shape) {
     this->declared_input_shape_ = shape;
+    return self();
+  }
+  Derived& batch_size(int64_t size) {
+    WEFT_CHECK(size > 0, "{}: batch_size must be positive, got {}", this->type_name(), size);
+    this->declared_batch_size_ = size;
     return self();
   }
   Derived& dtype(DType weight_dtype) {
@@ -149,7 +184,7 @@ class LayerRef {
   std::shared_ptr<const Layer> prototype_;
 };
 
-// Activations by Keras name: "linear", "relu", "sigmoid", "tanh", "softmax".
+// Activations by Keras name: "linear", "relu", "sigmoid", "tanh", "softmax", "hard_sigmoid".
 using Activation = Tensor (*)(const Tensor&);
 Activation activation_by_name(const std::string& name);
 

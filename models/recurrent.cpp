@@ -277,6 +277,7 @@ Bidirectional::Bidirectional(const Recurrent& layer, const std::string& mode)
     : forward_(clone_recurrent(layer)), backward_(clone_recurrent(layer)) {
   merge_mode(mode);
   declared_input_shape_ = layer.declared_input_shape();
+  declared_batch_size_ = layer.declared_batch_size();
   dtype_ = layer.dtype();
   backward_->options_.go_backwards = !backward_->options_.go_backwards;
   backward_->reverse_sequence_output_ = true;

@@ -153,6 +153,7 @@ class LSTM : public RecurrentLayer<LSTM> {
     unit_forget_bias_ = on;
     return *this;
   }
+  bool unit_forget_bias() const { return unit_forget_bias_; }
   std::string type_name() const override { return "LSTM"; }
 
  protected:
@@ -178,6 +179,7 @@ class GRU : public RecurrentLayer<GRU> {
     reset_after_ = on;
     return *this;
   }
+  bool reset_after() const { return reset_after_; }
   std::string type_name() const override { return "GRU"; }
 
  protected:
@@ -199,6 +201,7 @@ class Bidirectional : public LayerBase<Bidirectional> {
   explicit Bidirectional(const Recurrent& layer, const std::string& mode = "concat");
   Bidirectional(const Bidirectional& other);
   Bidirectional& merge_mode(const std::string& mode);
+  const std::string& merge_mode() const { return merge_mode_; }
 
   std::string type_name() const override { return "Bidirectional"; }
   Shape build(const Shape& input_shape, Generator& generator) override;

@@ -76,6 +76,11 @@ class Sequential {
   // crash never leaves a half-written file; loading checks every layer's names and shapes.
   void save_weights(const std::string& path) const;
   void load_weights(const std::string& path);
+  // The whole model (Keras's config and the weights) in the TensorFlow.js Layers format that
+  // Keras and TF.js load (models/tfjs_model.h has load_model): `path` ending in .json is the
+  // model.json, its shards written beside it; any other path is a folder for model.json and
+  // group1-shard1of1.bin. Each file is written to a temporary file and renamed, the shards first.
+  void save_model(const std::string& path) const;
 
   struct TrainingState;  // the compiled optimizer, loss and metrics (models/fit.cpp)
 

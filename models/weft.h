@@ -16,6 +16,7 @@
 #include "weft/models/recurrent.h"
 #include "weft/models/sequential.h"
 #include "weft/models/text.h"
+#include "weft/models/tfjs_model.h"
 #include "weft/models/training.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"

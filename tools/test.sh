@@ -2,8 +2,9 @@
 # weft's test command: installs the build dependencies, then builds and runs the whole suite
 # twice: a Release build (warnings are errors) in build/, and an AddressSanitizer +
 # UndefinedBehaviorSanitizer build in build-asan/ (Debug: it compiles about five times faster
-# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way).
-# Exits non-zero if any phase fails. Safe to rerun: both build folders are reused.
+# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way);
+# then a short libFuzzer run of the model loader, built with clang in build-fuzz/.
+# Exits non-zero if any phase fails. Safe to rerun: the build folders are reused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +12,14 @@ jobs=$(nproc 2>/dev/null || echo 2)
 if ! bash tools/setup.sh; then
   echo "weft tests: FAILED: setup (tools/setup.sh could not install the build dependencies)"
   exit 1
+fi
+
+# TensorFlow.js, for the test that loads weft's saved models in TF.js (tests/tfjs/package.json,
+# into the git-ignored tests/tfjs/node_modules). Without Node.js, npm or the registry that test
+# skips and says so; the rest of the suite needs neither.
+if command -v npm >/dev/null && [[ ! -d tests/tfjs/node_modules/@tensorflow/tfjs ]]; then
+  (cd tests/tfjs && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "weft tests: npm ci failed in tests/tfjs; the TF.js check will be skipped"
 fi
 
 failures=()
@@ -65,6 +74,20 @@ if phase "asan-build" configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug \
   phase "asan-tests" run_tests build-asan || true
 else
   summary+=("asan-tests skipped")
+fi
+
+# 3. The model loader's libFuzzer target (clang, ASan + UBSan), a short run from the TF.js
+#    fixtures (tests/fuzz/). Only the library and the target are built.
+fuzz_build() {
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+    -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_WERROR=OFF -DWEFT_BUILD_FUZZ=ON \
+    -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF &&
+    cmake --build build-fuzz --parallel "$jobs" --target fuzz_load_model
+}
+if phase "fuzz-build" fuzz_build; then
+  phase "fuzz-run" ctest --test-dir build-fuzz --output-on-failure -R fuzz_load_model || true
+else
+  summary+=("fuzz-run skipped")
 fi
 
 total=$((SECONDS - total_start))

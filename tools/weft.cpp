@@ -1,7 +1,10 @@
-// weft: the command-line tool. Gradient checks of ops, layers and the chapter's models, and the
-// recorded graph of a model's training or inference step.
+// weft: the command-line tool. Gradient checks of ops, layers and the chapter's models, the
+// recorded graph of a model's training or inference step, and saved models (TF.js Layers format,
+// as Keras's tensorflowjs_converter and TF.js write them).
 //
 //   weft list
+//   weft summary MODEL.json
+//   weft predict MODEL.json INPUT.csv   (one sample per row, flattened; one output line per row)
 //   weft gradcheck op NAME | --all
 //   weft gradcheck layer dense|embedding|simple_rnn|lstm|gru|bidirectional [--units N ...]
 //   weft gradcheck model NAME [--batch N] [--timesteps T]
@@ -392,6 +395,21 @@ int list() {
   return 0;
 }
 
+// ---- saved models -------------------------------------------------------------------------
+
+// One line per input row: the model's outputs for that sample, flattened, comma-separated.
+int predict_csv(const std::string& model_path, const std::string& input_path) {
+  Sequential model = load_model(model_path);
+  const Tensor x = read_csv_batch(model, input_path);
+  const Tensor y = model.predict(x);
+  const int64_t rows = x.size(0), width = y.numel() / rows;
+  const std::vector<float> values = y.to_vector<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    fmt::print("{}\n",
+               fmt::join(values.begin() + r * width, values.begin() + (r + 1) * width, ","));
+  return 0;
+}
+
 std::vector<std::string> model_names() {
   std::vector<std::string> names;
   for (const ChapterModel& model : chapter_models()) names.push_back(model.name);
@@ -401,14 +419,36 @@ std::vector<std::string> model_names() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"weft: gradient checks and step graphs of weft's ops, layers and chapter models",
-               "weft"};
+  CLI::App app{
+      "weft: gradient checks and step graphs of weft's ops, layers and chapter models; saved "
+      "models' summaries and predictions",
+      "weft"};
   app.require_subcommand(1);
   std::function<int()> command;
 
   app.add_subcommand("list", "list the chapter models and the ops")->callback([&] {
     command = list;
   });
+
+  std::string model_path, input_path;
+  CLI::App* summary = app.add_subcommand(
+      "summary", "Keras's summary of a saved model (TF.js Layers format, as Keras exports it)");
+  summary->add_option("model", model_path, "the model.json, or the folder holding it")->required();
+  summary->callback([&] {
+    command = [&] {
+      load_model(model_path).summary();
+      return 0;
+    };
+  });
+  CLI::App* predict = app.add_subcommand(
+      "predict", "a saved model's outputs for each row of a CSV file, one line per row");
+  predict->add_option("model", model_path, "the model.json, or the folder holding it")->required();
+  predict
+      ->add_option("input", input_path,
+                   "a CSV file without header, one sample per row: token ids, or timesteps x "
+                   "features values flattened")
+      ->required();
+  predict->callback([&] { command = [&] { return predict_csv(model_path, input_path); }; });
 
   CLI::App* gradcheck = app.add_subcommand(
       "gradcheck", "check gradients against central differences in float64 (exit 1 on FAIL)");

@@ -1,8 +1,6 @@
 // Weight files: "WEFTWGT\0", a uint32 version, a uint32 count, then per weight: layer name,
 // weight name (each a uint32 length and bytes), dtype (uint8), rank (uint32), dims (int64 each)
 // and the data, row-major. Numbers are little-endian.
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <bit>
 #include <cerrno>
@@ -10,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <string_view>
 
+#include "weft/models/files.h"
 #include "weft/models/sequential.h"
 
 namespace weft {
@@ -151,42 +149,11 @@ std::vector<Saved> parse(Reader& in) {
 
 std::string system_error() { return std::strerror(errno); }
 
-// Opens a new file beside `path` that no one else is using.
-std::pair<int, std::string> create_temporary(const std::string& path) {
-  std::random_device entropy;
-  for (int attempt = 0;; ++attempt) {
-    const std::string candidate = fmt::format("{}.tmp-{:08x}", path, entropy());
-    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return {fd, candidate};
-    WEFT_CHECK(errno == EEXIST && attempt < 16, "save_weights: cannot write \"{}\": {}", path,
-               system_error());
-  }
-}
-
 }  // namespace
 
 void Sequential::save_weights(const std::string& path) const {
   const std::string data = serialize(model_entries(*this));
-  const auto [fd, temporary] = create_temporary(path);
-  // Written in full and flushed to disk before the rename, so `path` is either the old file or
-  // the complete new one.
-  std::string failure;
-  for (size_t written = 0; failure.empty() && written < data.size();) {
-    const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0 && errno != EINTR) failure = system_error();
-    if (n > 0) written += static_cast<size_t>(n);
-  }
-  if (failure.empty() && ::fsync(fd) != 0) failure = system_error();
-  if (::close(fd) != 0 && failure.empty()) failure = system_error();
-  std::error_code error;
-  if (failure.empty()) {
-    std::filesystem::rename(temporary, path, error);
-    if (error) failure = error.message();
-  }
-  if (!failure.empty()) {
-    std::filesystem::remove(temporary, error);
-    throw Error("save_weights: cannot write \"{}\": {}", path, failure);
-  }
+  write_file_atomically(path, data, "save_weights");
 }
 
 void Sequential::load_weights(const std::string& path) {

@@ -53,7 +53,11 @@ Reviews read_split(const fs::path& folder) {
     const fs::path label_folder = folder / name;
     check_folder(label_folder, "load_imdb_folder");
     for (const auto& file : files_in(label_folder, ".txt")) {
-      reviews.texts.push_back(read_text_file(file, "load_imdb_folder"));
+      std::string text = read_text_file(file, "load_imdb_folder");
+      const auto bad = invalid_utf8_at(text);
+      WEFT_CHECK(!bad, "load_imdb_folder: '{}' is not valid UTF-8 (byte {})", file.string(),
+                 bad.value_or(0));
+      reviews.texts.push_back(std::move(text));
       reviews.labels.push_back(label);
     }
   }

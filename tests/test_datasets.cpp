@@ -130,6 +130,12 @@ TEST_F(ImdbFolder, NamesTheMissingFolder) {
   expect_error([&] { load({}); }, {(dir_ / "aclImdb" / "test" / "pos").string()});
 }
 
+TEST_F(ImdbFolder, NamesAReviewThatIsNotUtf8) {
+  write_small_corpus();
+  const auto latin1 = write("aclImdb/train/neg/1_3.txt", "caf\xE9 au lait").string();
+  expect_error([&] { load({}); }, {latin1, "not valid UTF-8", "byte 3"});
+}
+
 TEST_F(ImdbFolder, RejectsBadOptions) {
   write_small_corpus();
   expect_error([&] { load({.num_words = 0}); }, {"num_words", "0"});

@@ -2,7 +2,8 @@
 # weft's test command: installs the build dependencies, then builds and runs the whole suite
 # twice: a Release build (warnings are errors) in build/, and an AddressSanitizer +
 # UndefinedBehaviorSanitizer build in build-asan/ (Debug: it compiles about five times faster
-# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way).
+# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way);
+# then fuzzes the parsers briefly (tools/fuzz.sh, build-fuzz/).
 # Exits non-zero if any phase fails. Safe to rerun: both build folders are reused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -66,6 +67,10 @@ if phase "asan-build" configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug \
 else
   summary+=("asan-tests skipped")
 fi
+
+# 3. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
+# target; `bash tools/fuzz.sh` alone runs a million inputs each.
+phase "fuzz" bash tools/fuzz.sh --runs 20000 || true
 
 total=$((SECONDS - total_start))
 echo

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fuzzes weft's parsers with libFuzzer (tests/fuzz/: read_csv, load_imdb_folder,
+# load_spam_assassin, the Tokenizer), built with clang-16 and ASan + UBSan in build-fuzz/.
+#   bash tools/fuzz.sh [--runs N] [TARGET...]    (default: 1,000,000 inputs each, all targets)
+# Each target starts from its seeds in tests/fuzz/corpus/TARGET and keeps what it learns in
+# build-fuzz/corpus/TARGET. A crash, a sanitizer report or a broken invariant stops that target
+# and leaves the input in build-fuzz/crashes/; the script exits non-zero if any target failed.
+# tools/test.sh runs a short pass (--runs 20000).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+runs=1000000
+targets=()
+while (($#)); do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    *) targets+=("$1"); shift ;;
+  esac
+done
+((${#targets[@]})) || targets=(csv imdb_folder spam_json tokenizer)
+
+cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
+cmake --build build-fuzz
+mkdir -p build-fuzz/crashes
+# The targets write their inputs to files: in memory where there is a tmpfs.
+[[ -d /dev/shm && -w /dev/shm ]] && export TMPDIR=/dev/shm
+failed=()
+for target in "${targets[@]}"; do
+  corpus=build-fuzz/corpus/$target
+  mkdir -p "$corpus"
+  echo "==> fuzz_$target: $runs inputs"
+  if ! build-fuzz/fuzz_"$target" -runs="$runs" -max_len=4096 -print_final_stats=1 \
+      -artifact_prefix=build-fuzz/crashes/"$target"- "$corpus" tests/fuzz/corpus/"$target" \
+      2>build-fuzz/fuzz_"$target".log; then
+    tail -40 build-fuzz/fuzz_"$target".log
+    failed+=("$target")
+  fi
+  grep -E "^stat::number_of_executed_units|^Done" build-fuzz/fuzz_"$target".log || true
+done
+if ((${#failed[@]})); then
+  echo "fuzz: FAILED: ${failed[*]} (inputs in build-fuzz/crashes/)"
+  exit 1
+fi
+echo "fuzz: no crash in ${targets[*]}"

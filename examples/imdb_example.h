@@ -23,6 +23,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "curves.h"
+
 namespace weft::examples {
 
 struct ImdbArgs {
@@ -130,15 +132,6 @@ inline ImdbDataset load_imdb(const ImdbArgs& args, const char* program, int64_t 
 inline const char* label_name(const ImdbArgs& args, int64_t label) {
   if (args.spam.empty()) return label == 1 ? "Positive" : "Negative";
   return label == 1 ? "Spam" : "Ham";
-}
-
-// Writes the training curves of `history` to NAME_history.png and .svg in the current folder,
-// and says where.
-inline void write_curves(const History& history, const std::string& name,
-                         const std::string& title) {
-  const auto paths = plot_history(history, name + "_history", title);
-  fmt::print("Training curves written to {} and {}\n", std::filesystem::absolute(paths[0]).string(),
-             std::filesystem::absolute(paths[1]).string());
 }
 
 }  // namespace weft::examples

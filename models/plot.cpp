@@ -140,7 +140,10 @@ std::vector<fs::path> save_figure(const std::vector<Panel>& panels, const fs::pa
        fmt::format("svg size 1000,{} noenhanced font 'sans,11' background '#ffffff'", height)}};
   std::vector<fs::path> finals;
   std::vector<fs::path> temporaries;
-  std::string script = "set datafile missing 'NaN'\nset grid\nset key outside right top\n";
+  // Fixed margins (in characters), so that stacked panels line up whatever their labels.
+  std::string script =
+      "set datafile missing 'NaN'\nset grid\nset key outside right top\n"
+      "set lmargin 10\nset rmargin 20\n";
   for (const auto& [extension, terminal] : formats) {
     fs::path final_path = path;
     final_path.replace_extension(extension);

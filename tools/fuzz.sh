@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes weft's parsers with libFuzzer (tests/fuzz/: read_csv, load_imdb_folder,
-# load_spam_assassin, the Tokenizer), built with clang-16 and ASan + UBSan in build-fuzz/.
+# load_spam_assassin, the Tokenizer, Sequential::load_weights), built with clang-16 and
+# ASan + UBSan in build-fuzz/.
 #   bash tools/fuzz.sh [--runs N] [TARGET...]    (default: 1,000,000 inputs each, all targets)
 # Each target starts from its seeds in tests/fuzz/corpus/TARGET and keeps what it learns in
 # build-fuzz/corpus/TARGET. A crash, a sanitizer report or a broken invariant stops that target
@@ -17,9 +18,10 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(csv imdb_folder spam_json tokenizer)
+((${#targets[@]})) || targets=(csv imdb_folder spam_json tokenizer weights)
 
-cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
+cmake -S tests/fuzz -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
+  >/dev/null
 cmake --build build-fuzz
 mkdir -p build-fuzz/crashes
 # The targets write their inputs to files: in memory where there is a tmpfs.

@@ -1,10 +1,13 @@
 // The chapter's "Comparing SimpleRNN, LSTM, and GRU Performance" on IMDB: the same
 // Embedding -> RNN(64) -> Dense classifier with each of the three recurrent layers.
 //
-//   build/examples/compare_rnns [PATH/TO/aclImdb] [--epochs N] [--samples N]
+//   build/examples/compare_rnns [PATH/TO/aclImdb | --spam data/spam-assassin] [--epochs N]
+//                               [--samples N]
 //
 // Reads the raw aclImdb folder of https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz
-// (first argument, or $WEFT_IMDB_DIR), encoded as Keras's imdb.load_data encodes it.
+// (first argument, or $WEFT_IMDB_DIR), encoded as Keras's imdb.load_data encodes it, or with
+// --spam the SpamAssassin e-mails of tools/fetch_data.sh.
+// Each model's training curves go to compare_rnns_NAME_history.png and .svg.
 // --epochs N   train each model for N epochs instead of the chapter's 3.
 // --samples N  keep only the first N training and N test reviews, for a quick run.
 //
@@ -57,6 +60,7 @@ Result build_and_train(const RnnLayer& rnn_layer, const std::string& name, const
   const double train_time =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  write_curves(history, "compare_rnns_" + name, name + ": training curves");
   const double test_acc = model.evaluate(data.X_test, data.y_test).at("accuracy");
   const int64_t params = model.count_params();
 

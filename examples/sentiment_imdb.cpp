@@ -1,11 +1,14 @@
 // The chapter's "Sentiment Analysis: Movie Review Classification with LSTM" on IMDB.
 //
-//   build/examples/sentiment_imdb [PATH/TO/aclImdb] [--epochs N] [--samples N]
+//   build/examples/sentiment_imdb [PATH/TO/aclImdb | --spam data/spam-assassin] [--epochs N]
+//                                 [--samples N]
 //
 // Keras downloads imdb.npz; weft reads the raw corpus instead, the aclImdb folder of
 // https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz, and encodes it as
 // imdb.load_data does (see load_imdb_folder in models/datasets.h). The folder is the first
-// argument, or $WEFT_IMDB_DIR.
+// argument, or $WEFT_IMDB_DIR. --spam runs the same model on the SpamAssassin e-mails of
+// tools/fetch_data.sh (spam or ham) instead.
+// The training curves go to sentiment_imdb_history.png and .svg in the current folder.
 // --epochs N   train for at most N epochs instead of the chapter's 10.
 // --samples N  keep only the first N training and N test reviews (after Keras's shuffle), for a
 //              quick run; the default keeps all 25,000 of each.
@@ -13,6 +16,7 @@
 #include <weft/weft.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,12 +78,19 @@ int main(int argc, char** argv) {
   model.summary();
 
   // Train.
-  model.fit(X_train, y_train,
-            {.epochs = args.epochs.value_or(10),
-             .batch_size = 64,
-             .validation_split = 0.2,
-             .callbacks = {EarlyStopping{
-                 .monitor = "val_loss", .patience = 2, .restore_best_weights = true}}});
+  const auto start = std::chrono::steady_clock::now();
+  const History history =
+      model.fit(X_train, y_train,
+                {.epochs = args.epochs.value_or(10),
+                 .batch_size = 64,
+                 .validation_split = 0.2,
+                 .callbacks = {EarlyStopping{
+                     .monitor = "val_loss", .patience = 2, .restore_best_weights = true}}});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("Trained {} epochs in {:.1f} s ({:.1f} s per epoch)\n", history.epochs_run, seconds,
+             seconds / history.epochs_run);
+  write_curves(history, "sentiment_imdb", "Sentiment LSTM: training curves");
 
   // Evaluate.
   const Logs scores = model.evaluate(X_test, y_test);
@@ -91,8 +102,8 @@ int main(int argc, char** argv) {
       model.predict(slice(X_test, 0, 0, shown)).to_vector<double>();
   const std::vector<int64_t>& labels = imdb.test.labels;
   for (size_t i = 0; i < predictions.size(); ++i) {
-    const char* sentiment = predictions[i] > 0.5 ? "Positive" : "Negative";
-    const char* actual = labels[i] == 1 ? "Positive" : "Negative";
+    const char* sentiment = label_name(args, predictions[i] > 0.5 ? 1 : 0);
+    const char* actual = label_name(args, labels[i]);
     fmt::print("Predicted: {} ({:.3f}), Actual: {}\n", sentiment, predictions[i], actual);
   }
   return 0;

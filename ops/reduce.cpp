@@ -61,29 +61,80 @@ struct ReductionLoops {
   }
 };
 
+// The accumulators of a column reduction: this many consecutive outputs at a time, in float64.
+constexpr int64_t kColumnBlock = 64;
+
 // Each output element folds its inputs in float64, as the eager kernel does, then rounds once.
+// When the input's last dimension is kept and contiguous (a bias gradient: a sum over rows), a
+// block of consecutive outputs is folded together, row after row, so that the loads are
+// contiguous vectors; each output still folds its inputs in the same order, so the results are
+// the same bits as folding one output at a time (which strides down a column, a load a line).
 template <typename Fold>
-const Lowering reduction_lowering = KernelLowering{.emit = [](KernelBuilder& k,
-                                                              std::span<const Access> in,
-                                                              const Access& out,
-                                                              const Attrs& attrs) {
+void emit_reduction(KernelBuilder& k, std::span<const Access> in, const Access& out,
+                    const Attrs& attrs) {
   const Access& x = in[0];
   const ReductionLoops loops(x.shape, attrs.integers("axes"));
   const Access target{out.data, loops.kept_sizes, contiguous_strides(loops.kept_sizes), out.dtype};
   llvm::Type* f64 = k.b.getDoubleTy();
-  llvm::Value* acc = entry_slot(k, f64);
-  k.for_each(loops.kept_sizes, [&](std::span<llvm::Value* const> outer) {
-    k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), acc);
-    k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
-      std::vector<llvm::Value*> index(x.shape.size());
-      for (size_t i = 0; i < outer.size(); ++i) index[loops.kept_axes[i]] = outer[i];
-      for (size_t i = 0; i < inner.size(); ++i) index[loops.reduced_axes[i]] = inner[i];
-      llvm::Value* v = k.convert(k.load(x, index), x.dtype, DType::f64);
-      k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, acc), v), acc);
+  const auto input_index = [&](std::span<llvm::Value* const> kept,
+                               std::span<llvm::Value* const> reduced) {
+    std::vector<llvm::Value*> index(x.shape.size());
+    for (size_t i = 0; i < kept.size(); ++i) index[loops.kept_axes[i]] = kept[i];
+    for (size_t i = 0; i < reduced.size(); ++i) index[loops.reduced_axes[i]] = reduced[i];
+    return index;
+  };
+  const bool columns = !loops.kept_axes.empty() && !loops.reduced_axes.empty() &&
+                       loops.kept_axes.back() == x.shape.size() - 1 && x.strides.back() == 1 &&
+                       x.shape.back() > 0;
+  if (!columns) {
+    llvm::Value* acc = entry_slot(k, f64);
+    k.for_each(loops.kept_sizes, [&](std::span<llvm::Value* const> outer) {
+      k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), acc);
+      k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
+        llvm::Value* v = k.convert(k.load(x, input_index(outer, inner)), x.dtype, DType::f64);
+        k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, acc), v), acc);
+      });
+      k.store(target, outer, k.convert(k.b.CreateLoad(f64, acc), DType::f64, out.dtype));
     });
-    k.store(target, outer, k.convert(k.b.CreateLoad(f64, acc), DType::f64, out.dtype));
+    return;
+  }
+  const int64_t width = loops.kept_sizes.back();
+  const int64_t block = std::min(width, kColumnBlock);
+  llvm::Type* block_type = llvm::ArrayType::get(f64, static_cast<uint64_t>(block));
+  llvm::Value* acc = entry_slot(k, block_type);
+  const auto slot = [&](llvm::Value* j) {
+    return k.b.CreateInBoundsGEP(block_type, acc, {k.i64(0), j});
+  };
+  const Shape outer_sizes(loops.kept_sizes.begin(), loops.kept_sizes.end() - 1);
+  k.for_each(outer_sizes, [&](std::span<llvm::Value* const> outer) {
+    // Folds outputs first, first + 1, ..., first + count - 1 of the row `outer`.
+    const auto fold_block = [&](llvm::Value* first, int64_t count) {
+      const auto kept = [&](llvm::Value* j) {
+        std::vector<llvm::Value*> index(outer.begin(), outer.end());
+        index.push_back(k.b.CreateAdd(first, j, "", true, true));
+        return index;
+      };
+      k.loop(count, [&](llvm::Value* j) {
+        k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), slot(j));
+      });
+      k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
+        k.loop(count, [&](llvm::Value* j) {
+          llvm::Value* v = k.convert(k.load(x, input_index(kept(j), inner)), x.dtype, DType::f64);
+          k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, slot(j)), v), slot(j));
+        });
+      });
+      k.loop(count, [&](llvm::Value* j) {
+        k.store(target, kept(j), k.convert(k.b.CreateLoad(f64, slot(j)), DType::f64, out.dtype));
+      });
+    };
+    k.loop(width / block,
+           [&](llvm::Value* b) { fold_block(k.b.CreateMul(b, k.i64(block)), block); });
+    if (width % block != 0) fold_block(k.i64(width - width % block), width % block);
   });
-}};
+}
+
+template <typename Fold>
+const Lowering reduction_lowering = KernelLowering{.emit = emit_reduction<Fold>};
 
 template <typename Fold>
 const OpDef& reduction_op(std::vector<Tensor> (*vjp)(const VjpContext&)) {

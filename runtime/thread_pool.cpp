@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 
@@ -34,6 +35,32 @@ int default_num_threads() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, max_default));
 }
 
+// How long a worker out of work keeps looking for more before it sleeps: longer than the gaps
+// between the products of a recurrent step (the cell's element-wise work), far shorter than the
+// gaps between user calls.
+constexpr std::chrono::microseconds spin_time{200};
+
+void pause_briefly() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until `done()` or for spin_time; returns done().
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + spin_time;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      pause_briefly();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
 }  // namespace
 
 // One parallel_for call. It lives on the caller's stack; the caller takes it out of the queue and
@@ -48,8 +75,9 @@ struct ThreadPool::Job {
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first exception; guarded by error_mutex
   std::mutex error_mutex;
-  int active_workers = 0;        // guarded by the pool's mutex_
-  std::condition_variable idle;  // signalled when active_workers drops to 0
+  // Workers inside run(); raised under the pool's mutex_ while the job is queued, so once the
+  // caller has taken it out, the count only falls.
+  std::atomic<int> active_workers{0};
 
   bool exhausted() const { return next_chunk.load(std::memory_order_relaxed) >= num_chunks; }
 
@@ -89,6 +117,7 @@ void ThreadPool::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    ++epoch_;
   }
   work_ready_.notify_all();
   for (std::thread& worker : workers_) worker.join();
@@ -96,23 +125,31 @@ void ThreadPool::stop() {
 
 bool ThreadPool::in_parallel_region() { return region_depth > 0; }
 
+ThreadPool::Job* ThreadPool::take_job() {
+  std::lock_guard lock(mutex_);
+  while (!jobs_.empty() && jobs_.front()->exhausted()) jobs_.pop_front();
+  if (jobs_.empty()) return nullptr;
+  Job* job = jobs_.front();
+  job->active_workers.fetch_add(1, std::memory_order_relaxed);
+  return job;
+}
+
 void ThreadPool::work() {
   region_depth = 1;
-  std::unique_lock lock(mutex_);
   for (;;) {
-    work_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-    if (jobs_.empty()) return;  // stopping, and nothing left to help with
-    Job* job = jobs_.front();
-    if (job->exhausted()) {
-      jobs_.pop_front();
+    const uint64_t seen = epoch_.load(std::memory_order_acquire);
+    if (Job* job = take_job()) {
+      job->run();
+      // The job's last use here: the caller may return (and free it) once the count is 0.
+      job->active_workers.fetch_sub(1, std::memory_order_release);
       continue;
     }
-    ++job->active_workers;
-    lock.unlock();
-    job->run();
-    lock.lock();
-    // Notified under the lock: the caller cannot destroy the job before we release mutex_.
-    if (--job->active_workers == 0) job->idle.notify_all();
+    if (stopping_) return;  // and nothing left to help with
+    if (spin_until([&] { return epoch_.load(std::memory_order_acquire) != seen; })) continue;
+    std::unique_lock lock(mutex_);
+    ++sleepers_;
+    work_ready_.wait(lock, [&] { return epoch_.load(std::memory_order_relaxed) != seen; });
+    --sleepers_;
   }
 }
 
@@ -137,18 +174,24 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
   {
     std::lock_guard lock(mutex_);
     jobs_.push_back(&job);
+    ++epoch_;
   }
-  for (int64_t i = 1; i < num_chunks; ++i) work_ready_.notify_one();
+  // Spinning workers see the epoch; only sleeping ones need the futex. A worker counts itself
+  // a sleeper under mutex_ before it waits, so this cannot miss one that is about to sleep.
+  const int sleeping = sleepers_.load();
+  for (int64_t i = 1; i < num_chunks && i <= sleeping; ++i) work_ready_.notify_one();
   {
     // The caller claims chunks too, so the job finishes even if every worker is busy elsewhere.
     RegionScope scope;
     job.run();
   }
   {
-    std::unique_lock lock(mutex_);
+    std::lock_guard lock(mutex_);
     if (auto it = std::find(jobs_.begin(), jobs_.end(), &job); it != jobs_.end()) jobs_.erase(it);
-    job.idle.wait(lock, [&job] { return job.active_workers == 0; });
   }
+  // The workers still in run() finish their last chunks; wait for them, spinning at first.
+  const auto idle = [&job] { return job.active_workers.load(std::memory_order_acquire) == 0; };
+  while (!spin_until(idle)) std::this_thread::yield();
   if (job.error) std::rethrow_exception(job.error);
 }
 

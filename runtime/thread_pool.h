@@ -1,6 +1,10 @@
 // ThreadPool: a few persistent workers that run chunks of an index range for parallel_for.
+// A worker that runs out of work spins for a short while before it sleeps, and the caller waits
+// for the last chunk by spinning too: a recurrent step hands the pool a small product every few
+// microseconds, and a futex wake and wait per product cost as much as the product itself.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -38,12 +42,17 @@ class ThreadPool {
  private:
   struct Job;
   void work();
-  void stop();  // lets the workers finish queued work, then joins them
+  Job* take_job();  // the first job with chunks left, joined (null when none)
+  void stop();      // lets the workers finish queued work, then joins them
 
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::deque<Job*> jobs_;  // jobs that may still have unclaimed chunks; guarded by mutex_
-  bool stopping_ = false;  // guarded by mutex_
+  // Counts the jobs queued and the stop, so a spinning worker sees either without the mutex.
+  // Changed under mutex_.
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<bool> stopping_{false};  // changed under mutex_
+  std::atomic<int> sleepers_{0};       // workers waiting on work_ready_; changed under mutex_
   std::vector<std::thread> workers_;
 };
 

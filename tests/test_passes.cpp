@@ -288,6 +288,31 @@ const std::vector<PassCase> pass_cases = {
      "slice",
      2,
      2},
+    {"merge_transposed_products",
+     {"merge", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       const auto t = [](const Tensor& m) { return permute(m, {1, 0}); };
+       return matmul(t(x), y) + matmul(t(y), x) + matmul(t(x * 2.0), y);
+     },
+     "matmul",
+     3,
+     1},
+    {"merge_products_keeps_other_terms",
+     {"merge", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return matmul(x, permute(y, {1, 0})) + exp(x * y).sum() + matmul(y, permute(x, {1, 0}));
+     },
+     "matmul",
+     2,
+     1},
+    {"merge_leaves_a_lone_product",
+     {"merge", "dce"},
+     [](const Tensor& x, const Tensor& y) {
+       return matmul(x, permute(y, {1, 0})) + ones({2, 2});
+     },
+     "matmul",
+     1,
+     1},
     {"dce_unused",
      {"dce"},
      [](const Tensor& x, const Tensor& y) {
@@ -547,6 +572,30 @@ TEST(Passes, SliceGradientsOfAnLstmAreLinearWork) {
   // (join_* in pass_cases), rather than T adds of whole tensors.
   EXPECT_LT(before[1], 2.2 * before[0]);
   EXPECT_LT(after[1], 2.2 * after[0]);
+}
+
+// The recurrent kernel's gradient, one product per time step, is one GEMM over all of them, and
+// the gradients of the gates stack once for it and the input kernel's gradient.
+TEST(Passes, RecurrentWeightGradientIsOneGemm) {
+  std::vector<int64_t> matmuls, stacks;
+  for (int64_t steps : {10, 20}) {
+    const LstmStep step = lstm_gradient_step(steps);
+    const Graph optimized = optimize(step.graph);
+    matmuls.push_back(count(optimized, "matmul"));
+    stacks.push_back(std::count_if(
+        optimized.nodes().begin(), optimized.nodes().end(), [&](const GraphNode& node) {
+          return node.kind == GraphNode::Kind::op && node.op == &concat_op &&
+                 node.inputs.size() == static_cast<size_t>(steps) &&
+                 node.spec.shape.back() == 4 * 8;  // the gates of LSTM(8)
+        }));
+    expect_same_values(step.graph, optimized, step.inputs);
+  }
+  // One per step forward, and for the gradient of each step's incoming state but the first (a
+  // constant); then the input projection, the input kernel's gradient and the recurrent
+  // kernel's, once each.
+  EXPECT_EQ(matmuls[0], 10 + 9 + 3);
+  EXPECT_EQ(matmuls[1], 20 + 19 + 3);
+  EXPECT_EQ(stacks, (std::vector<int64_t>{1, 1}));
 }
 
 }  // namespace

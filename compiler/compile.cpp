@@ -144,8 +144,7 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
     step.outputs_.push_back(graph.node(output.node).spec);
   for (int id : plan.constant_nodes) step.constants_.push_back(graph.node(id).value.copy());
   const int64_t arena_bytes = schedule.placement.arena_bytes;
-  step.arena_ = Storage::allocate(static_cast<size_t>(std::max<int64_t>(arena_bytes, 64)), false);
-  step.running_ = std::make_shared<std::mutex>();
+  step.arenas_ = CompiledStep::make_arenas(arena_bytes);
 
   CompileStats& stats = step.stats_;
   stats.graph_nodes = static_cast<int64_t>(graph.nodes().size());

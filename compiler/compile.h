@@ -72,7 +72,9 @@ class CompiledStep {
  public:
   // Runs the step on `inputs` (input_ids() order, with the captured shapes and dtypes): returns
   // the outputs and writes the stores into the inputs. Throws weft::Error for wrong inputs and
-  // for a failure detected by the compiled code (an index out of range). One run at a time.
+  // for a failure detected by the compiled code (an index out of range). Runs may overlap, each
+  // with an arena of its own (an inference step on parts of a batch at once), but not runs that
+  // store into the same inputs.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
@@ -87,8 +89,11 @@ class CompiledStep {
   const std::string& schedule() const { return schedule_; }
   const CompiledModule& module() const { return *module_; }
   const CompileStats& stats() const { return stats_; }
-  // Bytes this step holds: its arena, constants and code.
+  // Bytes this step holds: its arenas, constants and code.
   int64_t memory_bytes() const;
+
+  struct Arenas;  // the step's working memory: an arena per run in flight (step.cpp)
+  static std::shared_ptr<Arenas> make_arenas(int64_t arena_bytes);
 
  private:
   friend CompiledStep compile(Graph graph, const CompileOptions& options);
@@ -105,8 +110,7 @@ class CompiledStep {
   std::vector<std::string> input_names_;
   std::vector<size_t> stored_inputs_;  // the input each store writes
   std::vector<Tensor> constants_;
-  std::shared_ptr<Storage> arena_;
-  std::shared_ptr<std::mutex> running_;
+  std::shared_ptr<Arenas> arenas_;
   CompileStats stats_;
 };
 

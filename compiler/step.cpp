@@ -1,4 +1,5 @@
 // Running a compiled step, and the cache of compiled steps (compile.h).
+#include <algorithm>
 #include <mutex>
 
 #include "weft/compiler/compile.h"
@@ -6,6 +7,54 @@
 #include "weft/runtime/error.h"
 
 namespace weft {
+
+// Arenas are kept for later runs: one while runs come one at a time, more while they overlap.
+struct CompiledStep::Arenas {
+  explicit Arenas(int64_t arena_bytes)
+      : bytes(static_cast<size_t>(std::max<int64_t>(arena_bytes, 64))) {
+    free.push_back(Storage::allocate(bytes, false));
+  }
+  const size_t bytes;
+  std::mutex mutex;
+  std::vector<std::shared_ptr<Storage>> free;  // guarded by mutex
+  int64_t held = 1;                            // arenas made; guarded by mutex
+};
+
+std::shared_ptr<CompiledStep::Arenas> CompiledStep::make_arenas(int64_t arena_bytes) {
+  return std::make_shared<Arenas>(arena_bytes);
+}
+
+namespace {
+
+// One run's arena, handed back when the run ends.
+class ArenaLease {
+ public:
+  explicit ArenaLease(CompiledStep::Arenas& arenas) : arenas_(arenas) {
+    {
+      std::lock_guard lock(arenas_.mutex);
+      if (!arenas_.free.empty()) {
+        arena_ = std::move(arenas_.free.back());
+        arenas_.free.pop_back();
+        return;
+      }
+      ++arenas_.held;
+    }
+    arena_ = Storage::allocate(arenas_.bytes, false);
+  }
+  ~ArenaLease() {
+    std::lock_guard lock(arenas_.mutex);
+    arenas_.free.push_back(std::move(arena_));
+  }
+  ArenaLease(const ArenaLease&) = delete;
+  ArenaLease& operator=(const ArenaLease&) = delete;
+  char* data() { return static_cast<char*>(arena_->data()); }
+
+ private:
+  CompiledStep::Arenas& arenas_;
+  std::shared_ptr<Storage> arena_;
+};
+
+}  // namespace
 
 std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
@@ -29,8 +78,8 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
     buffers.push_back(outputs.back().raw_data());
   }
   for (const Tensor& constant : constants_) buffers.push_back(constant.raw_data());
-  std::lock_guard lock(*running_);
-  const int32_t status = step_(buffers.data(), static_cast<char*>(arena_->data()));
+  ArenaLease arena(*arenas_);
+  const int32_t status = step_(buffers.data(), arena.data());
   WEFT_CHECK(status != 1, "compiled step '{}': {}", module_->name(), jit_take_runtime_error());
   if (status == 0)
     for (size_t i : stored_inputs_) {
@@ -41,7 +90,11 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
 }
 
 int64_t CompiledStep::memory_bytes() const {
-  int64_t bytes = static_cast<int64_t>(arena_->bytes());
+  int64_t bytes = 0;
+  {
+    std::lock_guard lock(arenas_->mutex);
+    bytes = arenas_->held * static_cast<int64_t>(arenas_->bytes);
+  }
   for (const Tensor& constant : constants_)
     bytes += constant.numel() * static_cast<int64_t>(dtype_size(constant.dtype()));
   return bytes + module_->object_bytes();

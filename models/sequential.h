@@ -5,6 +5,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 
 namespace weft {
 
+class CompiledStep;
 class StepCache;
 
 // False when the environment sets WEFT_JIT_COMPILE=0: every model then runs eagerly.
@@ -105,6 +107,12 @@ class Sequential {
   // Captures one step without computing anything (CaptureMode::meta).
   RecordedStep record_step(StepKind kind, const Tensor& x, const Tensor& y,
                            const StepInputs& inputs);
+  // The compiled step for `inputs`: from the cache, or captured and compiled now.
+  const CompiledStep& compiled_step(StepKind kind, const Tensor& x, const Tensor& y,
+                                    const StepInputs& inputs);
+  // A compiled inference step run on the two halves of the batch at once, where that pays;
+  // none where it does not.
+  std::optional<Tensor> infer_in_halves(const Tensor& x);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.

@@ -2,13 +2,16 @@
 // first batch of each shape, compiled, and served from a cache (Sequential::jit_compile).
 #include <fmt/format.h>
 
+#include <array>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "weft/compiler/compile.h"
 #include "weft/models/training_state.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
+#include "weft/runtime/thread_pool.h"
 
 namespace weft {
 
@@ -130,6 +133,53 @@ Sequential::RecordedStep Sequential::record_step(StepKind kind, const Tensor& x,
   return recorded;
 }
 
+const CompiledStep& Sequential::compiled_step(StepKind kind, const Tensor& x, const Tensor& y,
+                                              const StepInputs& inputs) {
+  if (const CompiledStep* step = compiled_->cache.find(inputs.key)) return *step;
+  // The first batch of this shape: captured without computing anything, compiled, then run
+  // like every later batch.
+  RecordedStep recorded = record_step(kind, x, y, inputs);
+  compiled_->random_draws[inputs.key] = recorded.random_draws;
+  return compiled_->cache.insert(
+      inputs.key, weft::compile(std::move(recorded.graph),
+                                {.name = fmt::format("{}_{}", name_, kind_name(kind)),
+                                 .finite_output = kind == StepKind::train ? "loss" : ""}));
+}
+
+// Inference treats the samples of a batch apart (no layer mixes them outside training), so the
+// two halves of a batch run at once, one per core, each as a compiled step of half the batch. A
+// recurrent step's small products do not split across cores well (each would cost a hand-off
+// per time step); whole halves of the recurrence do. Not for steps too short to pay for the
+// hand-off, for stateful layers (whose states a run carries on) or for random draws.
+std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x) {
+  constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
+  constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
+  const int64_t rows = x.size(0);
+  if (default_thread_pool().num_threads() < 2 || rows < 2 * min_rows) return std::nullopt;
+  for (const auto& layer : layers_)
+    if (!layer->states(1).empty()) return std::nullopt;
+  const int64_t half = (rows + 1) / 2;
+  const std::array<Tensor, 2> parts = {slice(x, 0, 0, half), slice(x, 0, half, rows)};
+  std::array<StepInputs, 2> inputs;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    inputs[i] = step_inputs(StepKind::infer, parts[i], {});
+    compiled_step(StepKind::infer, parts[i], {}, inputs[i]);
+  }
+  // Found again once both are compiled: storing the second may have evicted the first.
+  std::array<const CompiledStep*, 2> steps{};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    steps[i] = compiled_->cache.find(inputs[i].key);
+    if (steps[i] == nullptr || compiled_->random_draws.at(inputs[i].key) != 0 ||
+        steps[i]->stats().kernel_calls < min_calls)
+      return std::nullopt;
+  }
+  std::array<Tensor, 2> outputs;
+  default_thread_pool().parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) outputs[i] = steps[i]->run(values(inputs[i].named))[0];
+  });
+  return concat({outputs[0], outputs[1]}, 0);
+}
+
 std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const Tensor& y,
                                          const std::function<void(double)>& check_loss) {
   if (!jit_compile) {
@@ -139,20 +189,12 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   }
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
+  if (kind == StepKind::infer)
+    if (std::optional<Tensor> y_pred = infer_in_halves(x)) return {*y_pred};
   const StepInputs inputs = step_inputs(kind, x, y);
-  const CompiledStep* step = compiled_->cache.find(inputs.key);
-  if (step == nullptr) {
-    // The first batch of this shape: captured without computing anything, compiled, then run
-    // like every later batch.
-    RecordedStep recorded = record_step(kind, x, y, inputs);
-    compiled_->random_draws[inputs.key] = recorded.random_draws;
-    step = &compiled_->cache.insert(
-        inputs.key, weft::compile(std::move(recorded.graph),
-                                  {.name = fmt::format("{}_{}", name_, kind_name(kind)),
-                                   .finite_output = kind == StepKind::train ? "loss" : ""}));
-  }
+  const CompiledStep& step = compiled_step(kind, x, y, inputs);
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
-  std::vector<Tensor> outputs = step->run(values(inputs.named));
+  std::vector<Tensor> outputs = step.run(values(inputs.named));
   default_generator().take(compiled_->random_draws.at(inputs.key));
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;

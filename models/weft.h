@@ -22,3 +22,4 @@
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
 #include "weft/runtime/tensor.h"
+#include "weft/runtime/thread_pool.h"

@@ -195,9 +195,24 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
   if (job.error) std::rethrow_exception(job.error);
 }
 
-ThreadPool& default_thread_pool() {
-  static ThreadPool pool(default_num_threads());
+namespace {
+
+std::unique_ptr<ThreadPool>& default_pool() {
+  static std::unique_ptr<ThreadPool> pool = std::make_unique<ThreadPool>(default_num_threads());
   return pool;
+}
+
+}  // namespace
+
+ThreadPool& default_thread_pool() { return *default_pool(); }
+
+void set_num_threads(int num_threads) {
+  WEFT_CHECK(num_threads >= 1, "set_num_threads: needs at least one thread, got {}", num_threads);
+  WEFT_CHECK(!ThreadPool::in_parallel_region(),
+             "set_num_threads: called from inside a parallel_for body");
+  std::unique_ptr<ThreadPool>& pool = default_pool();
+  if (pool->num_threads() == num_threads) return;
+  pool = std::make_unique<ThreadPool>(num_threads);  // the old pool's workers are joined
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -56,8 +57,14 @@ class ThreadPool {
   std::vector<std::thread> workers_;
 };
 
-// The process-wide pool: WEFT_NUM_THREADS threads if set, else the hardware's, at most 16.
+// The process-wide pool: WEFT_NUM_THREADS threads if set, else the hardware's, at most 16, until
+// set_num_threads.
 ThreadPool& default_thread_pool();
+
+// Replaces the process-wide pool with one of `num_threads` threads (as torch.set_num_threads).
+// Call it between steps, while no other thread uses the pool. Throws weft::Error for fewer
+// than one thread, or from inside a parallel_for body.
+void set_num_threads(int num_threads);
 
 // default_thread_pool().parallel_for(...).
 void parallel_for(int64_t begin, int64_t end, int64_t grain,

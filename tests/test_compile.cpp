@@ -462,6 +462,46 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
     expect_close(outputs[1][i], outputs[0][i], 1e-5, fmt::format("streaming step {}", i));
 }
 
+// Big enough that the GEMMs over all time steps split across threads and predict runs each half
+// of a batch on its own thread: with 1 thread and with 2 the compiled steps train and predict as
+// the eager tape does (up to float summation order).
+TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
+  const int default_threads = default_thread_pool().num_threads();
+  Generator gen(31);
+  const Tensor x = randn({96, 10, 32}, {}, gen);
+  const Tensor y = randn({96}, {}, gen);
+  const Tensor x_pred = randn({97, 10, 32}, {}, gen);
+  struct Result {
+    std::vector<double> weights;
+    Tensor predictions;
+    int64_t compiled_steps;
+  };
+  const auto train = [&](bool jit, int threads) {
+    set_num_threads(threads);
+    manual_seed(5);
+    Sequential model{LSTM(64).input_shape({10, 32}), Dense(1)};
+    model.jit_compile = jit;
+    model.compile(Adam(), "mse");
+    model.fit(x, y, {.epochs = 2, .batch_size = 48, .shuffle = false, .verbose = 0});
+    Result result{{}, model.predict(x_pred, 97), model.compiled_steps().size()};
+    for (Weight* w : model.weights())
+      for (double v : w->value.to_vector<double>()) result.weights.push_back(v);
+    return result;
+  };
+  const Result eager = train(false, 1);
+  for (int threads : {1, 2}) {
+    const Result compiled = train(true, threads);
+    ASSERT_EQ(compiled.weights.size(), eager.weights.size());
+    for (size_t i = 0; i < eager.weights.size(); ++i)
+      ASSERT_NEAR(compiled.weights[i], eager.weights[i], 1e-5 + 1e-4 * std::abs(eager.weights[i]))
+          << threads << " threads: weight value " << i;
+    expect_close(compiled.predictions, eager.predictions, 1e-4, fmt::format("{} threads", threads));
+    // train at 48 rows; predict at 97, or on 2 threads as halves of 49 and 48 at once
+    EXPECT_EQ(compiled.compiled_steps, threads == 1 ? 2 : 3) << threads << " threads";
+  }
+  set_num_threads(default_threads);
+}
+
 TEST(CompiledModels, SecondBatchOfAShapeIsACacheHit) {
   Sequential model{LSTM(3).input_shape({4, 2}), Dense(1)};
   Generator gen(2);

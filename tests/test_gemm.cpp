@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -346,6 +347,35 @@ TEST(ParallelFor, ConcurrentCallersShareOnePool) {
   }
   for (std::thread& caller : callers) caller.join();
   EXPECT_EQ(total.load(), 4 * 50 * 64);
+}
+
+// Jobs a few microseconds apart (a recurrent step's products) reach workers that are still
+// spinning, and jobs far apart reach workers that went to sleep: none is lost either way.
+TEST(ParallelFor, BackToBackAndSpacedJobsAllRun) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> count{0};
+  for (int job = 0; job < 20000; ++job)
+    pool.parallel_for(0, 3, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+  EXPECT_EQ(count.load(), 3 * 20000);
+  for (int job = 0; job < 3; ++job) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past the workers' spin
+    pool.parallel_for(0, 3, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+  }
+  EXPECT_EQ(count.load(), 3 * 20003);
+}
+
+TEST(ParallelFor, SetNumThreadsReplacesTheDefaultPool) {
+  const int before = default_thread_pool().num_threads();
+  for (int threads : {1, 3, 2}) {
+    set_num_threads(threads);
+    EXPECT_EQ(default_thread_pool().num_threads(), threads);
+    std::atomic<int64_t> count{0};
+    parallel_for(0, 100, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
+    EXPECT_EQ(count.load(), 100);
+  }
+  EXPECT_THROW(set_num_threads(0), Error);
+  EXPECT_THROW(parallel_for(0, 2, 1, [](int64_t, int64_t) { set_num_threads(1); }), Error);
+  set_num_threads(before);
 }
 
 TEST(ParallelFor, PoolsStartAndStopCleanly) {

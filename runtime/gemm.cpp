@@ -468,10 +468,12 @@ void row_gemm(const Operands<T>& op) {
   }
 }
 
-// Waking a sleeping worker takes about 10 us, as long as a single thread needs for 1 MFLOP. Below
-// this size a second thread saves little more than that, and the steady stream of small products
-// of an RNN step is better left on one core.
-constexpr double parallel_min_flops = 4e6;
+// The pool's workers are awake between a step's products, but a product split across cores
+// still moves its operands and its result from one core's caches to the other's. The steady
+// stream of small products of an RNN step is better left on one core: split, W2's per-step
+// products (128 x 64 x 256, 4 MFLOP) made its LSTM step 15% slower, and 10 MFLOP is about where
+// a split starts to pay on two cores.
+constexpr double parallel_min_flops = 1e7;
 
 template <typename T>
 void gemm_impl(Operands<T> op) {

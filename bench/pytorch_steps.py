@@ -1,6 +1,7 @@
 """PyTorch's side of bench/weft_steps.cpp: the same workloads, shapes and batches, forward +
 backward + Adam step (Keras semantics: dropout active, one LSTM bias folded into the other).
 Prints "FIGURE UNIT VALUE" per figure. Run by tools/bench.sh with Debian's python3-torch."""
+import resource
 import statistics
 import time
 
@@ -76,6 +77,8 @@ w1 = nn.Sequential(
     nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
 time_workload("W1-train", w1, torch.randint(0, 10000, (64, 200)),
               torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 5, "W1i-predict")
+# The process's peak resident memory once W1 has trained and predicted (Linux counts KiB).
+report("W1-peak-memory", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 for figure, rnn in [("W2-SimpleRNN-train", nn.RNN(32, 64, batch_first=True)),
                     ("W2-LSTM-train", nn.LSTM(32, 64, batch_first=True)),

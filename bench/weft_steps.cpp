@@ -6,8 +6,11 @@
 // and compiled at 100 and 400 timesteps. Further arguments keep only the figures whose names
 // start with one of them. Prints "FIGURE UNIT VALUE" per figure; tools/bench.sh runs it beside
 // PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp) and prints the ratios.
-// WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is
+// After W1 it reports the process's peak resident memory (W1-peak-memory), as PyTorch's sides
+// do. WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is
 // mostly its steps rather than the set-up.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "weft/compiler/compile.h"
@@ -28,6 +32,13 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The process's peak resident memory so far (Linux counts ru_maxrss in KiB).
+double peak_resident_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024;
 }
 
 void report(const std::string& figure, const char* unit, double value) {
@@ -70,7 +81,9 @@ struct Workload {
   std::string id;  // the figure's name; benchmarks.md's id first
   std::function<Sequential()> build;
   std::string loss;
-  Tensor x, y;
+  // The batch (x, y), made when the workload runs: the process then holds only this workload's
+  // data, as PyTorch's side does, when W1's peak memory is read.
+  std::function<std::pair<Tensor, Tensor>()> batch;
   int repeats;
   std::string predict_id = {};  // when set, predict() on the batch is timed too
 };
@@ -81,8 +94,11 @@ Workload chapter_workload(std::string id, const std::string& model, int64_t batc
   return {.id = std::move(id),
           .build = [&chapter] { return chapter.build(); },
           .loss = chapter.loss,
-          .x = sample_batch(chapter, batch, generator),
-          .y = sample_labels(chapter, batch, generator),
+          .batch =
+              [&chapter, batch, &generator] {
+                Tensor x = sample_batch(chapter, batch, generator);
+                return std::pair{x, sample_labels(chapter, batch, generator)};
+              },
           .repeats = repeats,
           .predict_id = std::move(predict_id)};
 }
@@ -100,8 +116,11 @@ std::vector<Workload> workloads(Generator& generator) {
                         return Sequential{LSTM(512).input_shape({100, 512}), Dense(1)};
                       },
                   .loss = "mse",
-                  .x = randn({64, 100, 512}, {}, generator),
-                  .y = randn({64}, {}, generator),
+                  .batch =
+                      [&generator] {
+                        Tensor x = randn({64, 100, 512}, {}, generator);
+                        return std::pair{x, randn({64}, {}, generator)};
+                      },
                   .repeats = 5,
                   .predict_id = "W5-predict"});
   return list;
@@ -111,12 +130,13 @@ void time_workload(const Run& run, const Workload& workload) {
   Sequential model = workload.build();
   model.jit_compile = run.compiled;
   model.compile(Adam(), workload.loss);
-  const int64_t batch = workload.x.size(0);
+  const auto [x, y] = workload.batch();
+  const int64_t batch = x.size(0);
   const FitOptions one_step{.epochs = 1, .batch_size = batch, .shuffle = false, .verbose = 0};
-  const auto train = [&] { model.fit(workload.x, workload.y, one_step); };
+  const auto train = [&] { model.fit(x, y, one_step); };
   report(workload.id, "ms", 1e3 * run.median_seconds(workload.id, train, workload.repeats));
   if (workload.predict_id.empty()) return;
-  const auto predict = [&] { model.predict(workload.x, batch); };
+  const auto predict = [&] { model.predict(x, batch); };
   report(workload.predict_id, "ms",
          1e3 * run.median_seconds(workload.predict_id, predict, workload.repeats));
 }
@@ -190,8 +210,11 @@ int main(int argc, char** argv) {
                 .repeat_scale = scale == nullptr ? 1 : std::max(1, std::atoi(scale))};
   manual_seed(1);
   Generator generator(1);
-  for (const Workload& workload : workloads(generator))
-    if (run.wants(workload.id)) time_workload(run, workload);
+  for (const Workload& workload : workloads(generator)) {
+    if (!run.wants(workload.id)) continue;
+    time_workload(run, workload);
+    if (workload.id == "W1-train") report("W1-peak-memory", "MiB", peak_resident_mib());
+  }
   if (run.wants("W4-stream-step"))
     time_predict_on_batch(run, "W4-stream-step",
                           Sequential{LSTM(128).stateful(true).input_shape({1, 32})},

@@ -2,6 +2,7 @@
 // weft): the workloads of bench/pytorch_steps.py, forward + backward + Adam step with Keras
 // semantics (dropout active, one LSTM bias folded into the other). Prints "FIGURE UNIT VALUE" per
 // figure. Built only with -DWEFT_BUILD_LIBTORCH_BENCH=ON, as tools/bench.sh does.
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -37,6 +38,13 @@ std::shared_ptr<RecurrentImpl<Rnn>> recurrent(Rnn rnn, bool return_sequences) {
 
 nn::LSTM lstm(int64_t inputs, int64_t units, bool bidirectional = false) {
   return nn::LSTM(nn::LSTMOptions(inputs, units).batch_first(true).bidirectional(bidirectional));
+}
+
+// The process's peak resident memory so far (Linux counts ru_maxrss in KiB).
+double peak_resident_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024;
 }
 
 void report(const std::string& figure, const char* unit, double value) {
@@ -104,6 +112,7 @@ int main() {
                     nn::ReLU(), nn::Linear(32, 1), nn::Sigmoid());
   time_workload("W1-train", w1, torch::randint(0, 10000, {64, 200}), labels(64),
                 binary_crossentropy(), 5, "W1i-predict");
+  report("W1-peak-memory", "MiB", peak_resident_mib());
 
   const auto w2 = [](const std::string& figure, auto rnn) {
     time_workload(figure,

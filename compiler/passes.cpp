@@ -507,6 +507,40 @@ Graph hoist_input_projections(Graph graph) {
   });
 }
 
+// permute(gather(table, ids, axis 0), order) where the order moves only the axes of ids (an
+// embedding's output, batch-major, turned time-major for the recurrence): the gather of the
+// permuted ids, which writes the time-major rows directly, where the permute would have cost a
+// copy of every embedded value.
+std::optional<std::vector<int64_t>> index_order(const Graph& graph, const GraphNode& node) {
+  if (!is_op(node, permute_op)) return std::nullopt;
+  const GraphNode& gather = graph.node(node.inputs[0]);
+  if (!is_op(gather, gather_op) || gather.attrs.integer("axis") != 0) return std::nullopt;
+  const std::vector<int64_t>& order = node.attrs.integers("order");
+  const auto index_axes = static_cast<int64_t>(graph.node(gather.inputs[1]).spec.shape.size());
+  for (int64_t axis = index_axes; axis < static_cast<int64_t>(order.size()); ++axis)
+    if (order[axis] != axis) return std::nullopt;
+  return std::vector<int64_t>(order.begin(), order.begin() + index_axes);
+}
+
+Graph gather_permuted_indices(Graph graph) {
+  if (std::ranges::none_of(graph.nodes(), [&](const GraphNode& node) {
+        return index_order(graph, node).has_value();
+      }))
+    return graph;
+  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int) {
+    const std::optional<std::vector<int64_t>> order = index_order(out, node);
+    if (!order) return append(out, std::move(node));
+    const GraphNode& gather = out.node(node.inputs[0]);
+    const int table = gather.inputs[0], ids = gather.inputs[1];
+    const Attrs gather_attrs = gather.attrs;
+    Shape permuted;
+    for (int64_t axis : *order) permuted.push_back(out.node(ids).spec.shape[axis]);
+    const TensorSpec ids_spec{permuted, out.node(ids).spec.dtype};
+    const int permuted_ids = out.add_op(permute_op, {{"order", *order}}, {ids}, ids_spec);
+    return out.add_op(gather_op, gather_attrs, {table, permuted_ids}, node.spec);
+  });
+}
+
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays
 // an op, a random draw for the lowering to generate. In place: ids do not change.
 Graph constant_folding(Graph graph) {
@@ -633,6 +667,8 @@ const std::vector<Pass>& pipeline() {
       {"fold", "ops on small constants become constants", constant_folding},
       {"hoist", "per-step matmuls of one weight over one tensor's time slices become one GEMM",
        hoist_input_projections},
+      {"gather", "a permute of a gather's index axes gathers by permuted indices",
+       gather_permuted_indices},
       {"simplify", "identities, no-op shape ops, chains of shape ops, slices of concats",
        algebraic_simplification},
       {"join", "sums of zero-padded slices (slice gradients) become one concat", join_padded_sums},

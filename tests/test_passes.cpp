@@ -598,5 +598,30 @@ TEST(Passes, RecurrentWeightGradientIsOneGemm) {
   EXPECT_EQ(stacks, (std::vector<int64_t>{1, 1}));
 }
 
+// An embedding's batch-major output turned time-major: the gather reads its ids in time order and
+// writes the time-major rows itself, so no permuted copy of the embedded values is left.
+TEST(Passes, PermutedGatherGathersByPermutedIds) {
+  Generator gen(3);
+  const Tensor table = randn({7, 4}, {}, gen);
+  const Tensor ids = from_vector(std::vector<int64_t>{1, 6, 0, 3, 3, 5}, {2, 3});
+  const Graph graph = capture({{"table", table}, {"ids", ids}}, [&]() -> Named {
+    const Tensor time_major = permute(gather(table, 0, ids), {1, 0, 2});
+    return {{"out", time_major}, {"sum", time_major.sum()}};
+  });
+  const Graph optimized = pass_named("dce").run(pass_named("gather").run(graph));
+  for (const GraphNode& node : optimized.nodes()) {
+    if (node.kind != GraphNode::Kind::op) continue;
+    if (node.op == &gather_op) {
+      EXPECT_EQ(node.spec.shape, (Shape{3, 2, 4}));
+    }
+    if (node.op == &permute_op) {
+      EXPECT_EQ(node.spec.dtype, DType::i64) << "the embedded values are permuted";
+    }
+  }
+  EXPECT_EQ(count(optimized, "gather"), 1);
+  expect_same_values(graph, optimized, {table, ids});
+  expect_same_values(graph, optimize(graph), {table, ids});
+}
+
 }  // namespace
 }  // namespace weft

@@ -2,6 +2,7 @@
 // acts on it, called at the points of training Keras calls it. Used by models/fit.cpp only.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

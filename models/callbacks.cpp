@@ -24,10 +24,6 @@ namespace weft {
 
 namespace {
 
-bool ends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
 // A monitor ending in one of these improves upwards (mode "auto").
 constexpr std::array<std::string_view, 5> kMaximized{"acc", "accuracy", "auc", "precision",
                                                      "recall"};
@@ -41,10 +37,9 @@ BestValue::BestValue(const std::string& callback, const std::string& monitor,
                      const std::string& mode) {
   WEFT_CHECK(mode == "auto" || mode == "min" || mode == "max",
              "{}: mode must be \"auto\", \"min\" or \"max\", got \"{}\"", callback, mode);
-  maximize_ = mode == "max" || (mode == "auto" && std::any_of(kMaximized.begin(), kMaximized.end(),
-                                                              [&](std::string_view suffix) {
-                                                                return ends_with(monitor, suffix);
-                                                              }));
+  const auto rises = [&](std::string_view suffix) { return monitor.ends_with(suffix); };
+  maximize_ =
+      mode == "max" || (mode == "auto" && std::any_of(kMaximized.begin(), kMaximized.end(), rises));
   best_ = maximize_ ? -std::numeric_limits<double>::infinity()
                     : std::numeric_limits<double>::infinity();
 }

@@ -90,6 +90,20 @@ TEST(MetricReference, PrecisionAndRecallAreScikitLearns) {
   }
 }
 
+TEST(Metrics, KerasDocumentationExamples) {
+  // keras.metrics.AUC(num_thresholds=3): thresholds -1e-7, 0.5, 1 + 1e-7; tp = [2, 1, 0],
+  // fp = [2, 0, 0]; ((1 + 0.5) / 2) * (1 - 0) = 0.75.
+  const auto auc = make_metric(AUC{.num_thresholds = 3}, "binary_crossentropy");
+  auc->update_state(tensor({0, 0, 1, 1}, {4}), tensor({0, 0.5, 0.3, 0.9}, {4, 1}));
+  EXPECT_DOUBLE_EQ(auc->result(), 0.75);
+  // keras.metrics.Precision() and Recall() on [0, 1, 1, 1] against [1, 0, 1, 1]: 2/3 each.
+  for (const MetricSpec& spec : {MetricSpec{Precision{}}, MetricSpec{Recall{}}}) {
+    const auto metric = make_metric(spec, "binary_crossentropy");
+    metric->update_state(tensor({0, 1, 1, 1}, {4}), tensor({1, 0, 1, 1}, {4, 1}));
+    EXPECT_DOUBLE_EQ(metric->result(), 2.0 / 3) << metric->name();
+  }
+}
+
 TEST(Metrics, ThresholdsAndEmptyCountsFollowKeras) {
   const Tensor y_true = tensor({1, 1, 0, 0}, {4, 1});
   const Tensor y_pred = tensor({0.9, 0.6, 0.7, 0.1}, {4, 1});

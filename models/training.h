@@ -48,7 +48,8 @@ class Logs {
 };
 
 struct History {
-  std::map<std::string, std::vector<double>> history;  // "loss", "val_accuracy", ... per epoch
+  // "loss", "val_accuracy", ... per epoch; "lr" too when a callback logs the learning rate.
+  std::map<std::string, std::vector<double>> history;
   int epochs_run = 0;
   // Wall-clock seconds of each epoch, training and validation included (the time Keras's
   // progress line shows); not a log key, so callbacks and monitors never see it.
@@ -57,14 +58,15 @@ struct History {
   const std::vector<double>& operator[](const std::string& name) const;
 };
 
-// fit()'s validation_data: (x, y), as Keras's tuple is written: `.validation_data = {x_val,
-// y_val}`. Undefined tensors (the default) mean none.
+// fit()'s validation_data, written as Keras's tuple is:
+//   .validation_data = {x_val, y_val}
+// (a std::pair converts too). Undefined tensors (the default) mean none.
 struct ValidationData {
   Tensor x;
   Tensor y;
   ValidationData() = default;
   ValidationData(Tensor x_val, Tensor y_val) : x(std::move(x_val)), y(std::move(y_val)) {}
-  ValidationData(std::pair<Tensor, Tensor> data)  // NOLINT: a pair converts, as Keras's tuple
+  ValidationData(std::pair<Tensor, Tensor> data)  // NOLINT: implicit by design
       : x(std::move(data.first)), y(std::move(data.second)) {}
   bool given() const { return x.defined() || y.defined(); }
 };

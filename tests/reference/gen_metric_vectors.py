@@ -29,7 +29,6 @@ Keras's AUC is an approximation of the exact area: with 200 thresholds it differ
 scikit-learn's by about 1e-3 on these inputs; the generator prints the largest difference.
 """
 
-import argparse
 import os
 import sys
 
@@ -38,27 +37,14 @@ import sklearn
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle
+from vector_file import CaseWriter, main
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "tests", "data", "metric_reference.txt")
 EPSILON = 1e-7  # keras.backend.epsilon()
 
 
-class Writer:
-    def __init__(self):
-        self.lines = []
-
-    def line(self, text):
-        self.lines.append(text)
-
-    def case(self, name, kind):
-        self.line("")
-        self.line(f"case {name}")
-        self.line(f'  sattr kind "{kind}"')
-
-    def end(self):
-        self.line("end")
-
+class Writer(CaseWriter):
     def attr(self, key, value):
         self.line(f"  attr {key} {float(value)!r}")
 
@@ -67,9 +53,6 @@ class Writer:
         self.line(f"  tensor {name} {len(values)}")
         for start in range(0, len(values), 8):
             self.line("    " + " ".join(f"{v!r}" for v in values[start:start + 8]))
-
-    def text(self):
-        return "\n".join(self.lines) + "\n"
 
 
 def keras_confusion(y_true, y_pred, num_thresholds):
@@ -190,29 +173,10 @@ def generate():
     w.line("# Do not edit by hand; rerun the generator (it is deterministic; --check compares).")
     w.line("# Format: tests/reference_vectors.h. See the generator's docstring for each kind.")
     difference = classification_cases(w)
-    split_cases(w)
-    return w.text(), difference
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="compare with the existing file instead of writing it")
-    args = parser.parse_args()
-    text, difference = generate()
     print(f"largest |Keras ROC AUC - scikit-learn's| over the cases: {difference:.2e}")
-    text = text.encode("utf-8")
-    if args.check:
-        with open(args.output, "rb") as f:
-            same = f.read() == text
-        print(f"{args.output}: {'up to date' if same else 'DIFFERS'}")
-        return 0 if same else 1
-    with open(args.output, "wb") as f:
-        f.write(text)
-    print(f"wrote {args.output} ({len(text)} bytes)")
-    return 0
+    split_cases(w)
+    return w.text()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__.splitlines()[0], DEFAULT_OUTPUT, generate))

@@ -257,10 +257,10 @@ int run(const Args& args) {
   fmt::print("X shape: {}\n", shape_str(X.shape()));  // (1065, 30, 1)
   fmt::print("y shape: {}\n", shape_str(y.shape()));  // (1065,)
 
-  // Split into train/test: the first 80% of the days train, the last 20% test.
-  const auto split_at = static_cast<int64_t>(0.8 * static_cast<double>(samples));
-  const Tensor X_train = slice(X, 0, 0, split_at), X_test = slice(X, 0, split_at, samples);
-  const Tensor y_train = slice(y, 0, 0, split_at), y_test = slice(y, 0, split_at, samples);
+  // Split into train/test: the first 80% of the days train, the last 20% test (no seed: no
+  // shuffling, as scikit-learn's train_test_split(..., shuffle=False)).
+  const auto [X_train, X_test, y_train, y_test] = train_test_split(X, y, 0.2, std::nullopt);
+  const int64_t split_at = X_train.size(0);
 
   // Build LSTM model.
   Sequential model{

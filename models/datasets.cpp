@@ -4,15 +4,18 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <system_error>
 #include <unordered_set>
 #include <utility>
 
+#include "weft/ops/ops.h"
 #include "weft/runtime/error.h"
 
 namespace weft {
@@ -90,20 +93,49 @@ std::pair<std::string, int64_t> read_email(const fs::path& path) {
   return {message->substr(body), group->starts_with("spam") ? 1 : 0};
 }
 
-// numpy's legacy RandomState.shuffle, bit for bit: std::mt19937 seeded with an integer is
-// numpy's init_genrand, and each swap partner comes from numpy's random_interval (mask, then
-// reject). Review counts fit in 32 bits, where numpy draws 32-bit words.
-void numpy_shuffle(Reviews& reviews, std::mt19937& rng) {
-  for (size_t i = reviews.texts.size(); i-- > 1;) {
+// numpy's legacy RandomState.shuffle of n items, bit for bit, calling swap(i, j) for each
+// exchange: std::mt19937 seeded with an integer is numpy's init_genrand, and each swap partner
+// comes from numpy's random_interval (mask, then reject). Counts below 2^32, where numpy draws
+// 32-bit words.
+template <typename Swap>
+void numpy_shuffle(size_t n, std::mt19937& rng, Swap swap) {
+  for (size_t i = n; i-- > 1;) {
     uint64_t mask = i;
     for (int shift = 1; shift <= 16; shift *= 2) mask |= mask >> shift;
     uint64_t j = 0;
     do {
       j = rng() & mask;
     } while (j > i);
+    swap(i, j);
+  }
+}
+
+void numpy_shuffle(Reviews& reviews, std::mt19937& rng) {
+  numpy_shuffle(reviews.texts.size(), rng, [&](size_t i, size_t j) {
     std::swap(reviews.texts[i], reviews.texts[j]);
     std::swap(reviews.labels[i], reviews.labels[j]);
-  }
+  });
+}
+
+// numpy.random.RandomState(seed).permutation(n), as scikit-learn draws it.
+Tensor numpy_permutation(int64_t n, uint32_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 rng(seed);
+  numpy_shuffle(order.size(), rng, [&](size_t i, size_t j) { std::swap(order[i], order[j]); });
+  return from_vector(order, {n});
+}
+
+// x and y must hold the same number of samples, at least `minimum`.
+void check_samples(std::string_view what, const Tensor& x, const Tensor& y, int64_t minimum) {
+  WEFT_CHECK(x.defined() && y.defined() && x.dim() >= 1 && y.dim() >= 1,
+             "{}: x and y must both be tensors with a sample axis", what);
+  WEFT_CHECK(x.size(0) == y.size(0), "{}: x has {} samples but y has {}", what, x.size(0),
+             y.size(0));
+  WEFT_CHECK(x.size(0) >= minimum, "{}: needs at least {} samples, got {}", what, minimum,
+             x.size(0));
+  WEFT_CHECK(x.size(0) < (int64_t{1} << 32), "{}: {} samples are more than numpy's shuffle takes",
+             what, x.size(0));
 }
 
 LabeledSequences encode(const Reviews& reviews, const WordIndex& ranks,
@@ -246,13 +278,113 @@ std::vector<double> CsvTable::column(std::string_view name) const {
   return result;
 }
 
+namespace {
+
+// A number as std::from_chars reads it, plus a leading '+'; nullopt (out_of_range set when it
+// is too large for a double) if the whole text is not one.
+std::optional<double> parse_number(std::string_view text, bool& out_of_range) {
+  if (text.size() > 1 && text[0] == '+' && text[1] != '-') text.remove_prefix(1);
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  out_of_range = error == std::errc::result_out_of_range;
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// Reads an unsigned integer of 1 to max_digits digits at the front of `text`, then drops it.
+std::optional<int> take_digits(std::string_view& text, size_t max_digits) {
+  size_t digits = 0;
+  while (digits < text.size() && digits < max_digits && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  if (digits == 0) return std::nullopt;
+  int value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  text.remove_prefix(digits);
+  return value;
+}
+
+bool take(std::string_view& text, std::string_view any_of) {
+  if (text.empty() || any_of.find(text.front()) == std::string_view::npos) return false;
+  text.remove_prefix(1);
+  return true;
+}
+
+// "YYYY-MM-DD" (or with '/', months and days of one digit too), optionally followed by ' ' or
+// 'T' and "HH:MM", "HH:MM:SS" or "HH:MM:SS.fff", and a 'Z': seconds since 1970-01-01 00:00 UTC.
+std::optional<double> parse_date(std::string_view text) {
+  namespace chrono = std::chrono;
+  const auto year = take_digits(text, 4);
+  const bool dash = !text.empty() && text.front() == '-';
+  if (!year || !take(text, "-/")) return std::nullopt;
+  const auto month = take_digits(text, 2);
+  if (!month || !take(text, dash ? "-" : "/")) return std::nullopt;
+  const auto day = take_digits(text, 2);
+  if (!day) return std::nullopt;
+  const chrono::year_month_day date{chrono::year(*year),
+                                    chrono::month(static_cast<unsigned>(*month)),
+                                    chrono::day(static_cast<unsigned>(*day))};
+  if (!date.ok()) return std::nullopt;
+  double seconds = static_cast<double>(chrono::sys_days(date).time_since_epoch().count()) * 86400;
+  if (take(text, " T")) {
+    const auto hours = take_digits(text, 2);
+    if (!hours || *hours > 23 || !take(text, ":")) return std::nullopt;
+    const auto minutes = take_digits(text, 2);
+    if (!minutes || *minutes > 59) return std::nullopt;
+    double second = 0;
+    if (take(text, ":")) {
+      const auto whole = take_digits(text, 2);
+      if (!whole || *whole > 60) return std::nullopt;
+      second = *whole;
+      if (take(text, ".")) {
+        const std::string_view digits = text.substr(0, text.find_first_not_of("0123456789"));
+        if (digits.empty()) return std::nullopt;
+        double fraction = 0;
+        std::from_chars(digits.data(), digits.data() + digits.size(), fraction);
+        second += fraction / std::pow(10.0, static_cast<double>(digits.size()));
+        text.remove_prefix(digits.size());
+      }
+    }
+    seconds += *hours * 3600.0 + *minutes * 60.0 + second;
+  }
+  take(text, "Z");
+  if (!text.empty()) return std::nullopt;
+  return seconds;
+}
+
+}  // namespace
+
 CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
   const std::string file = path.string();
   std::ifstream in(path, std::ios::binary);
   WEFT_CHECK(in.is_open(), "read_csv: cannot open '{}'", file);
   std::vector<std::string> names;  // every column of the file
   std::vector<size_t> read;        // the positions of the columns read, in the table's order
+  std::vector<bool> is_date;       // by position
+  bool chosen = false;             // whether `read` is settled
   CsvTable table;
+  // The columns to read: those named, else every column of dates or (judged by the first data
+  // line, if any) of numbers; the others are left out and listed in `skipped`.
+  const auto choose = [&](const std::vector<std::string_view>* first_line) {
+    if (!options.columns.empty()) {
+      for (const auto& wanted : options.columns)
+        read.push_back(
+            static_cast<size_t>(std::find(names.begin(), names.end(), wanted) - names.begin()));
+    } else {
+      for (size_t c = 0; c < names.size(); ++c) {
+        bool out_of_range = false;
+        const std::string_view first = first_line != nullptr ? (*first_line)[c] : "";
+        // An empty field is a missing number (an error below), not text.
+        if (first.empty() || is_date[c] || parse_number(first, out_of_range) || out_of_range) {
+          read.push_back(c);
+        } else {
+          table.skipped.push_back(names[c]);
+        }
+      }
+    }
+    for (const size_t c : read) table.columns.push_back(names[c]);
+    table.values.cols = static_cast<int64_t>(read.size());
+    chosen = true;
+  };
   std::string line;
   for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
     // Spreadsheets write a byte-order mark and CRLF line ends.
@@ -274,38 +406,73 @@ CsvTable read_csv(const fs::path& path, const CsvOptions& options) {
       } else {
         for (size_t c = 0; c < fields.size(); ++c) names.push_back(std::to_string(c));
       }
-      for (const auto& wanted : options.columns) {
-        const auto it = std::find(names.begin(), names.end(), wanted);
-        WEFT_CHECK(it != names.end(), "read_csv: '{}' has no column '{}' (columns: {})", file,
-                   wanted, fmt::join(names, ", "));
-        read.push_back(static_cast<size_t>(it - names.begin()));
+      is_date.assign(names.size(), false);
+      for (const auto& wanted : options.columns)
+        WEFT_CHECK(std::find(names.begin(), names.end(), wanted) != names.end(),
+                   "read_csv: {}:{}: no column '{}' (columns: {})", file, line_number, wanted,
+                   fmt::join(names, ", "));
+      for (const auto& date : options.dates) {
+        const auto it = std::find(names.begin(), names.end(), date);
+        WEFT_CHECK(it != names.end(), "read_csv: {}:{}: no date column '{}' (columns: {})", file,
+                   line_number, date, fmt::join(names, ", "));
+        is_date[static_cast<size_t>(it - names.begin())] = true;
       }
-      if (options.columns.empty()) {
-        for (size_t c = 0; c < names.size(); ++c) read.push_back(c);
-      }
-      for (const size_t c : read) table.columns.push_back(names[c]);
-      table.values.cols = static_cast<int64_t>(read.size());
       if (options.header) continue;
     }
     WEFT_CHECK(fields.size() == names.size(), "read_csv: {}:{}: expected {} fields, found {}", file,
                line_number, names.size(), fields.size());
+    if (!chosen) choose(&fields);
     for (const size_t c : read) {
-      std::string_view text = fields[c];
-      if (text.size() > 1 && text[0] == '+' && text[1] != '-') text.remove_prefix(1);
-      double value = 0;
-      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-      WEFT_CHECK(error != std::errc::result_out_of_range,
-                 "read_csv: {}:{}: field {} (column '{}') is out of range: '{}'", file, line_number,
-                 c + 1, names[c], fields[c]);
-      WEFT_CHECK(error == std::errc() && end == text.data() + text.size(),
-                 "read_csv: {}:{}: field {} (column '{}') is not a number: '{}'", file, line_number,
-                 c + 1, names[c], fields[c]);
-      table.values.values.push_back(value);
+      if (is_date[c]) {
+        const auto seconds = parse_date(fields[c]);
+        WEFT_CHECK(seconds.has_value(),
+                   "read_csv: {}:{}: field {} (column '{}') is not a date (YYYY-MM-DD, optionally "
+                   "with a time HH:MM or HH:MM:SS): '{}'",
+                   file, line_number, c + 1, names[c], fields[c]);
+        table.values.values.push_back(*seconds);
+        continue;
+      }
+      bool out_of_range = false;
+      const auto value = parse_number(fields[c], out_of_range);
+      WEFT_CHECK(!out_of_range, "read_csv: {}:{}: field {} (column '{}') is out of range: '{}'",
+                 file, line_number, c + 1, names[c], fields[c]);
+      WEFT_CHECK(
+          value.has_value(), "read_csv: {}:{}: field {} (column '{}') is not a number: '{}'{}",
+          file, line_number, c + 1, names[c], fields[c],
+          parse_date(fields[c]) ? "; name the column in CsvOptions::dates to read dates" : "");
+      table.values.values.push_back(*value);
     }
     ++table.values.rows;
   }
   WEFT_CHECK(!names.empty(), "read_csv: '{}' is empty", file);
+  if (!chosen) choose(nullptr);
   return table;
+}
+
+Shuffled shuffle(const Tensor& x, const Tensor& y, uint32_t seed) {
+  check_samples("shuffle", x, y, 1);
+  const Tensor order = numpy_permutation(x.size(0), seed);
+  return {gather(x, 0, order), gather(y, 0, order)};
+}
+
+TrainTestSplit train_test_split(const Tensor& x, const Tensor& y, double test_fraction,
+                                std::optional<uint32_t> seed) {
+  check_samples("train_test_split", x, y, 2);
+  WEFT_CHECK(test_fraction > 0 && test_fraction < 1,
+             "train_test_split: test_fraction must be in (0, 1), got {}", test_fraction);
+  const int64_t n = x.size(0);
+  // scikit-learn's sizes: the test set rounded up, the rest for training.
+  const auto n_test = static_cast<int64_t>(std::ceil(test_fraction * static_cast<double>(n)));
+  WEFT_CHECK(n_test < n,
+             "train_test_split: {} samples leave none for training with test_fraction={}", n,
+             test_fraction);
+  if (!seed)
+    return {slice(x, 0, 0, n - n_test), slice(x, 0, n - n_test, n), slice(y, 0, 0, n - n_test),
+            slice(y, 0, n - n_test, n)};
+  // scikit-learn's order: the permutation's first n_test samples test, the rest train.
+  const Tensor order = numpy_permutation(n, *seed);
+  const Tensor test = slice(order, 0, 0, n_test), train = slice(order, 0, n_test, n);
+  return {gather(x, 0, train), gather(x, 0, test), gather(y, 0, train), gather(y, 0, test)};
 }
 
 Windows make_windows(std::span<const double> series, int64_t window) {

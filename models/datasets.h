@@ -1,6 +1,7 @@
 // Dataset loaders for the chapter's programs: the raw IMDB corpus encoded as Keras's
 // imdb.load_data encodes it, the SpamAssassin e-mails encoded the same way, numeric columns of
-// CSV files, and sliding windows over a time series.
+// CSV files, and sliding windows over a time series; and scikit-learn's shuffle and
+// train_test_split for tensors.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "weft/models/text.h"
+#include "weft/runtime/tensor.h"
 
 namespace weft {
 
@@ -70,23 +72,46 @@ ImdbDataset load_spam_assassin(const std::filesystem::path& root, const ImdbOpti
 struct CsvOptions {
   bool header = true;  // the first line names the columns; else they are named "0", "1", ...
   char delimiter = ',';
-  // The columns to read, in this order; the others may hold anything (dates, words). Empty:
-  // every column.
+  // The columns to read, in this order; the others may hold anything. Empty: every column of
+  // numbers or dates, judged by the first data line (text columns are left out, see skipped).
   std::vector<std::string> columns = {};
+  // Columns of dates, as pandas' parse_dates: read as seconds since 1970-01-01 00:00 UTC from
+  // "2012-01-31" (or "2012-1-31", "2012/01/31"), optionally with a time: "2012-01-31 13:45",
+  // "2012-01-31T13:45:30.5Z".
+  std::vector<std::string> dates = {};
 };
 
 struct CsvTable {
-  std::vector<std::string> columns;
-  DoubleMatrix values;  // one row per data line, one column per field
+  std::vector<std::string> columns;  // the columns read
+  DoubleMatrix values;               // one row per data line, one column per column read
+  std::vector<std::string> skipped;  // text columns left out (when `columns` was not given)
 
   std::vector<double> column(std::string_view name) const;  // throws for an unknown name
 };
 
-// Reads the numeric columns of a CSV file. Fields may be padded with spaces; blank lines are
-// skipped; a header name may be wrapped in double quotes. There is no other quoting, and every
-// field of a column read must be a number (as std::from_chars reads it, plus a leading '+';
-// "nan" and "inf" included). Errors name the file, and the line and column where there is one.
+// Reads the numeric (and date) columns of a CSV file. Fields may be padded with spaces; blank
+// lines are skipped; a header name may be wrapped in double quotes. There is no other quoting,
+// and every field of a number column read must be a number (as std::from_chars reads it, plus a
+// leading '+'; "nan" and "inf" included). Every error names the file, and the line and the
+// field (its position and column name) where there is one.
 CsvTable read_csv(const std::filesystem::path& path, const CsvOptions& options = {});
+
+struct Shuffled {
+  Tensor x, y;
+};
+Shuffled shuffle(const Tensor& x, const Tensor& y, uint32_t seed);
+
+// sklearn.model_selection.train_test_split(x, y, test_size=test_fraction, random_state=seed):
+// ceil(test_fraction * n) samples test and the others train, both in the order of numpy's
+// RandomState(seed).permutation (scikit-learn's split, sample for sample). With no seed nothing
+// is shuffled: the last samples test, as a chronological split of a time series wants (scikit-
+// learn's shuffle=False). As in Python:
+//   auto [x_train, x_test, y_train, y_test] = train_test_split(x, y, 0.2, 42);
+struct TrainTestSplit {
+  Tensor x_train, x_test, y_train, y_test;
+};
+TrainTestSplit train_test_split(const Tensor& x, const Tensor& y, double test_fraction,
+                                std::optional<uint32_t> seed);
 
 struct Windows {
   DoubleMatrix x;         // (N, window * features): row i is series[i .. i + window)

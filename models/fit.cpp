@@ -5,11 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
-#include <limits>
 #include <optional>
 #include <string_view>
-#include <tuple>
 
+#include "weft/models/callback_list.h"
 #include "weft/models/losses.h"
 #include "weft/models/metrics.h"
 #include "weft/models/optimizers.h"
@@ -20,7 +19,7 @@
 
 namespace weft {
 
-// ---- Logs, History, EarlyStoppingMonitor --------------------------------------------------
+// ---- Logs, History -----------------------------------------------------------------------
 
 void Logs::set(const std::string& name, double value) {
   for (auto& [key, stored] : items_)
@@ -51,36 +50,6 @@ const std::vector<double>& History::operator[](const std::string& name) const {
   std::vector<std::string> keys;
   for (const auto& [key, values] : history) keys.push_back(key);
   throw Error("no \"{}\" in the history; it holds: {}", name, fmt::join(keys, ", "));
-}
-
-EarlyStoppingMonitor::EarlyStoppingMonitor(const EarlyStopping& options) : options_(options) {
-  const std::string& mode = options.mode;
-  WEFT_CHECK(mode == "auto" || mode == "min" || mode == "max",
-             "EarlyStopping: mode must be \"auto\", \"min\" or \"max\", got \"{}\"", mode);
-  WEFT_CHECK(options.patience >= 0, "EarlyStopping: patience must be >= 0, got {}",
-             options.patience);
-  const std::string& monitor = options.monitor;
-  const auto ends_with = [&](std::string_view suffix) {
-    return monitor.size() >= suffix.size() &&
-           monitor.compare(monitor.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  maximize_ = mode == "max" ||
-              (mode == "auto" && (ends_with("acc") || ends_with("accuracy") || ends_with("auc")));
-  best_ = maximize_ ? -std::numeric_limits<double>::infinity()
-                    : std::numeric_limits<double>::infinity();
-}
-
-EarlyStoppingMonitor::Verdict EarlyStoppingMonitor::update(int epoch, const Logs& logs) {
-  const double current = logs.at(options_.monitor);
-  const double delta = std::abs(options_.min_delta);
-  ++wait_;
-  if (maximize_ ? current - delta > best_ : current + delta < best_) {
-    best_ = current;
-    best_epoch_ = epoch;
-    wait_ = 0;
-    return Verdict::improved;
-  }
-  return wait_ >= options_.patience && epoch > 0 ? Verdict::stop : Verdict::waiting;
 }
 
 namespace {
@@ -191,34 +160,34 @@ struct Mean {
   double result() const { return count > 0 ? total / count : 0; }
 };
 
+std::vector<std::unique_ptr<Metric>> make_metrics(const TrainingState& training) {
+  std::vector<std::unique_ptr<Metric>> metrics;
+  for (const MetricSpec& spec : training.metrics)
+    metrics.push_back(make_metric(spec, training.loss->name));
+  return metrics;
+}
+
 // The loss and each metric over the batches seen so far.
 class Accumulator {
  public:
-  explicit Accumulator(const TrainingState& training)
-      : training_(training), metrics_(training.metrics.size()) {}
+  explicit Accumulator(const TrainingState& training) : metrics_(make_metrics(training)) {}
 
   void add(double loss, const Tensor& y_true, const Tensor& y_pred) {
-    NoGrad no_grad;
     const auto batch = static_cast<double>(y_pred.size(0));
     loss_.add(loss * batch, batch);
-    for (size_t i = 0; i < metrics_.size(); ++i) {
-      const Tensor values = training_.metrics[i].values(y_true, y_pred);
-      metrics_[i].add(sum(values).item(), static_cast<double>(values.numel()));
-    }
+    for (const auto& metric : metrics_) metric->update_state(y_true, y_pred);
   }
 
   Logs logs(const std::string& prefix = "") const {
     Logs logs;
     logs.set(prefix + "loss", loss_.result());
-    for (size_t i = 0; i < metrics_.size(); ++i)
-      logs.set(prefix + training_.metrics[i].name, metrics_[i].result());
+    for (const auto& metric : metrics_) logs.set(prefix + metric->name(), metric->result());
     return logs;
   }
 
  private:
-  const TrainingState& training_;
   Mean loss_;
-  std::vector<Mean> metrics_;
+  std::vector<std::unique_ptr<Metric>> metrics_;
 };
 
 // ---- Data -----------------------------------------------------------------------------------
@@ -270,38 +239,31 @@ Logs evaluate_in_batches(Sequential& model, const TrainingState& training, const
   return accumulator.logs(prefix);
 }
 
-// EarlyStopping as fit() runs it: the monitor plus the weights it may put back.
-struct EarlyStopper {
-  EarlyStopping options;
-  EarlyStoppingMonitor monitor;
-  std::vector<Tensor> best_weights;
-  int stopped_epoch = -1;
-};
-
-std::vector<Tensor> snapshot(const std::vector<Weight*>& weights) {
-  std::vector<Tensor> values;
-  for (const Weight* w : weights) values.push_back(w->value.copy());
-  return values;
-}
-
 }  // namespace
 
 // ---- compile --------------------------------------------------------------------------------
 
 void Sequential::compile(Optimizer optimizer, const std::string& loss,
-                         const std::vector<std::string>& metrics) {
+                         const std::vector<MetricSpec>& metrics) {
   OptimizerState(optimizer, {});  // checks the hyperparameters now rather than at fit()
   auto training = std::make_shared<TrainingState>();
   training->optimizer = optimizer;
   training->loss = &loss_by_name(loss);
-  for (const std::string& metric : metrics)
-    training->metrics.push_back(metric_by_name(metric, loss));
+  training->metrics = metrics;
+  // Each metric is made once now, so an unknown name or a bad option fails here, not in fit().
+  std::vector<std::string> names{"loss"};
+  for (const auto& metric : make_metrics(*training)) {
+    WEFT_CHECK(std::find(names.begin(), names.end(), metric->name()) == names.end(),
+               "compile: two values would be logged as \"{}\"; give the metric another .name",
+               metric->name());
+    names.push_back(metric->name());
+  }
   training_ = std::move(training);
   compiled_.reset();  // compiled training steps hold the old optimizer and loss
 }
 
 void Sequential::compile(const std::string& optimizer, const std::string& loss,
-                         const std::vector<std::string>& metrics) {
+                         const std::vector<MetricSpec>& metrics) {
   compile(optimizer_by_name(optimizer), loss, metrics);
 }
 
@@ -322,8 +284,9 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
 
   // Validation data: given, or the last fraction of x and y, cut before any shuffling.
   Tensor x_train = x, y_train = y, x_val, y_val;
-  if (options.validation_data) {
-    std::tie(x_val, y_val) = *options.validation_data;
+  if (options.validation_data.given()) {
+    x_val = options.validation_data.x;
+    y_val = options.validation_data.y;
     check_data("fit: validation_data", x_val, y_val);
   } else if (options.validation_split > 0) {
     const int64_t n = x.size(0);
@@ -351,38 +314,32 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     }
   }
 
-  std::vector<std::string> keys{"loss"};
-  for (const Metric& metric : training.metrics) keys.push_back(metric.name);
-  if (validate)
-    for (size_t i = 0, n = keys.size(); i < n; ++i) keys.push_back("val_" + keys[i]);
-  std::vector<EarlyStopper> stoppers;
-  for (const Callback& callback : options.callbacks)
-    if (const auto* early = std::get_if<EarlyStopping>(&callback)) {
-      WEFT_CHECK(std::find(keys.begin(), keys.end(), early->monitor) != keys.end(),
-                 "EarlyStopping: monitor \"{}\" is not among the values fit() logs: {}{}",
-                 early->monitor, fmt::join(keys, ", "),
-                 validate ? "" : " (val_ values need validation_split or validation_data)");
-      stoppers.push_back({*early, EarlyStoppingMonitor(*early), {}, -1});
-    }
-
   const std::vector<Weight*> model_weights = weights();
   if (!training.state) training.state.emplace(training.optimizer, model_weights);
   OptimizerState& optimizer = *training.state;
   optimizer.zero_grad();
   stop_training = false;
 
+  std::vector<std::string> keys{"loss"};
+  for (const auto& metric : make_metrics(training)) keys.push_back(metric->name());
+  if (validate)
+    for (size_t i = 0, n = keys.size(); i < n; ++i) keys.push_back("val_" + keys[i]);
+  CallbackList callbacks(options.callbacks, {*this, optimizer, keys, validate});
+
   const int64_t n = x_train.size(0);
   const int64_t batch_size = options.batch_size;
   const int64_t steps = (n + batch_size - 1) / batch_size;
   History history;
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+    const Clock::time_point epoch_start = Clock::now();
+    callbacks.on_epoch_begin(epoch);
     if (options.verbose == 1 && options.epochs > 1)
       std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     std::optional<ProgressBar> bar;
     if (options.verbose == 1) bar.emplace(steps);
     const Tensor order = options.shuffle ? permutation(n) : Tensor();
     Accumulator accumulator(training);
-    for (int64_t step = 0; step < steps; ++step) {
+    for (int64_t step = 0; step < steps && !stop_training; ++step) {
       const int64_t begin = step * batch_size, end = std::min(n, begin + batch_size);
       Tensor x_batch, y_batch;
       if (options.shuffle) {
@@ -395,9 +352,11 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       }
       const std::vector<Tensor> outputs =
           run_step(StepKind::train, x_batch, y_batch, [&](double loss_value) {
-            WEFT_CHECK(std::isfinite(loss_value),
+            // With TerminateOnNaN the batch is logged and that callback ends training.
+            WEFT_CHECK(std::isfinite(loss_value) || callbacks.terminates_on_nan(),
                        "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning "
-                       "rate, or look for nan or inf in the inputs",
+                       "rate, or look for nan or inf in the inputs (or pass TerminateOnNaN{{}} "
+                       "to stop training instead)",
                        std::isnan(loss_value) ? "nan"
                        : loss_value > 0       ? "inf"
                                               : "-inf",
@@ -406,7 +365,9 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       const double loss_value = outputs[0].item();
       const Tensor& y_pred = outputs[1];
       accumulator.add(loss_value, y_batch, y_pred);
-      if (bar) bar->update(step + 1, accumulator.logs());
+      const Logs running = accumulator.logs();
+      if (bar) bar->update(step + 1, running);
+      callbacks.on_train_batch_end(step, running);
     }
 
     Logs logs = accumulator.logs();
@@ -415,41 +376,15 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
           evaluate_in_batches(*this, training, x_val, y_val, batch_size, "val_", nullptr);
       for (const auto& [key, value] : validation.items()) logs.set(key, value);
     }
+    history.seconds_per_epoch.push_back(seconds_since(epoch_start));
+    if (bar) bar->finish(logs);
+    // Keras's order: the progress line, then the callbacks as listed, then the History, which
+    // so sees what they add (the learning rate).
+    callbacks.on_epoch_end(epoch, logs);
     for (const auto& [key, value] : logs.items()) history.history[key].push_back(value);
     history.epochs_run = epoch + 1;
-    if (bar) bar->finish(logs);
-
-    // Keras's order: the progress line, then the callbacks as listed.
-    auto stopper = stoppers.begin();
-    for (const Callback& callback : options.callbacks) {
-      if (const auto* lambda = std::get_if<LambdaCallback>(&callback)) {
-        if (lambda->on_epoch_end) lambda->on_epoch_end(epoch, logs);
-        continue;
-      }
-      EarlyStopper& early = *stopper++;
-      const auto verdict = early.monitor.update(epoch, logs);
-      // The first epoch's weights are kept even without an improvement, as Keras keeps them.
-      if (early.options.restore_best_weights &&
-          (verdict == EarlyStoppingMonitor::Verdict::improved || early.best_weights.empty()))
-        early.best_weights = snapshot(model_weights);
-      if (verdict == EarlyStoppingMonitor::Verdict::stop) {
-        early.stopped_epoch = epoch;
-        stop_training = true;
-      }
-    }
   }
-
-  for (EarlyStopper& early : stoppers) {
-    if (early.stopped_epoch >= 0 && early.options.verbose > 0)
-      std::cout << fmt::format("Epoch {}: early stopping\n", early.stopped_epoch + 1);
-    if (early.options.restore_best_weights && !early.best_weights.empty()) {
-      if (early.options.verbose > 0)
-        std::cout << fmt::format("Restoring model weights from the end of the best epoch: {}.\n",
-                                 early.monitor.best_epoch() + 1);
-      for (size_t i = 0; i < model_weights.size(); ++i)
-        model_weights[i]->value.assign_(early.best_weights[i]);
-    }
-  }
+  callbacks.on_train_end();
   std::cout << std::flush;
   return history;
 }

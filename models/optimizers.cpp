@@ -47,25 +47,26 @@ std::pair<bool, bool> slots_kept(const SGD& o) { return {o.momentum > 0, false};
 std::pair<bool, bool> slots_kept(const RMSprop& o) { return {o.momentum > 0, true}; }
 
 Tensor updated(const Adam& o, const Tensor& w, const Tensor& g, Tensor& m, Tensor& v,
-               const Tensor& iterations) {
+               const Tensor& iterations, const Tensor& learning_rate) {
   const Tensor t = cast(iterations, w.dtype());
-  const Tensor alpha = o.learning_rate * sqrt(1.0 - pow(scalar(o.beta_2, w.dtype()), t)) /
+  const Tensor alpha = learning_rate * sqrt(1.0 - pow(scalar(o.beta_2, w.dtype()), t)) /
                        (1.0 - pow(scalar(o.beta_1, w.dtype()), t));
   m.assign_(m + (g - m) * (1 - o.beta_1));
   v.assign_(v + (g * g - v) * (1 - o.beta_2));
   return w - m * alpha / (sqrt(v) + o.epsilon);
 }
 
-Tensor updated(const SGD& o, const Tensor& w, const Tensor& g, Tensor& m, Tensor&, const Tensor&) {
-  if (!m.defined()) return w - g * o.learning_rate;
-  m.assign_(m * o.momentum - g * o.learning_rate);
-  return o.nesterov ? w + m * o.momentum - g * o.learning_rate : w + m;
+Tensor updated(const SGD& o, const Tensor& w, const Tensor& g, Tensor& m, Tensor&, const Tensor&,
+               const Tensor& learning_rate) {
+  if (!m.defined()) return w - g * learning_rate;
+  m.assign_(m * o.momentum - g * learning_rate);
+  return o.nesterov ? w + m * o.momentum - g * learning_rate : w + m;
 }
 
 Tensor updated(const RMSprop& o, const Tensor& w, const Tensor& g, Tensor& m, Tensor& v,
-               const Tensor&) {
+               const Tensor&, const Tensor& learning_rate) {
   v.assign_(v * o.rho + g * g * (1 - o.rho));
-  const Tensor increment = g * o.learning_rate / sqrt(v + o.epsilon);
+  const Tensor increment = g * learning_rate / sqrt(v + o.epsilon);
   if (!m.defined()) return w - increment;
   m.assign_(m * o.momentum + increment);
   return w - m;
@@ -81,7 +82,10 @@ Optimizer optimizer_by_name(const std::string& name) {
 }
 
 OptimizerState::OptimizerState(const Optimizer& optimizer, std::vector<Weight*> weights)
-    : optimizer_(optimizer), iterations_(scalar(0, DType::f64)) {
+    : optimizer_(optimizer),
+      iterations_(scalar(0, DType::f64)),
+      learning_rate_(scalar(std::visit([](const auto& o) { return o.learning_rate; }, optimizer),
+                            DType::f64)) {
   std::visit([](const auto& o) { validate(o); }, optimizer_);
   const auto [first, second] = std::visit([](const auto& o) { return slots_kept(o); }, optimizer_);
   for (Weight* weight : weights) {
@@ -98,15 +102,19 @@ void OptimizerState::step() {
     const Tensor& w = slot.weight->value;
     const Tensor g = w.grad();
     if (!g.defined()) continue;
+    const Tensor learning_rate = cast(learning_rate_, w.dtype());
     w.assign_(std::visit(
-        [&](const auto& o) { return updated(o, w, g, slot.first, slot.second, iterations_); },
+        [&](const auto& o) {
+          return updated(o, w, g, slot.first, slot.second, iterations_, learning_rate);
+        },
         optimizer_));
   }
 }
 
 std::vector<std::pair<std::string, Tensor>> OptimizerState::variables(
     const std::vector<std::string>& weight_names) const {
-  std::vector<std::pair<std::string, Tensor>> variables{{"iterations", iterations_}};
+  std::vector<std::pair<std::string, Tensor>> variables{{"iterations", iterations_},
+                                                        {"learning_rate", learning_rate_}};
   for (size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].first.defined())
       variables.emplace_back(weight_names.at(i) + "/m", slots_[i].first);
@@ -114,6 +122,12 @@ std::vector<std::pair<std::string, Tensor>> OptimizerState::variables(
       variables.emplace_back(weight_names.at(i) + "/v", slots_[i].second);
   }
   return variables;
+}
+
+void OptimizerState::set_learning_rate(double learning_rate) {
+  check_learning_rate("set_learning_rate", learning_rate);
+  NoGrad no_grad;
+  learning_rate_.assign_(scalar(learning_rate, DType::f64));
 }
 
 void OptimizerState::zero_grad() {

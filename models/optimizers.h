@@ -28,7 +28,13 @@ class OptimizerState {
   // Clears every weight's grad().
   void zero_grad();
   int64_t iterations() const { return static_cast<int64_t>(iterations_.item()); }
-  // The step counter and every slot, named "iterations" and "WEIGHT/m", "WEIGHT/v" after
+  // The rate the updates use now: the optimizer's learning_rate until set (by
+  // ReduceLROnPlateau or LearningRateScheduler). Throws weft::Error for a negative or non-finite
+  // rate.
+  double learning_rate() const { return learning_rate_.item(); }
+  void set_learning_rate(double learning_rate);
+  // The step counter, the learning rate and every slot, named "iterations", "learning_rate" and
+  // "WEIGHT/m", "WEIGHT/v" after
   // `weight_names` (one per trainable weight, in order): a compiled step's inputs.
   std::vector<std::pair<std::string, Tensor>> variables(
       const std::vector<std::string>& weight_names) const;
@@ -42,6 +48,8 @@ class OptimizerState {
   Optimizer optimizer_;
   std::vector<Slots> slots_;
   Tensor iterations_;  // float64 scalar: Adam's bias corrections are computed from it in ops
+  // float64 scalar, an input of compiled steps like the slots, so changing it compiles nothing.
+  Tensor learning_rate_;
 };
 
 }  // namespace weft

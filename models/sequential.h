@@ -11,6 +11,7 @@
 
 #include "weft/compiler/graph.h"
 #include "weft/models/layer.h"
+#include "weft/models/metrics.h"
 #include "weft/models/training.h"
 
 namespace weft {
@@ -50,16 +51,18 @@ class Sequential {
   void reset_states();
 
   // Training (models/fit.cpp).
+  // metrics: Keras names or metric objects, {"accuracy", AUC{.curve = "PR"}} (models/metrics.h).
   void compile(Optimizer optimizer, const std::string& loss,
-               const std::vector<std::string>& metrics = {});
+               const std::vector<MetricSpec>& metrics = {});
   void compile(const std::string& optimizer, const std::string& loss,
-               const std::vector<std::string>& metrics = {});
+               const std::vector<MetricSpec>& metrics = {});
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {});
   Logs evaluate(const Tensor& x, const Tensor& y, const EvaluateOptions& options = {});
   Tensor predict(const Tensor& x, int64_t batch_size = 32);
   // One inference step on one batch, as Keras's predict_on_batch (a stateful model streams).
   Tensor predict_on_batch(const Tensor& x);
-  // Set by callbacks (EarlyStopping) to end fit() after the current epoch.
+  // Set by callbacks to end fit() after the current epoch (EarlyStopping) or batch
+  // (TerminateOnNaN).
   bool stop_training = false;
   // As Keras's jit_compile: fit, evaluate and predict run each step as native code compiled for
   // its batch shape (captured without computing anything, and compiled, when the first batch of

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -98,8 +99,14 @@ std::vector<std::pair<std::string, Tensor>> Sequential::tape_step(StepKind kind,
 }
 
 void Sequential::train_update(const Tensor& loss, const std::function<void(double)>& check_loss) {
-  // Checked before the update, so the weights stay those of the last finite step.
-  if (check_loss) check_loss(loss.item());
+  // Checked before the update, so the weights stay those of the last finite step: a non-finite
+  // loss changes nothing, as in a compiled step (CompileOptions::finite_output). A capture
+  // passes no check: it has no values, and the compiled step guards itself.
+  if (check_loss) {
+    const double value = loss.item();
+    check_loss(value);
+    if (!std::isfinite(value)) return;
+  }
   loss.backward();
   training_->state->step();
   training_->state->zero_grad();

@@ -1,14 +1,13 @@
 // What compile() and fit() take and give: optimizers, losses, metrics, callbacks, History.
 #pragma once
 
-#include <functional>
 #include <map>
-#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "weft/models/callbacks.h"
 #include "weft/runtime/tensor.h"
 
 namespace weft {
@@ -49,51 +48,28 @@ class Logs {
 };
 
 struct History {
-  std::map<std::string, std::vector<double>> history;  // "loss", "val_accuracy", ... per epoch
+  // "loss", "val_accuracy", ... per epoch; "lr" too when a callback logs the learning rate.
+  std::map<std::string, std::vector<double>> history;
   int epochs_run = 0;
+  // Wall-clock seconds of each epoch, training and validation included (the time Keras's
+  // progress line shows); not a log key, so callbacks and monitors never see it.
+  std::vector<double> seconds_per_epoch;
   // Throws weft::Error naming the missing key and the ones there are.
   const std::vector<double>& operator[](const std::string& name) const;
 };
 
-// Stops when `monitor` has not improved by more than min_delta for `patience` epochs; with
-// restore_best_weights the best epoch's weights are put back when training ends, whether it
-// stopped early or not. At verbose 1 it prints Keras's "Epoch 5: early stopping" and
-// "Restoring model weights from the end of the best epoch: 3.".
-struct EarlyStopping {
-  std::string monitor = "val_loss";
-  double min_delta = 0;
-  int patience = 0;
-  std::string mode = "auto";  // "min", "max", or "auto" (max for accuracy, min otherwise)
-  bool restore_best_weights = false;
-  int verbose = 0;
+// fit()'s validation_data, written as Keras's tuple is:
+//   .validation_data = {x_val, y_val}
+// (a std::pair converts too). Undefined tensors (the default) mean none.
+struct ValidationData {
+  Tensor x;
+  Tensor y;
+  ValidationData() = default;
+  ValidationData(Tensor x_val, Tensor y_val) : x(std::move(x_val)), y(std::move(y_val)) {}
+  ValidationData(std::pair<Tensor, Tensor> data)  // NOLINT: implicit by design
+      : x(std::move(data.first)), y(std::move(data.second)) {}
+  bool given() const { return x.defined() || y.defined(); }
 };
-
-// EarlyStopping's decisions, epoch by epoch, as Keras makes them; fit() drives it.
-class EarlyStoppingMonitor {
- public:
-  enum class Verdict { improved, waiting, stop };
-  // Throws weft::Error for an unknown mode or a negative patience.
-  explicit EarlyStoppingMonitor(const EarlyStopping& options);
-  // Takes the logs of `epoch` (from 0); throws weft::Error when they lack the monitored value.
-  // An improvement is a value beyond the best so far by more than min_delta; training stops
-  // once `patience` epochs in a row bring none (never after the first epoch).
-  Verdict update(int epoch, const Logs& logs);
-  int best_epoch() const { return best_epoch_; }
-  double best() const { return best_; }
-
- private:
-  EarlyStopping options_;
-  bool maximize_;
-  double best_;
-  int best_epoch_ = 0;
-  int wait_ = 0;
-};
-
-// Calls a function at the end of every epoch (epoch numbered from 0).
-struct LambdaCallback {
-  std::function<void(int epoch, const Logs& logs)> on_epoch_end = {};
-};
-using Callback = std::variant<EarlyStopping, LambdaCallback>;
 
 struct FitOptions {
   int epochs = 1;
@@ -101,7 +77,7 @@ struct FitOptions {
   int64_t batch_size = 32;
   double validation_split = 0;  // the LAST fraction of the samples, taken before shuffling
   // (x, y) to validate on; overrides validation_split.
-  std::optional<std::pair<Tensor, Tensor>> validation_data = {};
+  ValidationData validation_data = {};
   bool shuffle = true;  // reshuffled every epoch
   std::vector<Callback> callbacks = {};
   // 0: silent; 1: Keras's progress line, redrawn in place while the epoch runs when stdout is

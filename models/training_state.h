@@ -14,7 +14,7 @@ namespace weft {
 struct Sequential::TrainingState {
   Optimizer optimizer;
   const Loss* loss = nullptr;
-  std::vector<Metric> metrics;
+  std::vector<MetricSpec> metrics;  // made afresh for each epoch and each evaluation
   // Made by the first fit() (the model has its weights by then) and kept across fit() calls,
   // as Keras keeps its optimizer's slots.
   std::optional<OptimizerState> state;

@@ -1,7 +1,8 @@
 // The dataset loaders on small fixture trees and files made in a temporary folder: IMDB's
 // encoding and its Keras shuffle (against numpy's permutations in
 // tests/data/preprocessing_reference.txt), the SpamAssassin records, read_csv, make_windows,
-// and their errors.
+// shuffle and train_test_split (against scikit-learn's in tests/data/metric_reference.txt), and
+// their errors.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include "reference_vectors.h"
 #include "test_support.h"
 #include "weft/models/datasets.h"
+#include "weft/ops/ops.h"
 #include "weft/runtime/error.h"
 
 namespace {
@@ -282,8 +284,9 @@ TEST_F(Csv, NamesFileLineAndFieldOfMalformedLines) {
   const auto empty_field = write("empty_field.csv", "a,b\n1,\n").string();
   expect_error([&] { weft::read_csv(empty_field); }, {empty_field + ":2:", "field 2", "''"});
 
-  const auto trailing = write("trailing.csv", "a,b\n1,2x\n").string();
-  expect_error([&] { weft::read_csv(trailing); }, {trailing + ":2:", "'2x'"});
+  // (On the first data line "2x" would make b a text column, left out.)
+  const auto trailing = write("trailing.csv", "a,b\n1,2\n1,2x\n").string();
+  expect_error([&] { weft::read_csv(trailing); }, {trailing + ":3:", "'2x'"});
 
   const auto huge = write("huge.csv", "a\n1e999\n").string();
   expect_error([&] { weft::read_csv(huge); }, {huge + ":2:", "out of range", "1e999"});
@@ -317,11 +320,113 @@ TEST_F(Csv, ReadsTheNamedColumnsOnly) {
                {ragged + ":3:", "expected 3 fields, found 2"});
 }
 
+TEST_F(Csv, LeavesTextColumnsOutAndParsesDates) {
+  // The layout of data/seattle-weather.csv; the fixture writes months and days of one digit.
+  const auto path = write("weather.csv",
+                          "date,precipitation,temp_max,weather\n"
+                          "2012-01-01,0.0,12.8,drizzle\n"
+                          "2012-1-2,10.9,10.6,rain\n")
+                        .string();
+  const auto numbers = weft::read_csv(path);
+  EXPECT_EQ(numbers.columns, (std::vector<std::string>{"precipitation", "temp_max"}));
+  EXPECT_EQ(numbers.skipped, (std::vector<std::string>{"date", "weather"}));
+  EXPECT_EQ(numbers.values.values, (std::vector<double>{0.0, 12.8, 10.9, 10.6}));
+
+  const auto dated = weft::read_csv(path, {.dates = {"date"}});
+  EXPECT_EQ(dated.columns, (std::vector<std::string>{"date", "precipitation", "temp_max"}));
+  EXPECT_EQ(dated.column("date"), (std::vector<double>{1325376000, 1325462400}));
+
+  // Times, as seconds since 1970-01-01 00:00 UTC.
+  struct Case {
+    std::string text;
+    double seconds;
+  };
+  for (const auto& [text, seconds] : std::vector<Case>{{"1970-01-01", 0},
+                                                       {"1970/01/02", 86400},
+                                                       {"2000-02-29 12:30", 951827400},
+                                                       {"2000-02-29T12:30:15.25Z", 951827415.25},
+                                                       {"1969-12-31 23:59:59", -1}}) {
+    const auto table = weft::read_csv(write("time.csv", "t\n" + text + "\n"), {.dates = {"t"}});
+    EXPECT_EQ(table.values.values, std::vector<double>{seconds}) << text;
+  }
+}
+
+TEST_F(Csv, NamesTheFieldThatIsNotADate) {
+  for (const std::string bad : {"2012-02-30", "2012-13-01", "2012-01-01 24:00", "2012-01",
+                                "2012-01-01x", "yesterday", "2012-01/01"}) {
+    const auto path = write("bad.csv", "n,when\n1,2012-01-01\n2," + bad + "\n").string();
+    expect_error([&] { weft::read_csv(path, {.dates = {"when"}}); },
+                 {path + ":3:", "field 2", "'when'", "not a date", "'" + bad + "'"});
+  }
+  const auto path = write("dates.csv", "n,when\n1,2012-01-01\n").string();
+  expect_error([&] { weft::read_csv(path, {.dates = {"day"}}); },
+               {path + ":1:", "no date column 'day'", "n, when"});
+  // A date column read as numbers hints at `dates`.
+  expect_error([&] { weft::read_csv(path, {.columns = {"when"}}); },
+               {path + ":2:", "not a number", "CsvOptions::dates"});
+}
+
 TEST_F(Csv, NamesMissingOrEmptyFile) {
   const auto missing = (dir_ / "missing.csv").string();
   expect_error([&] { weft::read_csv(missing); }, {missing});
   const auto empty = write("empty.csv", "\n\n").string();
   expect_error([&] { weft::read_csv(empty); }, {empty, "empty"});
+}
+
+// scikit-learn's shuffle and train_test_split of arange(n), from the reference file.
+std::vector<weft::reference::ReferenceCase> split_cases() {
+  auto cases = weft::reference::load_reference_vectors(std::string(WEFT_TEST_DATA_DIR) +
+                                                       "/metric_reference.txt");
+  std::erase_if(cases, [](const auto& c) { return c.string_attr("kind") != "\"split\""; });
+  return cases;
+}
+
+std::vector<double> as_doubles(const weft::Tensor& t) { return t.to_vector<double>(); }
+
+TEST(Split, ShuffleAndTrainTestSplitMatchScikitLearn) {
+  const auto cases = split_cases();
+  ASSERT_EQ(cases.size(), 4u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const int64_t n = c.int_attr("n");
+    const auto seed = static_cast<uint32_t>(c.int_attr("seed"));
+    // x holds each sample's index in two columns; y its index times ten.
+    const weft::Tensor index = weft::cast(weft::arange(n), weft::DType::f32);
+    const weft::Tensor x = weft::stack({index, index}, 1), y = index * 10.0;
+
+    const auto [x_shuffled, y_shuffled] = weft::shuffle(x, y, seed);
+    const auto& order = c.array("shuffled").values;
+    EXPECT_EQ(as_doubles(weft::slice(x_shuffled, 1, 1, 2)), order);
+    std::vector<double> tens;
+    for (const double i : order) tens.push_back(i * 10);
+    EXPECT_EQ(as_doubles(y_shuffled), tens);
+
+    const auto [x_train, x_test, y_train, y_test] =
+        weft::train_test_split(x, y, c.attr("test_size"), seed);
+    EXPECT_EQ(as_doubles(weft::slice(x_train, 1, 0, 1)), c.array("train").values);
+    EXPECT_EQ(as_doubles(weft::slice(x_test, 1, 0, 1)), c.array("test").values);
+    EXPECT_EQ(as_doubles(y_test * 0.1), as_doubles(weft::slice(x_test, 1, 0, 1)));
+    EXPECT_EQ(y_train.size(0), x_train.size(0));
+  }
+}
+
+TEST(Split, WithoutASeedTheLastSamplesTest) {
+  const weft::Tensor x = weft::cast(weft::arange(10), weft::DType::f32);
+  const auto [x_train, x_test, y_train, y_test] = weft::train_test_split(x, x, 0.25, std::nullopt);
+  EXPECT_EQ(as_doubles(x_train), (std::vector<double>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(as_doubles(y_test), (std::vector<double>{7, 8, 9}));
+}
+
+TEST(Split, RejectsBadArguments) {
+  const weft::Tensor ten = weft::arange(10), five = weft::arange(5);
+  expect_error([&] { weft::shuffle(ten, five, 1); }, {"shuffle", "10 samples", "y has 5"});
+  expect_error([&] { weft::train_test_split(ten, five, 0.2, 1); }, {"train_test_split", "y has 5"});
+  expect_error([&] { weft::train_test_split(ten, ten, 1.0, 1); },
+               {"train_test_split", "test_fraction", "(0, 1)", "1"});
+  expect_error([&] { weft::train_test_split(ten, ten, 0.95, 1); },
+               {"train_test_split", "10 samples", "none for training"});
+  expect_error([&] { weft::train_test_split(weft::arange(1), weft::arange(1), 0.5, 1); },
+               {"train_test_split", "at least 2 samples"});
 }
 
 TEST(Window, MakesTheChaptersSequences) {

@@ -203,40 +203,48 @@ TEST(Losses, ByNameWithKerasAliases) {
 
 // ---- Metrics ---------------------------------------------------------------------------------
 
-TEST(Metrics, AccuracyFollowsTheLossAndTheShapes) {
-  // Binary: thresholded at 0.5, labels (B,) against (B, 1).
-  const Tensor column = f32({0.7, 0.2, 0.5, 0.9}, {4, 1});
-  const Tensor binary_labels = f32({1, 0, 1, 0}, {4});
-  EXPECT_EQ(metric_by_name("accuracy", "binary_crossentropy")
-                .values(binary_labels, column)
-                .to_vector<double>(),
-            (Values{1, 1, 0, 0}));
-  // By shape: one output is binary whatever the loss.
-  EXPECT_EQ(metric_by_name("acc", "mse").values(binary_labels, column).to_vector<double>(),
-            (Values{1, 1, 0, 0}));
-
-  const Tensor p = f32({0.2, 0.3, 0.5, 0.6, 0.1, 0.3}, {2, 3});
-  const Tensor one_hot = f32({0, 0, 1, 0, 1, 0}, {2, 3});
-  EXPECT_EQ(
-      metric_by_name("accuracy", "categorical_crossentropy").values(one_hot, p).to_vector<double>(),
-      (Values{1, 0}));
-  const Tensor sparse = labels({2, 1}, {2});
-  EXPECT_EQ(metric_by_name("accuracy", "sparse_categorical_crossentropy")
-                .values(sparse, p)
-                .to_vector<double>(),
-            (Values{1, 0}));
-  // By shape: integer labels with one axis fewer than the predictions are sparse.
-  EXPECT_EQ(metric_by_name("accuracy", "mse").values(sparse, p).to_vector<double>(),
-            (Values{1, 0}));
+// One batch's value of a metric compiled for `loss`.
+double metric_value(const std::string& name, const std::string& loss, const Tensor& y_true,
+                    const Tensor& y_pred) {
+  const auto metric = make_metric(name, loss);
+  metric->update_state(y_true, y_pred);
+  return metric->result();
 }
 
-TEST(Metrics, ErrorsAreAveragedOverTheLastAxisPerSample) {
+TEST(Metrics, AccuracyFollowsTheLossAndTheShapes) {
+  // Binary: thresholded at 0.5, labels (B,) against (B, 1): right, right, wrong, wrong.
+  const Tensor column = f32({0.7, 0.2, 0.5, 0.9}, {4, 1});
+  const Tensor binary_labels = f32({1, 0, 1, 0}, {4});
+  EXPECT_EQ(metric_value("accuracy", "binary_crossentropy", binary_labels, column), 0.5);
+  // By shape: one output is binary whatever the loss.
+  EXPECT_EQ(metric_value("acc", "mse", binary_labels, column), 0.5);
+
+  // Categorical and sparse: the first sample is right, the second wrong.
+  const Tensor p = f32({0.2, 0.3, 0.5, 0.6, 0.1, 0.3}, {2, 3});
+  const Tensor one_hot = f32({0, 0, 1, 0, 1, 0}, {2, 3});
+  EXPECT_EQ(metric_value("accuracy", "categorical_crossentropy", one_hot, p), 0.5);
+  const Tensor sparse = labels({2, 1}, {2});
+  EXPECT_EQ(metric_value("accuracy", "sparse_categorical_crossentropy", sparse, p), 0.5);
+  // By shape: integer labels with one axis fewer than the predictions are sparse.
+  EXPECT_EQ(metric_value("accuracy", "mse", sparse, p), 0.5);
+}
+
+TEST(Metrics, ErrorsAreAveragedOverTheLastAxisThenOverSamples) {
+  // Per sample: squared errors 0.5 and 2.5, absolute errors 0.5 and 1.5.
   const Tensor y = f32({0, 1, 0, 0}, {2, 2});
   const Tensor p = f32({1, 1, 1, -2}, {2, 2});
-  EXPECT_EQ(metric_by_name("mse", "mse").values(y, p).to_vector<double>(), (Values{0.5, 2.5}));
-  EXPECT_EQ(metric_by_name("mae", "mse").values(y, p).to_vector<double>(), (Values{0.5, 1.5}));
-  expect_error([] { metric_by_name("f1", "mse"); },
-               {"unknown metric \"f1\"", "accuracy", "mae", "mse"});
+  EXPECT_EQ(metric_value("mse", "mse", y, p), 1.5);
+  EXPECT_EQ(metric_value("mae", "mse", y, p), 1.0);
+  expect_error([] { make_metric("f1", "mse"); },
+               {"unknown metric \"f1\"", "accuracy", "mae", "mse", "AUC", "Precision"});
+}
+
+TEST(Metrics, AMeanMetricWeighsEverySampleOnce) {
+  // Batches of 3 and 1 samples: the mean of the 4 values, not of the two batch means.
+  const auto metric = make_metric("mae", "mse");
+  metric->update_state(f32({0, 0, 0}, {3, 1}), f32({1, 1, 1}, {3, 1}));
+  metric->update_state(f32({0}, {1, 1}), f32({5}, {1, 1}));
+  EXPECT_EQ(metric->result(), 2.0);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test_support.h"
+#include "training_data.h"
 #include "weft/models/core_layers.h"
 #include "weft/models/sequential.h"
 #include "weft/ops/ops.h"
@@ -19,30 +20,16 @@ namespace weft {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::comparison_data;
+using testing_support::Data;
 using testing_support::expect_error;
+using testing_support::weight_values;
 using Values = std::vector<double>;
-
-// n points in the unit square, labelled 1 where x1 > x2.
-struct Data {
-  Tensor x, y;
-};
-Data comparison_data(int64_t n, uint64_t seed) {
-  Generator g(seed);
-  const Tensor x = uniform({n, 2}, 0, 1, {}, g);
-  const Tensor y = reshape(greater(slice(x, 1, 0, 1), slice(x, 1, 1, 2)), {n});
-  return {x, y};
-}
 
 Sequential classifier(double dropout = 0) {
   Sequential model{Dense(8).activation("relu").input_shape({2}), Dropout(dropout),
                    Dense(1).activation("sigmoid")};
   return model;
-}
-
-std::vector<Values> weight_values(const Sequential& model) {
-  std::vector<Values> values;
-  for (const Weight* w : model.weights()) values.push_back(w->value.to_vector<double>());
-  return values;
 }
 
 // ---- Learning ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 // read_csv on arbitrary bytes: a table whose shape holds together, or a weft::Error. The first
-// byte picks the options (header or not, the delimiter, every column or two named ones).
+// byte picks the options (header or not, the delimiter, every column or two named ones, two
+// columns of dates or none).
 #include "fuzz_support.h"
 #include "weft/models/datasets.h"
 #include "weft/runtime/error.h"
@@ -13,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.header = (choice & 1) == 0;
   options.delimiter = (choice & 2) ? ';' : ',';
   if (choice & 4) options.columns = {"b", "0"};
+  if (choice & 8) options.dates = {"a", "1"};
   try {
     const weft::CsvTable table = weft::read_csv(path, options);
     weft::fuzz::require(

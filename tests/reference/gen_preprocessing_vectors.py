@@ -27,7 +27,6 @@ UNICODE corpus holds accented, Greek (final sigma), Cyrillic, German (sharp s) a
 (dotted and dotless i) text where that differs from lowercasing ASCII letters only.
 """
 
-import argparse
 import os
 import sys
 
@@ -35,6 +34,7 @@ import keras_preprocessing
 import numpy as np
 from keras_preprocessing.sequence import pad_sequences
 from keras_preprocessing.text import Tokenizer
+from vector_file import CaseWriter, main
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEFAULT_OUTPUT = os.path.join(REPO_ROOT, "tests", "data", "preprocessing_reference.txt")
@@ -100,21 +100,7 @@ def encode(text):
     return bytes(out + b'"').decode("utf-8")
 
 
-class Writer:
-    def __init__(self):
-        self.lines = []
-
-    def line(self, text):
-        self.lines.append(text)
-
-    def case(self, name, kind):
-        self.line("")
-        self.line(f"case {name}")
-        self.sattr("kind", kind)
-
-    def end(self):
-        self.line("end")
-
+class Writer(CaseWriter):
     def attr(self, key, value):
         self.line(f"  attr {key} {int(value)}")
 
@@ -132,9 +118,6 @@ class Writer:
         self.line(f"  tensor {name} {' '.join(str(d) for d in shape)}")
         for start in range(0, len(values), 16):
             self.line("    " + " ".join(str(v) for v in values[start:start + 16]))
-
-    def text(self):
-        return "\n".join(self.lines) + "\n"
 
 
 def tokenizer_case(w, name, fits, queries=QUERIES, decode=DECODE, **options):
@@ -260,23 +243,5 @@ def generate():
     return w.text()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="compare with the existing file instead of writing it")
-    args = parser.parse_args()
-    text = generate().encode("utf-8")
-    if args.check:
-        with open(args.output, "rb") as f:
-            same = f.read() == text
-        print(f"{args.output}: {'up to date' if same else 'DIFFERS'}")
-        return 0 if same else 1
-    with open(args.output, "wb") as f:
-        f.write(text)
-    print(f"wrote {args.output} ({len(text)} bytes)")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__.splitlines()[0], DEFAULT_OUTPUT, generate))

@@ -510,7 +510,7 @@ Graph hoist_input_projections(Graph graph) {
 // permute(gather(table, ids, axis 0), order) where the order moves only the axes of ids (an
 // embedding's output, batch-major, turned time-major for the recurrence): the gather of the
 // permuted ids, which writes the time-major rows directly, where the permute would have cost a
-// copy of every embedded value.
+// copy of every embedded value. The axes of ids to permute, where that applies.
 std::optional<std::vector<int64_t>> index_order(const Graph& graph, const GraphNode& node) {
   if (!is_op(node, permute_op)) return std::nullopt;
   const GraphNode& gather = graph.node(node.inputs[0]);
@@ -522,23 +522,31 @@ std::optional<std::vector<int64_t>> index_order(const Graph& graph, const GraphN
   return std::vector<int64_t>(order.begin(), order.begin() + index_axes);
 }
 
+// In place, where the gather has no reader but the permute: the gather becomes the permute of
+// its ids, and the permute the gather of those (each id keeps its place in the order).
 Graph gather_permuted_indices(Graph graph) {
-  if (std::ranges::none_of(graph.nodes(), [&](const GraphNode& node) {
-        return index_order(graph, node).has_value();
-      }))
-    return graph;
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int) {
-    const std::optional<std::vector<int64_t>> order = index_order(out, node);
-    if (!order) return append(out, std::move(node));
-    const GraphNode& gather = out.node(node.inputs[0]);
+  const Readers readers(graph);
+  std::vector<bool> result(graph.nodes().size(), false);
+  for (const GraphOutput& output : graph.outputs) result[output.node] = true;
+  for (const GraphStore& store : graph.stores) result[store.value] = true;
+  for (GraphNode& node : graph.nodes()) {
+    const std::optional<std::vector<int64_t>> order = index_order(graph, node);
+    if (!order) continue;
+    const int gather_id = node.inputs[0];
+    if (result[gather_id] || readers.of(gather_id).size() != 1) continue;
+    GraphNode& gather = graph.nodes()[gather_id];
     const int table = gather.inputs[0], ids = gather.inputs[1];
-    const Attrs gather_attrs = gather.attrs;
     Shape permuted;
-    for (int64_t axis : *order) permuted.push_back(out.node(ids).spec.shape[axis]);
-    const TensorSpec ids_spec{permuted, out.node(ids).spec.dtype};
-    const int permuted_ids = out.add_op(permute_op, {{"order", *order}}, {ids}, ids_spec);
-    return out.add_op(gather_op, gather_attrs, {table, permuted_ids}, node.spec);
-  });
+    for (int64_t axis : *order) permuted.push_back(graph.node(ids).spec.shape[axis]);
+    node.op = &gather_op;
+    node.attrs = gather.attrs;
+    node.inputs = {table, gather_id};
+    gather.op = &permute_op;
+    gather.attrs = {{"order", *order}};
+    gather.inputs = {ids};
+    gather.spec = {permuted, graph.node(ids).spec.dtype};
+  }
+  return graph;
 }
 
 // Ops whose inputs are all constants, with small results, become constants; dropout_mask stays

@@ -7,17 +7,21 @@
 // start with one of them. Prints "FIGURE UNIT VALUE" per figure; tools/bench.sh runs it beside
 // PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp) and prints the ratios.
 // After W1 it reports the process's peak resident memory (W1-peak-memory), as PyTorch's sides
-// do. WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is
-// mostly its steps rather than the set-up.
+// do. No figure is printed for a model whose compiled step does not compute what the eager tape
+// does, or whose loss does not go down (check_workload): the run stops with an error instead.
+// WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is mostly
+// its steps rather than the set-up.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -126,6 +130,50 @@ std::vector<Workload> workloads(Generator& generator) {
   return list;
 }
 
+double largest_difference(const Tensor& a, const Tensor& b) { return max(abs(a - b)).item(); }
+
+// A fast wrong step must not be reported: before a workload's figures are printed, its model,
+// trained from one start for a few steps, must bring the loss (evaluated, dropout off) down,
+// and in a compiled run give the eager tape's losses and predictions within float tolerance.
+// Throws weft::Error naming the workload and what differs.
+void check_workload(const Run& run, const Workload& workload, const Tensor& x, const Tensor& y) {
+  constexpr int steps = 3;
+  const int64_t batch = x.size(0);
+  struct Trained {
+    double loss_before, loss_after;
+    std::vector<double> step_losses;
+    Tensor predictions;
+  };
+  const auto train = [&](bool jit) {
+    manual_seed(11);
+    Sequential model = workload.build();
+    model.jit_compile = jit;
+    model.compile(Adam(), workload.loss);
+    Trained trained;
+    trained.loss_before = model.evaluate(x, y, {.batch_size = batch}).at("loss");
+    trained.step_losses =
+        model.fit(x, y, {.epochs = steps, .batch_size = batch, .shuffle = false, .verbose = 0})
+            .history.at("loss");
+    trained.loss_after = model.evaluate(x, y, {.batch_size = batch}).at("loss");
+    trained.predictions = model.predict(x, batch);
+    return trained;
+  };
+  const Trained trained = train(run.compiled);
+  WEFT_CHECK(trained.loss_after < trained.loss_before,
+             "{}: the loss did not go down in {} steps on one batch: {} before, {} after",
+             workload.id, steps, trained.loss_before, trained.loss_after);
+  if (!run.compiled) return;
+  const Trained eager = train(false);
+  for (int i = 0; i < steps; ++i)
+    WEFT_CHECK(std::abs(trained.step_losses[i] - eager.step_losses[i]) <=
+                   1e-3 * (1 + std::abs(eager.step_losses[i])),
+               "{}: the compiled step's loss at step {} is {}, the eager tape's {}", workload.id,
+               i + 1, trained.step_losses[i], eager.step_losses[i]);
+  WEFT_CHECK(allclose(trained.predictions, eager.predictions, 1e-3, 1e-4),
+             "{}: compiled predictions differ from the eager tape's by up to {}", workload.id,
+             largest_difference(trained.predictions, eager.predictions));
+}
+
 void time_workload(const Run& run, const Workload& workload) {
   Sequential model = workload.build();
   model.jit_compile = run.compiled;
@@ -134,16 +182,38 @@ void time_workload(const Run& run, const Workload& workload) {
   const int64_t batch = x.size(0);
   const FitOptions one_step{.epochs = 1, .batch_size = batch, .shuffle = false, .verbose = 0};
   const auto train = [&] { model.fit(x, y, one_step); };
-  report(workload.id, "ms", 1e3 * run.median_seconds(workload.id, train, workload.repeats));
-  if (workload.predict_id.empty()) return;
-  const auto predict = [&] { model.predict(x, batch); };
-  report(workload.predict_id, "ms",
-         1e3 * run.median_seconds(workload.predict_id, predict, workload.repeats));
+  std::vector<std::tuple<std::string, const char*, double>> figures;
+  figures.emplace_back(workload.id, "ms",
+                       1e3 * run.median_seconds(workload.id, train, workload.repeats));
+  if (!workload.predict_id.empty()) {
+    const auto predict = [&] { model.predict(x, batch); };
+    figures.emplace_back(workload.predict_id, "ms",
+                         1e3 * run.median_seconds(workload.predict_id, predict, workload.repeats));
+  }
+  // Read before the check, whose eager tape would set the process's peak.
+  if (workload.id == "W1-train") figures.emplace_back("W1-peak-memory", "MiB", peak_resident_mib());
+  check_workload(run, workload, x, y);
+  for (const auto& [figure, unit, value] : figures) report(figure, unit, value);
 }
 
-// Microseconds per predict_on_batch call: the latency of one streaming step.
-void time_predict_on_batch(const Run& run, const std::string& figure, Sequential model,
-                           const Tensor& x) {
+// Microseconds per predict_on_batch call: the latency of one streaming step. Checked first: a few
+// steps of the model, compiled (in a compiled run), stream as on the eager tape.
+void time_predict_on_batch(const Run& run, const std::string& figure,
+                           const std::function<Sequential()>& build, const Tensor& x) {
+  if (run.compiled) {
+    std::vector<Tensor> outputs[2];
+    for (bool jit : {false, true}) {
+      manual_seed(11);
+      Sequential model = build();
+      model.jit_compile = jit;
+      for (int step = 0; step < 3; ++step) outputs[jit].push_back(model.predict_on_batch(x));
+    }
+    for (size_t step = 0; step < outputs[0].size(); ++step)
+      WEFT_CHECK(allclose(outputs[1][step], outputs[0][step], 1e-4, 1e-5),
+                 "{}: compiled step {} differs from the eager tape's by up to {}", figure, step + 1,
+                 largest_difference(outputs[1][step], outputs[0][step]));
+  }
+  Sequential model = build();
   model.jit_compile = run.compiled;
   report(figure, "us",
          1e6 * run.median_seconds(
@@ -210,18 +280,24 @@ int main(int argc, char** argv) {
                 .repeat_scale = scale == nullptr ? 1 : std::max(1, std::atoi(scale))};
   manual_seed(1);
   Generator generator(1);
-  for (const Workload& workload : workloads(generator)) {
-    if (!run.wants(workload.id)) continue;
-    time_workload(run, workload);
-    if (workload.id == "W1-train") report("W1-peak-memory", "MiB", peak_resident_mib());
+  try {
+    for (const Workload& workload : workloads(generator))
+      if (run.wants(workload.id)) time_workload(run, workload);
+    if (run.wants("W4-stream-step"))
+      time_predict_on_batch(
+          run, "W4-stream-step",
+          [] {
+            return Sequential{LSTM(128).stateful(true).input_shape({1, 32})};
+          },
+          randn({1, 1, 32}, {}, generator));
+    // A model too small to compute anything: the call's own cost, a cache hit when compiled.
+    if (run.wants("Dense1-call"))
+      time_predict_on_batch(
+          run, "Dense1-call", [] { return Sequential{Dense(1).input_shape({1})}; },
+          randn({1, 1}, {}, generator));
+    time_compiler(run, generator);
+  } catch (const Error& error) {
+    std::fprintf(stderr, "weft_steps: %s\n", error.what());
+    return 1;
   }
-  if (run.wants("W4-stream-step"))
-    time_predict_on_batch(run, "W4-stream-step",
-                          Sequential{LSTM(128).stateful(true).input_shape({1, 32})},
-                          randn({1, 1, 32}, {}, generator));
-  // A model too small to compute anything: the call's own cost, a cache hit when compiled.
-  if (run.wants("Dense1-call"))
-    time_predict_on_batch(run, "Dense1-call", Sequential{Dense(1).input_shape({1})},
-                          randn({1, 1}, {}, generator));
-  time_compiler(run, generator);
 }

@@ -208,28 +208,37 @@ Graph rewrite_sums(Graph graph, const SumRewrite& rewrite,
                    bool (*applies)(const Graph& graph, const GraphNode& node,
                                    const std::vector<int>& terms)) {
   const std::vector<bool> inner = inner_sums(graph);
+  std::vector<bool> roots(graph.nodes().size(), false);  // the sums `rewrite` applies to
   bool any = false;
-  for (size_t id = 0; id < graph.nodes().size() && !any; ++id) {
+  for (size_t id = 0; id < graph.nodes().size(); ++id) {
     const GraphNode& node = graph.nodes()[id];
-    any = !inner[id] && is_op(node, add_op) && applies(graph, node, sum_terms(graph, node, inner));
+    roots[id] =
+        !inner[id] && is_op(node, add_op) && applies(graph, node, sum_terms(graph, node, inner));
+    any = any || roots[id];
   }
   if (!any) return graph;
-  std::vector<bool> inner_sum;  // by id in the rebuilt graph
+  // The nodes before the first sum to rewrite keep their ids: only the rest is rebuilt.
+  const int first = static_cast<int>(std::ranges::find(roots, true) - roots.begin());
+  std::vector<bool> inner_sum(inner.begin(), inner.begin() + first);  // by id in the new graph
   std::vector<int> renamed(graph.nodes().size(), -1);
-  return rebuild(std::move(graph), [&](Graph& out, GraphNode&& node, int id) {
-    int& kept = renamed[id];
-    if (inner[id] && is_op(node, add_op)) {  // left for the sum's root to rewrite
-      kept = append(out, std::move(node));
-      inner_sum.resize(out.nodes().size());
-      inner_sum[kept] = true;
-      return kept;
-    }
-    if (is_op(node, add_op))
-      if (const std::optional<int> rewritten =
-              rewrite(out, node, sum_terms(out, node, inner_sum), renamed))
-        return kept = *rewritten;
-    return kept = append(out, std::move(node));
-  });
+  std::iota(renamed.begin(), renamed.begin() + first, 0);
+  return rebuild(
+      std::move(graph),
+      [&](Graph& out, GraphNode&& node, int id) {
+        int& kept = renamed[id];
+        if (inner[id] && is_op(node, add_op)) {  // left for the sum's root to rewrite
+          kept = append(out, std::move(node));
+          inner_sum.resize(out.nodes().size());
+          inner_sum[kept] = true;
+          return kept;
+        }
+        if (roots[id])
+          if (const std::optional<int> rewritten =
+                  rewrite(out, node, sum_terms(out, node, inner_sum), renamed))
+            return kept = *rewritten;
+        return kept = append(out, std::move(node));
+      },
+      first);
 }
 
 // The sum's concats of its own shape along one axis (zero-padded slices), all along the same one.

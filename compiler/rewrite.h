@@ -21,10 +21,12 @@ int append(Graph& out, GraphNode node);
 // std::move(node)) keeps it, and the rule may add new nodes first.
 using Rule = std::function<int(Graph& out, GraphNode&& node, int id)>;
 
-// A graph made by asking `rule` about each node but the inputs, in id order, so that ids stay in
-// topological order. Inputs are kept, in order. Outputs and stores are renamed.
-// The graph is taken by value: its nodes move into the new one.
-Graph rebuild(Graph graph, const Rule& rule);
+// A graph made by asking `rule` about each node from `first` on but the inputs, in id order, so
+// that ids stay in topological order; the nodes before `first` stay as they are, where they are
+// (a pass that changes only the end of a ~10^5-node step need not move the rest). Inputs are
+// kept, in order. Outputs and stores are renamed. The graph is taken by value: it becomes the
+// new one.
+Graph rebuild(Graph graph, const Rule& rule, int first = 0);
 
 // ---- in place -----------------------------------------------------------------------------------
 

@@ -471,9 +471,10 @@ void row_gemm(const Operands<T>& op) {
 // The pool's workers are awake between a step's products, but a product split across cores
 // still moves its operands and its result from one core's caches to the other's. The steady
 // stream of small products of an RNN step is better left on one core: split, W2's per-step
-// products (128 x 64 x 256, 4 MFLOP) made its LSTM step 15% slower, and 10 MFLOP is about where
-// a split starts to pay on two cores.
-constexpr double parallel_min_flops = 1e7;
+// products (128 x 64 x 256, 4 MFLOP) made its LSTM step 15% slower, and W3's weight gradients
+// (64 x 256 x 768, 25 MFLOP) its step 11% slower. Products of 50 MFLOP and more (W1's, W2's
+// weight gradients and input projections) gain from the split.
+constexpr double parallel_min_flops = 3e7;
 
 template <typename T>
 void gemm_impl(Operands<T> op) {

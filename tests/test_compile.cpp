@@ -468,9 +468,9 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
 TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
   const int default_threads = default_thread_pool().num_threads();
   Generator gen(31);
-  const Tensor x = randn({96, 10, 32}, {}, gen);
+  const Tensor x = randn({96, 20, 32}, {}, gen);
   const Tensor y = randn({96}, {}, gen);
-  const Tensor x_pred = randn({97, 10, 32}, {}, gen);
+  const Tensor x_pred = randn({97, 20, 32}, {}, gen);
   struct Result {
     std::vector<double> weights;
     Tensor predictions;
@@ -479,10 +479,10 @@ TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
   const auto train = [&](bool jit, int threads) {
     set_num_threads(threads);
     manual_seed(5);
-    Sequential model{LSTM(64).input_shape({10, 32}), Dense(1)};
+    Sequential model{LSTM(64).input_shape({20, 32}), Dense(1)};
     model.jit_compile = jit;
     model.compile(Adam(), "mse");
-    model.fit(x, y, {.epochs = 2, .batch_size = 48, .shuffle = false, .verbose = 0});
+    model.fit(x, y, {.epochs = 2, .batch_size = 96, .shuffle = false, .verbose = 0});
     Result result{{}, model.predict(x_pred, 97), model.compiled_steps().size()};
     for (Weight* w : model.weights())
       for (double v : w->value.to_vector<double>()) result.weights.push_back(v);
@@ -496,7 +496,7 @@ TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
       ASSERT_NEAR(compiled.weights[i], eager.weights[i], 1e-5 + 1e-4 * std::abs(eager.weights[i]))
           << threads << " threads: weight value " << i;
     expect_close(compiled.predictions, eager.predictions, 1e-4, fmt::format("{} threads", threads));
-    // train at 48 rows; predict at 97, or on 2 threads as halves of 49 and 48 at once
+    // train at 96 rows; predict at 97, or on 2 threads as halves of 49 and 48 at once
     EXPECT_EQ(compiled.compiled_steps, threads == 1 ? 2 : 3) << threads << " threads";
   }
   set_num_threads(default_threads);

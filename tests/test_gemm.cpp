@@ -181,13 +181,13 @@ TEST(Gemm, BlockBoundaries) {
   }
 }
 
-// Products large enough (over 10 MFLOP) for gemm to split them across the default pool, by rows
+// Products large enough (over 30 MFLOP) for gemm to split them across the default pool, by rows
 // (M >= N) and by columns, with the operand that the split offsets both plain and transposed.
 TEST(Gemm, ThreadedSplits) {
   Random rng(5);
   for (Trans t : {no, yes}) {
-    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(t, no, {161, 64, 512}, {1, 0}, 1, rng, true));
-    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, t, {64, 161, 512}, {0.5, 1}, 2, rng));
+    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(t, no, {161, 64, 1536}, {1, 0}, 1, rng, true));
+    ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, t, {64, 161, 1536}, {0.5, 1}, 2, rng));
   }
 }
 

@@ -157,14 +157,16 @@ const CompiledStep& Sequential::compiled_step(StepKind kind, const Tensor& x, co
 // two halves of a batch run at once, one per core, each as a compiled step of half the batch. A
 // recurrent step's small products do not split across cores well (each would cost a hand-off
 // per time step); whole halves of the recurrence do. Not for steps too short to pay for the
-// hand-off, for stateful layers (whose states a run carries on) or for random draws.
+// hand-off, for stateful layers (whose states a run carries on), for random draws, or for a layer
+// that says it mixes the samples of a batch (a user's layer; tf.distribute splits a batch across
+// replicas on the same assumption that none does).
 std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x) {
   constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
   constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
   const int64_t rows = x.size(0);
   if (default_thread_pool().num_threads() < 2 || rows < 2 * min_rows) return std::nullopt;
-  for (const auto& layer : layers_)
-    if (!layer->states(1).empty()) return std::nullopt;
+  for (const auto& layer : layers_)  // states(rows) as step_inputs asks: it may start them
+    if (layer->mixes_samples_at_inference() || !layer->states(rows).empty()) return std::nullopt;
   const int64_t half = (rows + 1) / 2;
   const std::array<Tensor, 2> parts = {slice(x, 0, 0, half), slice(x, 0, half, rows)};
   std::array<StepInputs, 2> inputs;

@@ -502,6 +502,48 @@ TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
   set_num_threads(default_threads);
 }
 
+// A batch large enough for predict to run its halves at once, through a stateful model (whose
+// states must carry over whole) and through a layer that mixes the samples of its batch: each
+// runs the batch whole, as the eager tape does.
+class CentresTheBatch : public LayerBase<CentresTheBatch> {
+ public:
+  std::string type_name() const override { return "CentresTheBatch"; }
+  Shape build(const Shape& input_shape, Generator&) override { return input_shape; }
+  Tensor call(const Tensor& x, CallContext&) override { return x - mean(x, {0}, true); }
+  bool mixes_samples_at_inference() const override { return true; }
+};
+
+TEST(CompiledModels, PredictRunsTheBatchWholeWhereItsSamplesMeet) {
+  Generator gen(12);
+  const Tensor stream = randn({40, 1, 3}, {}, gen);
+  const Tensor x = randn({40, 4, 3}, {}, gen);
+  const std::vector<std::pair<std::string, std::function<Sequential()>>> models = {
+      {"stateful",
+       [] {
+         return Sequential{LSTM(8).stateful(true).input_shape({1, 3}), Dense(1)};
+       }},
+      {"mixing",
+       [] {
+         return Sequential{LSTM(8).input_shape({4, 3}), CentresTheBatch(), Dense(1)};
+       }},
+  };
+  for (const auto& [name, build] : models) {
+    std::vector<Tensor> outputs[2];
+    for (bool jit : {false, true}) {
+      manual_seed(6);
+      Sequential model = build();
+      model.jit_compile = jit;
+      const Tensor& input = name == "stateful" ? stream : x;
+      for (int call = 0; call < 2; ++call) outputs[jit].push_back(model.predict(input, 40));
+      if (jit) {
+        EXPECT_EQ(model.compiled_steps().size(), 1) << name << ": one step, of the whole batch";
+      }
+    }
+    for (size_t i = 0; i < outputs[0].size(); ++i)
+      expect_close(outputs[1][i], outputs[0][i], 1e-5, fmt::format("{} call {}", name, i));
+  }
+}
+
 TEST(CompiledModels, SecondBatchOfAShapeIsACacheHit) {
   Sequential model{LSTM(3).input_shape({4, 2}), Dense(1)};
   Generator gen(2);

@@ -114,8 +114,8 @@ class Sequential {
   const CompiledStep& compiled_step(StepKind kind, const Tensor& x, const Tensor& y,
                                     const StepInputs& inputs);
   // A compiled inference step run on the two halves of the batch at once, where that pays;
-  // none where it does not.
-  std::optional<Tensor> infer_in_halves(const Tensor& x);
+  // none where it does not. `key` is the whole batch's step key.
+  std::optional<Tensor> infer_in_halves(const Tensor& x, const std::string& key);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.

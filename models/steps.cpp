@@ -20,6 +20,9 @@ struct Sequential::CompiledSteps {
   StepCache cache;
   // How many random counters each compiled step takes (its dropout masks), by cache key.
   std::map<std::string, uint64_t> random_draws;
+  // Whether an inference step runs as two halves of its batch (infer_in_halves), by the whole
+  // batch's cache key: decided once, so that a step that does not pays for the question once.
+  std::map<std::string, bool> in_halves;
 };
 
 // The named tensors a step reads and may write: the batch, the random state, the weights, the
@@ -157,15 +160,19 @@ const CompiledStep& Sequential::compiled_step(StepKind kind, const Tensor& x, co
 // two halves of a batch run at once, one per core, each as a compiled step of half the batch. A
 // recurrent step's small products do not split across cores well (each would cost a hand-off
 // per time step); whole halves of the recurrence do. Not for steps too short to pay for the
-// hand-off, for stateful layers (whose states a run carries on), for random draws, or for a layer
-// that says it mixes the samples of a batch (a user's layer; tf.distribute splits a batch across
-// replicas on the same assumption that none does).
-std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x) {
+// hand-off or that draw random numbers (decided once per `key`, the whole batch's), for stateful
+// layers (whose states a run carries on), or for a layer that says it mixes the samples of a
+// batch (a user's layer; tf.distribute splits a batch across replicas on the same assumption
+// that none does).
+std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x, const std::string& key) {
   constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
   constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
   const int64_t rows = x.size(0);
   if (default_thread_pool().num_threads() < 2 || rows < 2 * min_rows) return std::nullopt;
-  for (const auto& layer : layers_)  // states(rows) as step_inputs asks: it may start them
+  if (const auto known = compiled_->in_halves.find(key);
+      known != compiled_->in_halves.end() && !known->second)
+    return std::nullopt;
+  for (const auto& layer : layers_)
     if (layer->mixes_samples_at_inference() || !layer->states(rows).empty()) return std::nullopt;
   const int64_t half = (rows + 1) / 2;
   const std::array<Tensor, 2> parts = {slice(x, 0, 0, half), slice(x, 0, half, rows)};
@@ -178,10 +185,14 @@ std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x) {
   std::array<const CompiledStep*, 2> steps{};
   for (size_t i = 0; i < parts.size(); ++i) {
     steps[i] = compiled_->cache.find(inputs[i].key);
-    if (steps[i] == nullptr || compiled_->random_draws.at(inputs[i].key) != 0 ||
-        steps[i]->stats().kernel_calls < min_calls)
+    if (steps[i] == nullptr) return std::nullopt;
+    if (compiled_->random_draws.at(inputs[i].key) != 0 ||
+        steps[i]->stats().kernel_calls < min_calls) {
+      compiled_->in_halves[key] = false;
       return std::nullopt;
+    }
   }
+  compiled_->in_halves[key] = true;
   std::array<Tensor, 2> outputs;
   default_thread_pool().parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) outputs[i] = steps[i]->run(values(inputs[i].named))[0];
@@ -198,9 +209,9 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   }
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
-  if (kind == StepKind::infer)
-    if (std::optional<Tensor> y_pred = infer_in_halves(x)) return {*y_pred};
   const StepInputs inputs = step_inputs(kind, x, y);
+  if (kind == StepKind::infer)
+    if (std::optional<Tensor> y_pred = infer_in_halves(x, inputs.key)) return {*y_pred};
   const CompiledStep& step = compiled_step(kind, x, y, inputs);
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
   std::vector<Tensor> outputs = step.run(values(inputs.named));

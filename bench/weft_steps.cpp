@@ -221,10 +221,12 @@ void time_predict_on_batch(const Run& run, const std::string& figure,
 }
 
 // W1's whole training step at 100 and 400 timesteps (batch 64), captured and compiled as fit()
-// does (compiled run): the median of five compiles of each, and where its time went (the pass
-// pipeline, the lowering stages, emitting LLVM IR, LLVM's optimisation and machine code). The
-// compiles of the two lengths take turns, so that a slow spell of this shared machine weighs on
-// both and their ratio (the flatness target) measures the compiler, not the spell.
+// does on one thread (compiled run; on two, fit compiles a gradients step of half the batch and
+// an apply step, which W1-train:first-call includes): the median of five compiles of each, and
+// where its time went (the pass pipeline, the lowering stages, emitting LLVM IR, LLVM's
+// optimisation and machine code). The compiles of the two lengths take turns, so that a slow spell
+// of this shared machine weighs on both and their ratio (the flatness target) measures the
+// compiler, not the spell.
 void time_compiler(const Run& run, Generator& generator) {
   struct Length {
     std::string figure;

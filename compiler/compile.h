@@ -76,6 +76,11 @@ class CompiledStep {
   // with an arena of its own (an inference step on parts of a batch at once), but not runs that
   // store into the same inputs.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
+  // As run(), into `outputs`: a tensor there from an earlier run, of its output's shape and
+  // dtype, is written again, so that a step run over and over allocates nothing (a large fresh
+  // block is mapped page by page as the step writes it, which costs more than a short step).
+  // The caller must not hand those tensors out while it reuses them.
+  void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
   // Each pass's name and the graph it produced, in pipeline order (with keep_stages).

@@ -57,6 +57,12 @@ class ArenaLease {
 }  // namespace
 
 std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
+  std::vector<Tensor> outputs;
+  run(inputs, outputs);
+  return outputs;
+}
+
+void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
              module_->name(), inputs.size(), inputs_.size());
   std::vector<Tensor> held(inputs.size());  // contiguous copies of strided inputs
@@ -72,10 +78,16 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
     held[i] = inputs[i].is_contiguous() ? inputs[i] : inputs[i].copy();
     buffers.push_back(held[i].raw_data());
   }
-  std::vector<Tensor> outputs;
-  for (const TensorSpec& spec : outputs_) {
-    outputs.push_back(empty(spec.shape, {.dtype = spec.dtype}));
-    buffers.push_back(outputs.back().raw_data());
+  outputs.resize(outputs_.size());
+  for (size_t i = 0; i < outputs_.size(); ++i) {
+    const TensorSpec& spec = outputs_[i];
+    Tensor& output = outputs[i];
+    if (!output.defined() || output.shape() != spec.shape || output.dtype() != spec.dtype ||
+        !output.is_contiguous())
+      output = empty(spec.shape, {.dtype = spec.dtype});
+    else
+      output.mark_modified();
+    buffers.push_back(output.raw_data());
   }
   for (const Tensor& constant : constants_) buffers.push_back(constant.raw_data());
   ArenaLease arena(*arenas_);
@@ -86,7 +98,6 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
       if (held[i].impl() != inputs[i].impl()) inputs[i].assign_(held[i]);
       inputs[i].mark_modified();
     }
-  return outputs;
 }
 
 int64_t CompiledStep::memory_bytes() const {

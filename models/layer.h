@@ -89,10 +89,10 @@ class Layer {
   // them as inputs and writes the next ones into them. A stateful layer that keeps none yet
   // starts them here, as zeros for `batch` rows, so that they exist before a step is captured.
   virtual std::vector<Tensor> states(int64_t /*batch*/) { return {}; }
-  // Whether the layer's inference mixes the samples of a batch (a statistic over the batch). None
-  // of Keras's layers does; predict() then runs the halves of a large batch at once on two
-  // threads, which a layer that does must refuse by returning true.
-  virtual bool mixes_samples_at_inference() const { return false; }
+  // Whether the layer's call in training or inference mixes the samples of a batch (a statistic
+  // over the batch). None of weft's layers does; fit() and predict() then run the halves of a
+  // large batch at once on two threads, which a layer that does must refuse by returning true.
+  virtual bool mixes_samples(bool /*training*/) const { return false; }
 
   // Snake-case type name, numbered from the second of a kind in a model: "lstm", "lstm_1".
   const std::string& name() const { return name_; }

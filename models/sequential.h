@@ -2,6 +2,7 @@
 // and weight files.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "weft/models/layer.h"
 #include "weft/models/metrics.h"
 #include "weft/models/training.h"
+#include "weft/ops/ops.h"
 
 namespace weft {
 
@@ -22,9 +24,21 @@ class StepCache;
 // False when the environment sets WEFT_JIT_COMPILE=0: every model then runs eagerly.
 bool jit_compile_default();
 
-// The two steps a model compiles: a training step (forward, loss, backward, optimizer update)
-// and an inference step (forward, including one streaming step of stateful layers).
-enum class StepKind { train, infer };
+// The steps a model compiles:
+//   train:     forward, loss, backward and the optimizer's update, in one step;
+//   infer:     forward, including one streaming step of stateful layers;
+//   gradients: forward, loss and backward on rows of a batch: the rows' share of the batch's
+//              loss (their mean loss times their fraction of the batch), the predictions, then
+//              the gradient of that share for each trainable weight that gets one, named
+//              "gradient/N/LAYER/WEIGHT" (N: the weight's place in weights());
+//   apply:     the optimizer's update from the sum of the shares' gradients, given as inputs
+//              "part0/gradient/N/LAYER/WEIGHT", "part1/...".
+// fit() runs a batch as train, or, where the batch splits (its halves at once on two threads),
+// as gradients on each half, then apply.
+enum class StepKind { train, infer, gradients, apply };
+
+// Tensors by name: a step's inputs or outputs.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 class Sequential {
  public:
@@ -70,9 +84,10 @@ class Sequential {
   // Its default is true unless the environment sets WEFT_JIT_COMPILE=0.
   bool jit_compile = jit_compile_default();
 
-  // The step that fit() (train) or predict() (infer) compiles, recorded for a batch like x (and
-  // y, for train). Recording computes nothing (CaptureMode::meta): the weights, the optimizer and
-  // the default generator stay as they were. Builds the model (and the optimizer's slots) first.
+  // A step that fit() or predict() compiles, recorded for a batch like x (and y, for train and
+  // gradients; gradients records the whole batch as its one part, apply one part's gradients).
+  // Recording computes nothing (CaptureMode::meta): the weights, the optimizer and the default
+  // generator stay as they were. Builds the model (and the optimizer's slots) first.
   Graph capture_step(StepKind kind, const Tensor& x, const Tensor& y = {});
   // The steps compiled so far, by kind and shapes.
   const StepCache& compiled_steps() const;
@@ -92,11 +107,18 @@ class Sequential {
  private:
   Shape input_shape_for_build() const;
   struct StepInputs;
-  StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y);
+  // `part`: the rows x holds of a larger batch (gradients and infer).
+  StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
+                         std::optional<BatchRows> part = {});
+  // Calls `visit` with each trainable weight and the name of its gradient (StepKind::gradients).
+  void for_each_trainable(
+      const std::function<void(const std::string& gradient, Weight& weight)>& visit) const;
+  // The apply step's inputs: the gradients of each part (as the gradients step names them),
+  // then the weights and the optimizer's variables.
+  StepInputs apply_inputs(const std::vector<NamedTensors>& part_gradients);
   // The step's forward pass (and loss, for train) as ordinary code on the tape: run eagerly, or
   // recorded by a capture.
-  std::vector<std::pair<std::string, Tensor>> tape_step(StepKind kind, const Tensor& x,
-                                                        const Tensor& y);
+  NamedTensors tape_step(StepKind kind, const Tensor& x, const Tensor& y);
   // One step, compiled (from the cache, or captured and compiled now) or eager: train returns
   // {loss, y_pred}, infer {y_pred}. `check_loss` sees the loss before any weight changes.
   std::vector<Tensor> run_step(StepKind kind, const Tensor& x, const Tensor& y,
@@ -108,14 +130,18 @@ class Sequential {
   void prepare_step(StepKind kind, const Tensor& x);
   struct RecordedStep;
   // Captures one step without computing anything (CaptureMode::meta).
-  RecordedStep record_step(StepKind kind, const Tensor& x, const Tensor& y,
-                           const StepInputs& inputs);
+  RecordedStep record_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
   // The compiled step for `inputs`: from the cache, or captured and compiled now.
-  const CompiledStep& compiled_step(StepKind kind, const Tensor& x, const Tensor& y,
-                                    const StepInputs& inputs);
-  // A compiled inference step run on the two halves of the batch at once, where that pays;
-  // none where it does not. `key` is the whole batch's step key.
-  std::optional<Tensor> infer_in_halves(const Tensor& x, const std::string& key);
+  const CompiledStep& compiled_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
+  // A train or infer step run as compiled steps on the two halves of the batch at once, where
+  // that pays: each half's named outputs (gradients', or infer's); none where it does not. `key`
+  // is the whole batch's step key.
+  std::optional<std::array<NamedTensors, 2>> run_in_halves(StepKind kind, const Tensor& x,
+                                                           const Tensor& y, const std::string& key);
+  // train's {loss, y_pred} from the halves' gradients steps: the shares summed, `check_loss`
+  // called, then the optimizer's update (apply) if the loss is finite.
+  std::vector<Tensor> apply_halves(const std::array<NamedTensors, 2>& halves,
+                                   const std::function<void(double)>& check_loss);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.

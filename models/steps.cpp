@@ -18,25 +18,33 @@ namespace weft {
 
 struct Sequential::CompiledSteps {
   StepCache cache;
-  // How many random counters each compiled step takes (its dropout masks), by cache key.
-  std::map<std::string, uint64_t> random_draws;
-  // Whether an inference step runs as two halves of its batch (infer_in_halves), by the whole
-  // batch's cache key: decided once, so that a step that does not pays for the question once.
+  // What recording each compiled step found, by its cache key.
+  struct Draws {
+    uint64_t counters = 0;  // the random counters a run takes (the whole batch's, for a part)
+    bool by_row = true;     // RandomStateScope::drawn_by_row
+  };
+  std::map<std::string, Draws> draws;
+  // Whether a step runs as two halves of its batch (run_in_halves), by the whole batch's cache
+  // key: decided once, so that a step that does not pays for the question once.
   std::map<std::string, bool> in_halves;
+  // The halves' outputs, by the whole batch's key, written again by each run (CompiledStep::run).
+  std::map<std::string, std::array<std::vector<Tensor>, 2>> half_outputs;
 };
 
 // The named tensors a step reads and may write: the batch, the random state, the weights, the
-// optimizer's variables (train) and the states of stateful layers.
+// optimizer's variables (train, apply), the gradients (apply) and the states of stateful layers.
 struct Sequential::StepInputs {
-  std::vector<std::pair<std::string, Tensor>> named;
-  Tensor random;    // the generator's state, among `named`
-  std::string key;  // the kind and every input's name, dtype and shape
+  StepKind kind = StepKind::train;
+  std::optional<BatchRows> part = {};
+  NamedTensors named = {};
+  Tensor random = {};    // the generator's state, among `named` (not for apply)
+  std::string key = {};  // the kind, the part's sizes, and every input's name, dtype and shape
 };
 
-// A step captured without values, and how many random counters (dropout masks) a run of it takes.
+// A step captured without values, and the random counters (dropout masks) a run of it takes.
 struct Sequential::RecordedStep {
   Graph graph;
-  uint64_t random_draws = 0;
+  CompiledSteps::Draws draws;
 };
 
 bool jit_compile_default() {
@@ -47,51 +55,109 @@ bool jit_compile_default() {
 namespace {
 
 constexpr const char* kind_name(StepKind kind) {
-  return kind == StepKind::train ? "train" : "infer";
+  switch (kind) {
+    case StepKind::train:
+      return "train";
+    case StepKind::infer:
+      return "infer";
+    case StepKind::gradients:
+      return "gradients";
+    case StepKind::apply:
+      return "apply";
+  }
+  return "";
 }
 
-std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& named) {
+std::vector<Tensor> values(const NamedTensors& named) {
   std::vector<Tensor> tensors;
   for (const auto& [name, tensor] : named) tensors.push_back(tensor);
   return tensors;
 }
 
+std::string weight_name(const Layer& layer, const Weight& weight) {
+  return layer.name() + "/" + weight.name;
+}
+
+std::string part_gradient_name(size_t part, const std::string& gradient_name) {
+  return fmt::format("part{}/{}", part, gradient_name);
+}
+
+// In bytes, not formatted: a cache hit builds the key on every batch.
+std::string step_key(StepKind kind, const std::optional<BatchRows>& part,
+                     const NamedTensors& named) {
+  std::string key = kind_name(kind);
+  if (part) {
+    key += fmt::format(" rows {} of {}", part->rows, part->whole_rows);
+  }
+  for (const auto& [name, tensor] : named) {
+    const Shape& shape = tensor.shape();
+    key += name;  // then bytes no name holds
+    key += static_cast<char>(tensor.dtype());
+    key += static_cast<char>(shape.size());
+    key.append(reinterpret_cast<const char*>(shape.data()), shape.size() * sizeof(int64_t));
+  }
+  return key;
+}
+
 }  // namespace
 
-Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y) {
-  StepInputs inputs;
-  inputs.named.emplace_back("x", x);
-  if (kind == StepKind::train) inputs.named.emplace_back("y", y);
-  inputs.random = random_state(default_generator());
-  inputs.named.emplace_back("random", inputs.random);
+void Sequential::for_each_trainable(
+    const std::function<void(const std::string& gradient, Weight& weight)>& visit) const {
+  // Numbered: a Bidirectional layer's two directions name their weights alike.
+  int index = 0;
+  for (const auto& layer : layers_)
+    for (Weight* weight : layer->weights()) {
+      if (weight->trainable)
+        visit(fmt::format("gradient/{}/{}", index, weight_name(*layer, *weight)), *weight);
+      ++index;
+    }
+}
+
+Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
+                                               std::optional<BatchRows> part) {
+  const bool forward = kind != StepKind::apply;
+  const bool labels = kind == StepKind::train || kind == StepKind::gradients;
+  const bool updates = kind == StepKind::train || kind == StepKind::apply;
+  StepInputs inputs{.kind = kind, .part = part};
+  if (forward) {
+    inputs.named.emplace_back("x", x);
+    if (labels) inputs.named.emplace_back("y", y);
+    inputs.random = random_state(default_generator());
+    // Read at run time, so that every part of one size runs the same step.
+    if (part) inputs.random.data<int64_t>()[2] = part->first;
+    inputs.named.emplace_back("random", inputs.random);
+  }
   std::vector<std::string> trainable;
   for (const auto& layer : layers_) {
     for (Weight* weight : layer->weights()) {
-      const std::string name = layer->name() + "/" + weight->name;
+      const std::string name = weight_name(*layer, *weight);
       inputs.named.emplace_back(name, weight->value);
       if (weight->trainable) trainable.push_back(name);
     }
+    if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
     for (size_t i = 0; i < states.size(); ++i)
       inputs.named.emplace_back(fmt::format("{}/state{}", layer->name(), i), states[i]);
   }
-  if (kind == StepKind::train)
+  if (updates)
     for (const auto& [name, variable] : training_->state->variables(trainable))
       inputs.named.emplace_back("optimizer/" + name, variable);
-  // In bytes, not formatted: a cache hit builds the key on every batch.
-  inputs.key = kind_name(kind);
-  for (const auto& [name, tensor] : inputs.named) {
-    const Shape& shape = tensor.shape();
-    inputs.key += name;  // then bytes no name holds
-    inputs.key += static_cast<char>(tensor.dtype());
-    inputs.key += static_cast<char>(shape.size());
-    inputs.key.append(reinterpret_cast<const char*>(shape.data()), shape.size() * sizeof(int64_t));
-  }
+  inputs.key = step_key(kind, part, inputs.named);
   return inputs;
 }
 
-std::vector<std::pair<std::string, Tensor>> Sequential::tape_step(StepKind kind, const Tensor& x,
-                                                                  const Tensor& y) {
+Sequential::StepInputs Sequential::apply_inputs(const std::vector<NamedTensors>& part_gradients) {
+  StepInputs inputs = step_inputs(StepKind::apply, {}, {});
+  NamedTensors named;
+  for (size_t part = 0; part < part_gradients.size(); ++part)
+    for (const auto& [name, gradient] : part_gradients[part])
+      named.emplace_back(part_gradient_name(part, name), gradient);
+  inputs.named.insert(inputs.named.begin(), named.begin(), named.end());
+  inputs.key = step_key(StepKind::apply, {}, inputs.named);
+  return inputs;
+}
+
+NamedTensors Sequential::tape_step(StepKind kind, const Tensor& x, const Tensor& y) {
   if (kind == StepKind::infer) {
     NoGrad no_grad;
     return {{"y_pred", call(x, false)}};
@@ -119,89 +185,158 @@ void Sequential::prepare_step(StepKind kind, const Tensor& x) {
   WEFT_CHECK(kind == StepKind::infer || training_ != nullptr,
              "model \"{}\" must be compiled first: call compile(optimizer, loss)", name_);
   if (!built()) build(Shape(x.shape().begin() + 1, x.shape().end()));
-  if (kind == StepKind::train && !training_->state)
+  if (kind != StepKind::infer && !training_->state)
     training_->state.emplace(training_->optimizer, weights());
 }
 
-Sequential::RecordedStep Sequential::record_step(StepKind kind, const Tensor& x, const Tensor& y,
+Sequential::RecordedStep Sequential::record_step(const Tensor& x, const Tensor& y,
                                                  const StepInputs& inputs) {
   Generator& generator = default_generator();
   const Generator before = generator;
+  const auto step = [&]() -> NamedTensors {
+    switch (inputs.kind) {
+      case StepKind::infer:
+        return tape_step(StepKind::infer, x, y);
+      case StepKind::train: {
+        NamedTensors named = tape_step(StepKind::train, x, y);
+        train_update(named[0].second, {});
+        return named;
+      }
+      case StepKind::gradients: {
+        NamedTensors named = tape_step(StepKind::train, x, y);
+        Tensor& share = named[0].second;
+        if (inputs.part && inputs.part->rows != inputs.part->whole_rows)
+          share = share * (static_cast<double>(inputs.part->rows) / inputs.part->whole_rows);
+        share.backward();
+        for_each_trainable([&](const std::string& gradient, const Weight& weight) {
+          if (weight.value.grad().defined()) named.emplace_back(gradient, weight.value.grad());
+        });
+        training_->state->zero_grad();
+        return named;
+      }
+      case StepKind::apply: {
+        for_each_trainable([&](const std::string& gradient, Weight& weight) {
+          Tensor sum;
+          for (const auto& [input, value] : inputs.named)
+            if (input.starts_with("part") && input.substr(input.find('/') + 1) == gradient)
+              sum = sum.defined() ? sum + value : value;
+          if (sum.defined()) weight.value.set_grad(sum);
+        });
+        training_->state->step();
+        training_->state->zero_grad();
+        return {};
+      }
+    }
+    return {};
+  };
   RecordedStep recorded;
   recorded.graph = capture(
       inputs.named,
       [&] {
-        RandomStateScope random(generator, inputs.random);
-        std::vector<std::pair<std::string, Tensor>> named = tape_step(kind, x, y);
-        if (kind == StepKind::train) train_update(named[0].second, {});
+        RandomStateScope random(generator, inputs.random, inputs.part);
+        NamedTensors named = step();
+        recorded.draws = {.counters = random.taken(), .by_row = random.drawn_by_row()};
         return named;
       },
       CaptureMode::meta);
-  // The masks' counters are counted and given back: a run of the step takes them.
-  recorded.random_draws = generator.offset() - before.offset();
   generator = before;
   return recorded;
 }
 
-const CompiledStep& Sequential::compiled_step(StepKind kind, const Tensor& x, const Tensor& y,
+const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
                                               const StepInputs& inputs) {
   if (const CompiledStep* step = compiled_->cache.find(inputs.key)) return *step;
   // The first batch of this shape: captured without computing anything, compiled, then run
   // like every later batch.
-  RecordedStep recorded = record_step(kind, x, y, inputs);
-  compiled_->random_draws[inputs.key] = recorded.random_draws;
+  RecordedStep recorded = record_step(x, y, inputs);
+  compiled_->draws[inputs.key] = recorded.draws;
   return compiled_->cache.insert(
       inputs.key, weft::compile(std::move(recorded.graph),
-                                {.name = fmt::format("{}_{}", name_, kind_name(kind)),
-                                 .finite_output = kind == StepKind::train ? "loss" : ""}));
+                                {.name = fmt::format("{}_{}", name_, kind_name(inputs.kind)),
+                                 .finite_output = inputs.kind == StepKind::train ? "loss" : ""}));
 }
 
-// Inference treats the samples of a batch apart (no layer mixes them outside training), so the
-// two halves of a batch run at once, one per core, each as a compiled step of half the batch. A
-// recurrent step's small products do not split across cores well (each would cost a hand-off
-// per time step); whole halves of the recurrence do. Not for steps too short to pay for the
-// hand-off or that draw random numbers (decided once per `key`, the whole batch's), for stateful
-// layers (whose states a run carries on), or for a layer that says it mixes the samples of a
-// batch (a user's layer; tf.distribute splits a batch across replicas on the same assumption
-// that none does).
-std::optional<Tensor> Sequential::infer_in_halves(const Tensor& x, const std::string& key) {
+// The samples of a batch are treated apart (no layer mixes them), so the two halves of a batch
+// run at once, one per core, each as a compiled step of half the batch: gradients steps whose
+// shares of the loss and gradients add up to the whole batch's (then one apply step updates the
+// weights), or inference steps. A recurrent step's small products do not split across cores
+// well (each would cost a hand-off per time step); whole halves of the recurrence do. The
+// halves draw the masks the whole batch would (BatchRows), so the results differ from the
+// whole batch's only in the order of float sums. Not for steps too short to pay for the
+// hand-off (decided once per `key`, the whole batch's), for stateful layers (whose states a run
+// carries on), for a layer that says it mixes the samples of a batch (a user's layer;
+// tf.distribute splits a batch across replicas on the same assumption that none does), or for
+// masks that do not lead with the batch's rows.
+std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind kind, const Tensor& x,
+                                                                     const Tensor& y,
+                                                                     const std::string& key) {
   constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
   constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
+  const bool training = kind == StepKind::train;
   const int64_t rows = x.size(0);
   if (default_thread_pool().num_threads() < 2 || rows < 2 * min_rows) return std::nullopt;
   if (const auto known = compiled_->in_halves.find(key);
       known != compiled_->in_halves.end() && !known->second)
     return std::nullopt;
   for (const auto& layer : layers_)
-    if (layer->mixes_samples_at_inference() || !layer->states(rows).empty()) return std::nullopt;
+    if (layer->mixes_samples(training) || !layer->states(rows).empty()) return std::nullopt;
+  const StepKind part_kind = training ? StepKind::gradients : StepKind::infer;
   const int64_t half = (rows + 1) / 2;
-  const std::array<Tensor, 2> parts = {slice(x, 0, 0, half), slice(x, 0, half, rows)};
+  const std::array<int64_t, 3> bounds = {0, half, rows};
+  std::array<Tensor, 2> xs, ys;
   std::array<StepInputs, 2> inputs;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    inputs[i] = step_inputs(StepKind::infer, parts[i], {});
-    compiled_step(StepKind::infer, parts[i], {}, inputs[i]);
+  for (size_t i = 0; i < 2; ++i) {
+    xs[i] = slice(x, 0, bounds[i], bounds[i + 1]);
+    if (training) ys[i] = slice(y, 0, bounds[i], bounds[i + 1]);
+    inputs[i] = step_inputs(
+        part_kind, xs[i], ys[i],
+        BatchRows{.first = bounds[i], .rows = bounds[i + 1] - bounds[i], .whole_rows = rows});
+    compiled_step(xs[i], ys[i], inputs[i]);
   }
   // Found again once both are compiled: storing the second may have evicted the first.
   std::array<const CompiledStep*, 2> steps{};
-  for (size_t i = 0; i < parts.size(); ++i) {
+  for (size_t i = 0; i < 2; ++i) {
     steps[i] = compiled_->cache.find(inputs[i].key);
     if (steps[i] == nullptr) return std::nullopt;
-    if (compiled_->random_draws.at(inputs[i].key) != 0 ||
-        steps[i]->stats().kernel_calls < min_calls) {
+    if (!compiled_->draws.at(inputs[i].key).by_row || steps[i]->stats().kernel_calls < min_calls) {
       compiled_->in_halves[key] = false;
       return std::nullopt;
     }
   }
   compiled_->in_halves[key] = true;
-  std::array<Tensor, 2> outputs;
+  std::array<std::vector<Tensor>, 2>& outputs = compiled_->half_outputs[key];
   default_thread_pool().parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) outputs[i] = steps[i]->run(values(inputs[i].named))[0];
+    for (int64_t i = begin; i < end; ++i) steps[i]->run(values(inputs[i].named), outputs[i]);
   });
-  return concat({outputs[0], outputs[1]}, 0);
+  // Both halves draw from the whole batch's counters.
+  default_generator().take(compiled_->draws.at(inputs[0].key).counters);
+  std::array<NamedTensors, 2> named;
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t j = 0; j < outputs[i].size(); ++j)
+      named[i].emplace_back(steps[i]->graph().outputs[j].name, outputs[i][j]);
+  return named;
+}
+
+std::vector<Tensor> Sequential::apply_halves(const std::array<NamedTensors, 2>& halves,
+                                             const std::function<void(double)>& check_loss) {
+  // Each half's outputs: its share of the loss, its predictions, then its gradients.
+  const Tensor loss = halves[0][0].second + halves[1][0].second;
+  const Tensor y_pred = concat({halves[0][1].second, halves[1][1].second}, 0);
+  const double value = loss.item();
+  if (check_loss) check_loss(value);
+  // A non-finite loss leaves the weights as they were, as the train step's finite_output does.
+  if (!std::isfinite(value)) return {loss, y_pred};
+  std::vector<NamedTensors> gradients;
+  for (const NamedTensors& half : halves) gradients.emplace_back(half.begin() + 2, half.end());
+  const StepInputs inputs = apply_inputs(gradients);
+  compiled_step({}, {}, inputs).run(values(inputs.named));
+  return {loss, y_pred};
 }
 
 std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const Tensor& y,
                                          const std::function<void(double)>& check_loss) {
+  WEFT_CHECK(kind == StepKind::train || kind == StepKind::infer,
+             "run_step runs train and infer steps, not {}", kind_name(kind));
   if (!jit_compile) {
     std::vector<Tensor> outputs = values(tape_step(kind, x, y));
     if (kind == StepKind::train) train_update(outputs[0], check_loss);
@@ -210,19 +345,30 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
   const StepInputs inputs = step_inputs(kind, x, y);
-  if (kind == StepKind::infer)
-    if (std::optional<Tensor> y_pred = infer_in_halves(x, inputs.key)) return {*y_pred};
-  const CompiledStep& step = compiled_step(kind, x, y, inputs);
+  if (auto halves = run_in_halves(kind, x, y, inputs.key)) {
+    if (kind == StepKind::train) return apply_halves(*halves, check_loss);
+    return {concat({(*halves)[0][0].second, (*halves)[1][0].second}, 0)};
+  }
+  const CompiledStep& step = compiled_step(x, y, inputs);
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
   std::vector<Tensor> outputs = step.run(values(inputs.named));
-  default_generator().take(compiled_->random_draws.at(inputs.key));
+  default_generator().take(compiled_->draws.at(inputs.key).counters);
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
 
 Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) {
   prepare_step(kind, x);
-  return record_step(kind, x, y, step_inputs(kind, x, y)).graph;
+  if (kind == StepKind::apply) {
+    NamedTensors gradients;
+    for_each_trainable([&](const std::string& gradient, const Weight& weight) {
+      gradients.emplace_back(gradient, zeros_like(weight.value));
+    });
+    return record_step(x, y, apply_inputs({gradients})).graph;
+  }
+  std::optional<BatchRows> part;
+  if (kind == StepKind::gradients) part = BatchRows{0, x.size(0), x.size(0)};
+  return record_step(x, y, step_inputs(kind, x, y, part)).graph;
 }
 
 const StepCache& Sequential::compiled_steps() const {

@@ -2,6 +2,7 @@
 // come first; composites, built from primitives with no gradient code of their own, follow.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "weft/runtime/random.h"
@@ -65,29 +66,49 @@ Tensor scatter_add(const Tensor& src, int64_t axis, const Tensor& indices, int64
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate,
                     Generator& generator = default_generator());
 
-// A generator's seed and counter as an int64 (2,) tensor.
+// A generator's seed and counter as an int64 (3,) tensor [seed, counter, first row]; the first
+// row is 0 (see BatchRows).
 Tensor random_state(const Generator& generator);
+
+// Rows [first, first + rows) of a batch of `whole_rows`, recorded as a step of its own: its
+// masks draw the counters the whole batch's masks give those rows, so a batch split into parts
+// (on threads, on ranks) drops exactly what it drops whole. The first row is not fixed here but
+// read from the state's third entry at run time, so every part of one size shares one step.
+struct BatchRows {
+  int64_t first;  // not fixed in the step: the state's third entry
+  int64_t rows;
+  int64_t whole_rows;
+};
 
 // While alive, masks drawn from `generator` on this thread read the seed and counter from
 // `state` (made by random_state() when the scope starts) instead of fixing them as attributes.
 // A captured step declares `state` as an input, so every run of the compiled step draws fresh
-// masks; the caller then advances the generator by what the captured step took.
+// masks; the caller then advances the generator by taken(). With `part`, the step records rows
+// of a larger batch (BatchRows).
 class RandomStateScope {
  public:
-  RandomStateScope(Generator& generator, Tensor state);
+  RandomStateScope(Generator& generator, Tensor state, std::optional<BatchRows> part = {});
   ~RandomStateScope();
   RandomStateScope(const RandomStateScope&) = delete;
   RandomStateScope& operator=(const RandomStateScope&) = delete;
 
   Generator& generator() const { return generator_; }
   const Tensor& state() const { return state_; }
-  uint64_t start() const { return start_; }
+  // The counters the masks drawn so far take (the whole batch's, with a part).
+  uint64_t taken() const { return taken_; }
+  // False once a mask drawn for a part did not lead with the part's rows: the step then draws
+  // what no split of the batch can reproduce.
+  bool drawn_by_row() const { return drawn_by_row_; }
+  // The mask's offset from the state's counter, counting its counters as taken.
+  uint64_t take(const Shape& mask_shape);
 
  private:
   Generator& generator_;
   Tensor state_;
-  uint64_t start_;
-  const RandomStateScope* previous_;
+  std::optional<BatchRows> part_;
+  uint64_t taken_ = 0;
+  bool drawn_by_row_ = true;
+  RandomStateScope* previous_;
 };
 
 // ---- Composites -------------------------------------------------------------------------

@@ -8,9 +8,17 @@
 namespace weft {
 namespace {
 
-// The counter of element i: the stream state's counter, plus the op's offset within the step.
+// The counter of element i: the stream state's counter, plus the op's offset within the step,
+// plus the rows before the state's first row (BatchRows).
 uint64_t counter_base(const Tensor& state, const Attrs& attrs) {
-  return static_cast<uint64_t>(state.to_vector<int64_t>()[1] + attrs.integer("offset"));
+  const std::vector<int64_t> values = state.to_vector<int64_t>();
+  return static_cast<uint64_t>(values[1] + attrs.integer("offset") +
+                               values[2] * attrs.integer("row_size"));
+}
+
+// Counters per row of a mask: its elements after the first axis.
+int64_t row_size(const Shape& shape) {
+  return shape.empty() || shape[0] == 0 ? 0 : shape_numel(shape) / shape[0];
 }
 
 const Lowering dropout_mask_lowering =
@@ -19,8 +27,11 @@ const Lowering dropout_mask_lowering =
       llvm::IRBuilder<>& b = k.b;
       const Access& state = in[0];
       llvm::Value* seed = k.load(state, std::vector<llvm::Value*>{k.i64(0)});
-      llvm::Value* base = b.CreateAdd(k.load(state, std::vector<llvm::Value*>{k.i64(1)}),
-                                      k.i64(attrs.integer("offset")));
+      llvm::Value* first_row = k.load(state, std::vector<llvm::Value*>{k.i64(2)});
+      llvm::Value* base =
+          b.CreateAdd(b.CreateAdd(k.load(state, std::vector<llvm::Value*>{k.i64(1)}),
+                                  k.i64(attrs.integer("offset"))),
+                      b.CreateMul(first_row, k.i64(attrs.integer("row_size"))));
       const double rate = attrs.real("rate");
       llvm::Value* keep = k.constant(out.dtype, 1 / (1 - rate));
       const Access flat{out.data, {shape_numel(out.shape)}, {1}, out.dtype};
@@ -45,8 +56,9 @@ const Lowering dropout_mask_lowering =
 const OpDef& dropout_mask_op = register_op({
     .name = "dropout_mask",
     .infer = [](std::span<const Tensor> in, const Attrs& attrs) -> TensorSpec {
-      WEFT_CHECK(in[0].dtype() == DType::i64 && in[0].shape() == Shape{2},
-                 "dropout: the random state must be int64 (2,) [seed, counter], got {} {}",
+      WEFT_CHECK(in[0].dtype() == DType::i64 && in[0].shape() == Shape{3},
+                 "dropout: the random state must be int64 (3,) [seed, counter, first row], got "
+                 "{} {}",
                  dtype_name(in[0].dtype()), shape_str(in[0].shape()));
       const double rate = attrs.real("rate");
       WEFT_CHECK(0 <= rate && rate < 1, "dropout: rate {} is outside [0, 1)", rate);
@@ -75,40 +87,50 @@ const bool dropout_mask_lowered = register_lowering(dropout_mask_op, dropout_mas
 
 namespace {
 
-thread_local const RandomStateScope* active_random_scope = nullptr;
+thread_local RandomStateScope* active_random_scope = nullptr;
 
 }  // namespace
 
-RandomStateScope::RandomStateScope(Generator& generator, Tensor state)
-    : generator_(generator),
-      state_(std::move(state)),
-      start_(generator.offset()),
-      previous_(active_random_scope) {
+RandomStateScope::RandomStateScope(Generator& generator, Tensor state,
+                                   std::optional<BatchRows> part)
+    : generator_(generator), state_(std::move(state)), part_(part), previous_(active_random_scope) {
   active_random_scope = this;
 }
 
 RandomStateScope::~RandomStateScope() { active_random_scope = previous_; }
 
+uint64_t RandomStateScope::take(const Shape& mask_shape) {
+  const uint64_t offset = taken_;
+  uint64_t counters = shape_numel(mask_shape);
+  if (part_) {
+    // The whole batch's mask has whole_rows rows of the same size, drawn at this offset.
+    if (mask_shape.empty() || mask_shape[0] != part_->rows) drawn_by_row_ = false;
+    counters = static_cast<uint64_t>(row_size(mask_shape) * part_->whole_rows);
+  }
+  taken_ += counters;
+  return offset;
+}
+
 Tensor random_state(const Generator& generator) {
   return from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()),
-                                          static_cast<int64_t>(generator.offset())},
-                     {2});
+                                          static_cast<int64_t>(generator.offset()), 0},
+                     {3});
 }
 
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate, Generator& generator) {
-  const uint64_t first = generator.take(shape_numel(shape));
-  const RandomStateScope* scope = active_random_scope;
+  RandomStateScope* scope = active_random_scope;
   const bool bound = scope != nullptr && &scope->generator() == &generator;
-  // Unbound, the state is [seed, 0] and the offset the absolute counter.
+  // Unbound, the state is [seed, 0, 0] and the offset the absolute counter.
   const Tensor state =
       bound ? scope->state()
-            : from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()), 0}, {2});
-  const uint64_t offset = bound ? first - scope->start() : first;
+            : from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()), 0, 0}, {3});
+  const uint64_t offset = bound ? scope->take(shape) : generator.take(shape_numel(shape));
   return apply(dropout_mask_op, {state},
                {{"shape", shape},
                 {"dtype", static_cast<int64_t>(dtype)},
                 {"rate", rate},
-                {"offset", static_cast<int64_t>(offset)}});
+                {"offset", static_cast<int64_t>(offset)},
+                {"row_size", row_size(shape)}});
 }
 
 }  // namespace weft

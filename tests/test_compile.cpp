@@ -462,42 +462,132 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
     expect_close(outputs[1][i], outputs[0][i], 1e-5, fmt::format("streaming step {}", i));
 }
 
-// Big enough that the GEMMs over all time steps split across threads and predict runs each half
-// of a batch on its own thread: with 1 thread and with 2 the compiled steps train and predict as
-// the eager tape does (up to float summation order).
+// A step recorded for rows [first, first + rows) of a batch (BatchRows) draws exactly those rows
+// of the masks the whole batch draws, evaluated and compiled, with `first` read from the random
+// state at run time: one compiled step serves every part of its size.
+TEST(CompiledModels, MasksOfABatchsRowsAreThoseRowsOfTheWholeBatchsMasks) {
+  struct Case {
+    std::string name;
+    std::vector<Shape> whole_masks;
+    int64_t rows;  // of the part
+  };
+  const std::vector<Case> cases = {
+      {"one_mask", {{6, 4}}, 3},
+      {"masks_of_two_sizes", {{6, 4}, {6, 3, 2}, {6, 5}}, 2},
+      {"odd_batch", {{5, 7}, {5, 1}}, 2},
+  };
+  for (const Case& c : cases) {
+    Generator generator(17);
+    generator.take(11);
+    Generator drawn = generator;
+    std::vector<Tensor> whole;
+    uint64_t counters = 0;
+    for (const Shape& shape : c.whole_masks) {
+      whole.push_back(dropout_mask(shape, DType::f32, 0.5, drawn));
+      counters += static_cast<uint64_t>(shape_numel(shape));
+    }
+    const int64_t whole_rows = c.whole_masks[0][0];
+    Tensor state = random_state(generator);
+    const Graph graph = capture({{"random", state}}, [&] {
+      Generator recording = generator;
+      RandomStateScope scope(recording, state, BatchRows{0, c.rows, whole_rows});
+      Named masks;
+      for (Shape shape : c.whole_masks) {
+        shape[0] = c.rows;
+        masks.emplace_back(fmt::format("mask{}", masks.size()),
+                           dropout_mask(shape, DType::f32, 0.5, recording));
+      }
+      EXPECT_TRUE(scope.drawn_by_row()) << c.name;
+      EXPECT_EQ(scope.taken(), counters) << c.name << ": the whole batch's counters";
+      return masks;
+    });
+    const CompiledStep step = compile(graph);
+    for (int64_t first = 0; first + c.rows <= whole_rows; ++first) {
+      state.data<int64_t>()[2] = first;
+      const std::vector<Tensor> evaluated = evaluate(graph, {state});
+      const std::vector<Tensor> compiled = step.run({state});
+      for (size_t i = 0; i < whole.size(); ++i) {
+        const Tensor rows = slice(whole[i], 0, first, first + c.rows);
+        const std::string where = fmt::format("{}: mask {} from row {}", c.name, i, first);
+        EXPECT_TRUE(allclose(evaluated[i], rows, 0, 0)) << where << ", evaluated";
+        EXPECT_TRUE(allclose(compiled[i], rows, 0, 0)) << where << ", compiled";
+      }
+    }
+  }
+  // A mask that does not lead with the part's rows cannot be the whole batch's rows.
+  Generator generator(3);
+  RandomStateScope scope(generator, random_state(generator), BatchRows{0, 2, 4});
+  dropout_mask({3, 2}, DType::f32, 0.5, generator);
+  EXPECT_FALSE(scope.drawn_by_row());
+}
+
+// Big enough that the GEMMs over all time steps split across threads, and that on 2 threads fit
+// runs each half of a batch on its own thread (gradients steps, then an apply step) and predict
+// too: with 1 thread and with 2 the compiled steps train and predict as the eager tape does, up
+// to float summation order. The halves draw the whole batch's dropout masks (BatchRows), an odd
+// batch splits into halves of two sizes, and a Bidirectional layer splits as its directions do.
 TEST(CompiledModels, OneAndTwoThreadsMatchTheEagerTape) {
+  struct Case {
+    std::string name;
+    std::function<Sequential()> build;
+    int64_t rows;
+    // Steps compiled on 2 threads: a gradients step per half size, the apply step, and an infer
+    // step per half size of predict's 97 rows (on 1 thread: train and infer).
+    int64_t steps_on_two_threads;
+  };
+  const std::vector<Case> cases = {
+      {"lstm",
+       [] {
+         return Sequential{LSTM(64).input_shape({20, 32}), Dense(1)};
+       },
+       96, 4},
+      {"dropout_odd_batch",
+       [] {
+         return Sequential{LSTM(32).dropout(0.2).recurrent_dropout(0.3).input_shape({20, 32}),
+                           Dropout(0.4), Dense(1)};
+       },
+       97, 5},
+      {"bidirectional_dropout",
+       [] {
+         return Sequential{Bidirectional(GRU(16).return_sequences(true)).input_shape({20, 32}),
+                           Dropout(0.5), LSTM(8), Dense(1)};
+       },
+       64, 4},
+  };
   const int default_threads = default_thread_pool().num_threads();
   Generator gen(31);
-  const Tensor x = randn({96, 20, 32}, {}, gen);
-  const Tensor y = randn({96}, {}, gen);
   const Tensor x_pred = randn({97, 20, 32}, {}, gen);
   struct Result {
     std::vector<double> weights;
     Tensor predictions;
     int64_t compiled_steps;
   };
-  const auto train = [&](bool jit, int threads) {
-    set_num_threads(threads);
-    manual_seed(5);
-    Sequential model{LSTM(64).input_shape({20, 32}), Dense(1)};
-    model.jit_compile = jit;
-    model.compile(Adam(), "mse");
-    model.fit(x, y, {.epochs = 2, .batch_size = 96, .shuffle = false, .verbose = 0});
-    Result result{{}, model.predict(x_pred, 97), model.compiled_steps().size()};
-    for (Weight* w : model.weights())
-      for (double v : w->value.to_vector<double>()) result.weights.push_back(v);
-    return result;
-  };
-  const Result eager = train(false, 1);
-  for (int threads : {1, 2}) {
-    const Result compiled = train(true, threads);
-    ASSERT_EQ(compiled.weights.size(), eager.weights.size());
-    for (size_t i = 0; i < eager.weights.size(); ++i)
-      ASSERT_NEAR(compiled.weights[i], eager.weights[i], 1e-5 + 1e-4 * std::abs(eager.weights[i]))
-          << threads << " threads: weight value " << i;
-    expect_close(compiled.predictions, eager.predictions, 1e-4, fmt::format("{} threads", threads));
-    // train at 96 rows; predict at 97, or on 2 threads as halves of 49 and 48 at once
-    EXPECT_EQ(compiled.compiled_steps, threads == 1 ? 2 : 3) << threads << " threads";
+  for (const Case& c : cases) {
+    const Tensor x = randn({c.rows, 20, 32}, {}, gen);
+    const Tensor y = randn({c.rows}, {}, gen);
+    const auto train = [&](bool jit, int threads) {
+      set_num_threads(threads);
+      manual_seed(5);
+      Sequential model = c.build();
+      model.jit_compile = jit;
+      model.compile(Adam(), "mse");
+      model.fit(x, y, {.epochs = 2, .batch_size = c.rows, .shuffle = false, .verbose = 0});
+      Result result{{}, model.predict(x_pred, 97), model.compiled_steps().size()};
+      for (Weight* w : model.weights())
+        for (double v : w->value.to_vector<double>()) result.weights.push_back(v);
+      return result;
+    };
+    const Result eager = train(false, 1);
+    for (int threads : {1, 2}) {
+      const std::string where = fmt::format("{}, {} threads", c.name, threads);
+      const Result compiled = train(true, threads);
+      ASSERT_EQ(compiled.weights.size(), eager.weights.size());
+      for (size_t i = 0; i < eager.weights.size(); ++i)
+        ASSERT_NEAR(compiled.weights[i], eager.weights[i], 1e-5 + 1e-4 * std::abs(eager.weights[i]))
+            << where << ": weight value " << i;
+      expect_close(compiled.predictions, eager.predictions, 1e-4, where);
+      EXPECT_EQ(compiled.compiled_steps, threads == 1 ? 2 : c.steps_on_two_threads) << where;
+    }
   }
   set_num_threads(default_threads);
 }
@@ -510,7 +600,7 @@ class CentresTheBatch : public LayerBase<CentresTheBatch> {
   std::string type_name() const override { return "CentresTheBatch"; }
   Shape build(const Shape& input_shape, Generator&) override { return input_shape; }
   Tensor call(const Tensor& x, CallContext&) override { return x - mean(x, {0}, true); }
-  bool mixes_samples_at_inference() const override { return true; }
+  bool mixes_samples(bool) const override { return true; }
 };
 
 TEST(CompiledModels, PredictRunsTheBatchWholeWhereItsSamplesMeet) {
@@ -555,16 +645,44 @@ TEST(CompiledModels, SecondBatchOfAShapeIsACacheHit) {
   EXPECT_EQ(model.compiled_steps().size(), 2);
 }
 
+// Whether the batch runs whole (a small Dense model: one train step) or as halves on 2 threads
+// (an LSTM over 64 rows: gradients steps, then apply), a non-finite loss changes no weight.
 TEST(CompiledModels, NonFiniteLossLeavesTheWeights) {
-  Sequential model{Dense(1).input_shape({2})};
-  model.compile(SGD{.learning_rate = 0.1}, "mse");
-  const Tensor x = ones({4, 2});
-  model.fit(x, zeros({4}), {.epochs = 1, .batch_size = 4, .verbose = 0});  // captured
-  const Tensor before = model.weights()[0]->value.copy();
-  const Tensor bad = tensor({1, 2, std::nan(""), 4});
-  expect_error([&] { model.fit(x, bad, {.epochs = 1, .batch_size = 4, .verbose = 0}); },
-               {"the loss became nan"});
-  EXPECT_TRUE(allclose(model.weights()[0]->value, before, 0, 0));
+  struct Case {
+    std::string name;
+    std::function<Sequential()> build;
+    Shape x_shape;
+    int64_t compiled_steps;
+  };
+  const std::vector<Case> cases = {
+      {"whole", [] { return Sequential{Dense(1).input_shape({2})}; }, {4, 2}, 1},
+      {"halves",
+       [] {
+         return Sequential{LSTM(8).input_shape({5, 2}), Dense(1)};
+       },
+       {64, 5, 2},
+       2},
+  };
+  const int default_threads = default_thread_pool().num_threads();
+  set_num_threads(2);
+  for (const Case& c : cases) {
+    Sequential model = c.build();
+    model.compile(SGD{.learning_rate = 0.1}, "mse");
+    const Tensor x = ones(c.x_shape);
+    const int64_t rows = c.x_shape[0];
+    model.fit(x, zeros({rows}), {.epochs = 1, .batch_size = rows, .verbose = 0});  // captured
+    std::vector<Tensor> before;
+    for (Weight* weight : model.weights()) before.push_back(weight->value.copy());
+    Tensor bad = zeros({rows});
+    bad.data<float>()[rows - 1] = std::nanf("");  // in the second half
+    expect_error([&] { model.fit(x, bad, {.epochs = 1, .batch_size = rows, .verbose = 0}); },
+                 {"the loss became nan"});
+    for (size_t i = 0; i < before.size(); ++i)
+      EXPECT_TRUE(allclose(model.weights()[i]->value, before[i], 0, 0))
+          << c.name << " weight " << i;
+    EXPECT_EQ(model.compiled_steps().size(), c.compiled_steps) << c.name;
+  }
+  set_num_threads(default_threads);
 }
 
 TEST(Compile, IndexOutOfRangeIsAnErrorNamingTheOp) {

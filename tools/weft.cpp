@@ -8,7 +8,8 @@
 //   weft gradcheck op NAME | --all
 //   weft gradcheck layer dense|embedding|simple_rnn|lstm|gru|bidirectional [--units N ...]
 //   weft gradcheck model NAME [--batch N] [--timesteps T]
-//   weft inspect MODEL --step train|infer --graph VIEW [--out DIR], VIEW one of: text, dot,
+//   weft inspect MODEL --step train|infer|gradients|apply --graph VIEW [--out DIR], VIEW one of:
+//   text, dot,
 //     svg, passes, schedule, ir-before, ir-after, asm, stats
 //
 // Exit status: 0 when everything passes, 1 when a check fails or weft reports an error, 2 for
@@ -27,6 +28,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 
@@ -357,9 +359,15 @@ int inspect(const InspectArgs& args) {
   model.compile("adam", chapter.loss);
   Generator generator(5);
   const Tensor x = sample_batch(chapter, args.batch, generator);
-  const StepKind kind = args.step == "train" ? StepKind::train : StepKind::infer;
-  Inspected step(model.capture_step(
-      kind, x, kind == StepKind::train ? sample_labels(chapter, args.batch, generator) : Tensor()));
+  const std::map<std::string, StepKind> kinds = {{"train", StepKind::train},
+                                                 {"infer", StepKind::infer},
+                                                 {"gradients", StepKind::gradients},
+                                                 {"apply", StepKind::apply}};
+  const StepKind kind = kinds.at(args.step);
+  Inspected step(model.capture_step(kind, x,
+                                    kind == StepKind::train || kind == StepKind::gradients
+                                        ? sample_labels(chapter, args.batch, generator)
+                                        : Tensor()));
 
   const View& shown = view(args.graph);
   const std::string stem = fmt::format("{}_{}", chapter.name, args.step);
@@ -527,9 +535,12 @@ int main(int argc, char** argv) {
   inspect_command->add_option("model", inspect_args.model, "the model (see `weft list`)")
       ->required()
       ->check(CLI::IsMember(model_names()));
-  inspect_command->add_option("--step", inspect_args.step, "fit()'s step or predict()'s")
+  inspect_command
+      ->add_option("--step", inspect_args.step,
+                   "fit()'s step (train; or gradients on a batch's part, then apply) or "
+                   "predict()'s (infer)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"train", "infer"}));
+      ->check(CLI::IsMember({"train", "infer", "gradients", "apply"}));
   inspect_command->add_option("--batch", inspect_args.batch, "batch size")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "weft/models/callback_list.h"
+#include "weft/models/cluster.h"
 #include "weft/models/losses.h"
 #include "weft/models/metrics.h"
 #include "weft/models/optimizers.h"
@@ -222,21 +223,63 @@ Tensor permutation(int64_t n) {
   return from_vector(order, {n});
 }
 
-// Loss and metrics over (x, y) in batches, in inference mode.
+// Loss and metrics over (x, y) in batches, in inference mode. Across the ranks of `cluster`
+// (fit()'s validation), each batch holds batch_size rows per rank, and each rank predicts its
+// shard; the predictions are gathered, so every rank logs the same values.
 Logs evaluate_in_batches(Sequential& model, const TrainingState& training, const Tensor& x,
                          const Tensor& y, int64_t batch_size, const std::string& prefix,
-                         ProgressBar* bar) {
+                         ProgressBar* bar, const Cluster& cluster) {
   NoGrad no_grad;
   Accumulator accumulator(training);
   const int64_t n = x.size(0);
+  batch_size *= cluster.size();
   for (int64_t begin = 0, step = 1; begin < n; begin += batch_size, ++step) {
     const int64_t end = std::min(n, begin + batch_size);
     const Tensor y_batch = slice(y, 0, begin, end);
-    const Tensor y_pred = model.predict_on_batch(slice(x, 0, begin, end));
+    const Shard shard = shard_of(end - begin, cluster.rank(), cluster.size());
+    const Tensor y_pred = cluster.gather_rows(
+        shard.rows > 0 ? model.predict_on_batch(
+                             slice(x, 0, begin + shard.first, begin + shard.first + shard.rows))
+                       : empty(with_batch(0, model.output_shape()),
+                               {.dtype = model.weights().front()->value.dtype()}));
     accumulator.add(training.loss->compute(y_batch, y_pred).item(), y_batch, y_pred);
     if (bar != nullptr) bar->update(step, accumulator.logs(prefix));
   }
   return accumulator.logs(prefix);
+}
+
+// Before the first step across ranks: every rank must hold the same model, data sizes and
+// options (else each throws, naming the first rank that differs and what), and then starts from
+// rank 0's weights, optimizer state and random stream, so that every rank shuffles alike.
+void join_ranks(const Cluster& cluster, Sequential& model, OptimizerState& optimizer,
+                const Tensor& x_train, const Tensor& x_val, const FitOptions& options) {
+  const std::string context = "fit";
+  cluster.check_same(context, "the model", model.summary_string());
+  cluster.check_same(context, "the shape of a sample",
+                     shape_str(Shape(x_train.shape().begin() + 1, x_train.shape().end())));
+  cluster.check_same(context, "the number of training samples", std::to_string(x_train.size(0)));
+  cluster.check_same(context, "the number of validation samples",
+                     std::to_string(x_val.defined() ? x_val.size(0) : 0));
+  cluster.check_same(context, "batch_size", std::to_string(options.batch_size));
+  cluster.check_same(context, "epochs", std::to_string(options.epochs));
+  cluster.check_same(context, "shuffle", options.shuffle ? "true" : "false");
+  const auto broadcast = [&](const Tensor& tensor) {
+    WEFT_CHECK(tensor.is_contiguous(), "fit across ranks: a weight or slot is not contiguous");
+    cluster.broadcast(std::span(static_cast<std::byte*>(tensor.raw_data()),
+                                static_cast<size_t>(tensor.numel()) * dtype_size(tensor.dtype())));
+    tensor.mark_modified();
+  };
+  std::vector<std::string> trainable;
+  for (Weight* weight : model.weights()) {
+    broadcast(weight->value);
+    if (weight->trainable) trainable.push_back(weight->name);
+  }
+  for (const auto& [name, variable] : optimizer.variables(trainable)) broadcast(variable);
+  Generator& generator = default_generator();
+  std::array<uint64_t, 2> stream = {generator.seed(), generator.offset()};
+  cluster.broadcast(std::as_writable_bytes(std::span(stream)));
+  generator = Generator(stream[0]);
+  generator.take(stream[1]);
 }
 
 }  // namespace
@@ -319,49 +362,64 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   OptimizerState& optimizer = *training.state;
   optimizer.zero_grad();
   stop_training = false;
+  // Under an MPI launcher the ranks train together: batch_size rows each per global batch, one
+  // allreduce per step. Only rank 0 prints and writes files; every rank logs the same values.
+  const Cluster& cluster = Cluster::world();
+  if (!cluster.alone()) join_ranks(cluster, *this, optimizer, x_train, x_val, options);
+  const bool first_rank = cluster.rank() == 0;
+  const int verbose = first_rank ? options.verbose : 0;
+  std::vector<Callback> callback_options;
+  for (const Callback& callback : options.callbacks)
+    if (first_rank || !(std::holds_alternative<CSVLogger>(callback) ||
+                        std::holds_alternative<ModelCheckpoint>(callback)))
+      callback_options.push_back(callback);
 
   std::vector<std::string> keys{"loss"};
   for (const auto& metric : make_metrics(training)) keys.push_back(metric->name());
   if (validate)
     for (size_t i = 0, n = keys.size(); i < n; ++i) keys.push_back("val_" + keys[i]);
-  CallbackList callbacks(options.callbacks, {*this, optimizer, keys, validate});
+  CallbackList callbacks(callback_options, {*this, optimizer, keys, validate});
 
   const int64_t n = x_train.size(0);
-  const int64_t batch_size = options.batch_size;
+  const int64_t batch_size = options.batch_size * cluster.size();  // the global batch
   const int64_t steps = (n + batch_size - 1) / batch_size;
   History history;
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
     callbacks.on_epoch_begin(epoch);
-    if (options.verbose == 1 && options.epochs > 1)
+    if (verbose == 1 && options.epochs > 1)
       std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     std::optional<ProgressBar> bar;
-    if (options.verbose == 1) bar.emplace(steps);
+    if (verbose == 1) bar.emplace(steps);
     const Tensor order = options.shuffle ? permutation(n) : Tensor();
     Accumulator accumulator(training);
     for (int64_t step = 0; step < steps && !stop_training; ++step) {
       const int64_t begin = step * batch_size, end = std::min(n, begin + batch_size);
-      Tensor x_batch, y_batch;
-      if (options.shuffle) {
-        const Tensor rows = slice(order, 0, begin, end);
-        x_batch = gather(x_train, 0, rows);
-        y_batch = gather(y_train, 0, rows);
-      } else {
-        x_batch = slice(x_train, 0, begin, end);
-        y_batch = slice(y_train, 0, begin, end);
-      }
-      const std::vector<Tensor> outputs =
-          run_step(StepKind::train, x_batch, y_batch, [&](double loss_value) {
-            // With TerminateOnNaN the batch is logged and that callback ends training.
-            WEFT_CHECK(std::isfinite(loss_value) || callbacks.terminates_on_nan(),
-                       "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning "
-                       "rate, or look for nan or inf in the inputs (or pass TerminateOnNaN{{}} "
-                       "to stop training instead)",
-                       std::isnan(loss_value) ? "nan"
-                       : loss_value > 0       ? "inf"
-                                              : "-inf",
-                       epoch + 1, step + 1, steps);
-          });
+      // This rank's shard of the global batch [begin, end); the whole of it in one process.
+      const Shard shard = shard_of(end - begin, cluster.rank(), cluster.size());
+      const auto rows_of = [&](const Tensor& data, int64_t from, int64_t to) {
+        return options.shuffle ? gather(data, 0, slice(order, 0, from, to))
+                               : slice(data, 0, from, to);
+      };
+      const Tensor y_batch = rows_of(y_train, begin, end);
+      const int64_t first = begin + shard.first, last = first + shard.rows;
+      const auto check_loss = [&](double loss_value) {
+        // With TerminateOnNaN the batch is logged and that callback ends training.
+        WEFT_CHECK(std::isfinite(loss_value) || callbacks.terminates_on_nan(),
+                   "fit: the loss became {} at epoch {}, batch {} of {}; lower the learning "
+                   "rate, or look for nan or inf in the inputs (or pass TerminateOnNaN{{}} "
+                   "to stop training instead)",
+                   std::isnan(loss_value) ? "nan"
+                   : loss_value > 0       ? "inf"
+                                          : "-inf",
+                   epoch + 1, step + 1, steps);
+      };
+      std::vector<Tensor> outputs =
+          cluster.alone()
+              ? run_step(StepKind::train, rows_of(x_train, begin, end), y_batch, check_loss)
+              : train_share(rows_of(x_train, first, last), rows_of(y_train, first, last),
+                            BatchRows{shard.first, shard.rows, end - begin}, cluster, check_loss);
+      outputs[1] = cluster.gather_rows(outputs[1]);
       const double loss_value = outputs[0].item();
       const Tensor& y_pred = outputs[1];
       accumulator.add(loss_value, y_batch, y_pred);
@@ -372,8 +430,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
 
     Logs logs = accumulator.logs();
     if (validate) {
-      const Logs validation =
-          evaluate_in_batches(*this, training, x_val, y_val, batch_size, "val_", nullptr);
+      const Logs validation = evaluate_in_batches(*this, training, x_val, y_val, options.batch_size,
+                                                  "val_", nullptr, cluster);
       for (const auto& [key, value] : validation.items()) logs.set(key, value);
     }
     history.seconds_per_epoch.push_back(seconds_since(epoch_start));
@@ -403,8 +461,8 @@ Logs Sequential::evaluate(const Tensor& x, const Tensor& y, const EvaluateOption
   training_->loss->check_labels(y, with_batch(y.size(0), output_shape()));
   std::optional<ProgressBar> bar;
   if (options.verbose == 1) bar.emplace((x.size(0) + options.batch_size - 1) / options.batch_size);
-  const Logs logs =
-      evaluate_in_batches(*this, *training_, x, y, options.batch_size, "", bar ? &*bar : nullptr);
+  const Logs logs = evaluate_in_batches(*this, *training_, x, y, options.batch_size, "",
+                                        bar ? &*bar : nullptr, Cluster::this_process());
   if (bar) bar->finish(logs);
   return logs;
 }

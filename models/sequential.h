@@ -136,8 +136,20 @@ class Sequential {
   // A train or infer step run as compiled steps on the two halves of the batch at once, where
   // that pays: each half's named outputs (gradients', or infer's); none where it does not. `key`
   // is the whole batch's step key.
+  // `rows_of`: the rows x holds of a larger batch (the whole of it on one machine).
   std::optional<std::array<NamedTensors, 2>> run_in_halves(StepKind kind, const Tensor& x,
-                                                           const Tensor& y, const std::string& key);
+                                                           const Tensor& y, const std::string& key,
+                                                           BatchRows rows_of);
+  // One training step of a batch shared by the ranks of `cluster`: this rank's rows of it,
+  // `rows_of` the global batch, computed as a gradients step (or two halves, or on the tape);
+  // then the shares of the loss and the gradients summed across the ranks with one allreduce
+  // over a fused buffer, `check_loss` called with the global loss, and, if it is finite, the
+  // same optimizer update on every rank (an apply step, or the tape's optimizer). Returns the
+  // global loss and this rank's predictions. Every trainable weight is updated, with zeros for
+  // one that no rank's rows gave a gradient.
+  std::vector<Tensor> train_share(const Tensor& x, const Tensor& y, BatchRows rows_of,
+                                  const class Cluster& cluster,
+                                  const std::function<void(double)>& check_loss);
   // train's {loss, y_pred} from the halves' gradients steps: the shares summed, `check_loss`
   // called, then the optimizer's update (apply) if the loss is finite.
   std::vector<Tensor> apply_halves(const std::array<NamedTensors, 2>& halves,

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "weft/compiler/compile.h"
+#include "weft/models/cluster.h"
 #include "weft/models/training_state.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/op.h"
@@ -269,7 +270,8 @@ const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
 // masks that do not lead with the batch's rows.
 std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind kind, const Tensor& x,
                                                                      const Tensor& y,
-                                                                     const std::string& key) {
+                                                                     const std::string& key,
+                                                                     BatchRows rows_of) {
   constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
   constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
   const bool training = kind == StepKind::train;
@@ -288,9 +290,10 @@ std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind ki
   for (size_t i = 0; i < 2; ++i) {
     xs[i] = slice(x, 0, bounds[i], bounds[i + 1]);
     if (training) ys[i] = slice(y, 0, bounds[i], bounds[i + 1]);
-    inputs[i] = step_inputs(
-        part_kind, xs[i], ys[i],
-        BatchRows{.first = bounds[i], .rows = bounds[i + 1] - bounds[i], .whole_rows = rows});
+    inputs[i] = step_inputs(part_kind, xs[i], ys[i],
+                            BatchRows{.first = rows_of.first + bounds[i],
+                                      .rows = bounds[i + 1] - bounds[i],
+                                      .whole_rows = rows_of.whole_rows});
     compiled_step(xs[i], ys[i], inputs[i]);
   }
   // Found again once both are compiled: storing the second may have evicted the first.
@@ -345,7 +348,7 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
   const StepInputs inputs = step_inputs(kind, x, y);
-  if (auto halves = run_in_halves(kind, x, y, inputs.key)) {
+  if (auto halves = run_in_halves(kind, x, y, inputs.key, {0, x.size(0), x.size(0)})) {
     if (kind == StepKind::train) return apply_halves(*halves, check_loss);
     return {concat({(*halves)[0][0].second, (*halves)[1][0].second}, 0)};
   }
@@ -355,6 +358,109 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   default_generator().take(compiled_->draws.at(inputs.key).counters);
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
+}
+
+std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, BatchRows rows_of,
+                                            const Cluster& cluster,
+                                            const std::function<void(double)>& check_loss) {
+  // This rank's shares of the loss and of the gradients: from the halves' or one gradients step,
+  // from the tape, or none for a rank without rows (a last batch of fewer rows than ranks).
+  std::vector<NamedTensors> pieces;
+  Shape no_rows = output_shape();
+  no_rows.insert(no_rows.begin(), 0);
+  Tensor y_pred = empty(no_rows, {.dtype = weights().front()->value.dtype()});
+  Generator& generator = default_generator();
+  if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
+  if (x.size(0) > 0 && jit_compile) {
+    prepare_step(StepKind::train, x);
+    const StepInputs whole = step_inputs(StepKind::train, x, y);
+    if (auto halves = run_in_halves(StepKind::train, x, y, whole.key, rows_of)) {
+      pieces.assign(halves->begin(), halves->end());
+      y_pred = concat({pieces[0][1].second, pieces[1][1].second}, 0);
+    } else {
+      const StepInputs inputs = step_inputs(StepKind::gradients, x, y, rows_of);
+      pieces.push_back({});
+      const CompiledStep& step = compiled_step(x, y, inputs);
+      const std::vector<Tensor> outputs = step.run(values(inputs.named));
+      for (size_t i = 0; i < outputs.size(); ++i)
+        pieces[0].emplace_back(step.graph().outputs[i].name, outputs[i]);
+      generator.take(compiled_->draws.at(inputs.key).counters);
+      y_pred = outputs[1];
+    }
+  } else if (x.size(0) > 0) {
+    prepare_step(StepKind::train, x);
+    Tensor state = random_state(generator);
+    state.data<int64_t>()[2] = rows_of.first;
+    uint64_t taken = 0;
+    NamedTensors named;
+    {
+      RandomStateScope random(generator, state, rows_of);
+      named = tape_step(StepKind::train, x, y);
+      taken = random.taken();
+    }
+    generator.take(taken);
+    Tensor share = named[0].second * (static_cast<double>(rows_of.rows) / rows_of.whole_rows);
+    share.backward();
+    pieces.push_back({{"loss", share.detach()}, named[1]});
+    for_each_trainable([&](const std::string& gradient, const Weight& weight) {
+      if (weight.value.grad().defined()) pieces[0].emplace_back(gradient, weight.value.grad());
+    });
+    training_->state->zero_grad();
+    y_pred = named[1].second;
+  } else {
+    prepare_step(StepKind::train, x);
+  }
+  // One buffer for every gradient and the loss, summed across the ranks at once (tensor fusion):
+  // a weight no piece gave a gradient gets zeros, so that every rank's buffer has one layout.
+  const DType dtype = weights().front()->value.dtype();
+  std::vector<std::pair<std::string, Shape>> layout;
+  int64_t size = 1;  // the loss, last
+  for_each_trainable([&](const std::string& name, const Weight& weight) {
+    WEFT_CHECK(weight.value.dtype() == dtype,
+               "fit across ranks: weight \"{}\" is {}, the model's first weight {}; give every "
+               "layer one dtype",
+               name, dtype_name(weight.value.dtype()), dtype_name(dtype));
+    layout.emplace_back(name, weight.value.shape());
+    size += weight.value.numel();
+  });
+  const Tensor fused = zeros({size}, {.dtype = dtype});
+  // The sum of the pieces' values named `name` into `target`, a view of `fused`.
+  const auto add_pieces = [&](const std::string& name, const Tensor& target) {
+    Tensor sum;
+    for (const NamedTensors& piece : pieces)
+      for (const auto& [piece_name, value] : piece)
+        if (piece_name == name) sum = sum.defined() ? sum + value : value;
+    if (sum.defined()) target.assign_(sum);
+  };
+  NamedTensors gradients;
+  int64_t offset = 0;
+  for (const auto& [name, shape] : layout) {
+    gradients.emplace_back(name,
+                           slice(fused, 0, offset, offset + shape_numel(shape)).reshape(shape));
+    add_pieces(name, gradients.back().second);
+    offset += shape_numel(shape);
+  }
+  const Tensor loss = slice(fused, 0, size - 1, size).reshape({});
+  add_pieces("loss", loss);
+  if (dtype == DType::f32)
+    cluster.sum(std::span(fused.data<float>(), static_cast<size_t>(size)));
+  else
+    cluster.sum(std::span(fused.data<double>(), static_cast<size_t>(size)));
+  const double value = loss.item();
+  if (check_loss) check_loss(value);
+  if (!std::isfinite(value)) return {loss.copy(), y_pred};
+  if (jit_compile) {
+    const StepInputs inputs = apply_inputs({gradients});
+    compiled_step({}, {}, inputs).run(values(inputs.named));
+  } else {
+    for_each_trainable([&](const std::string& name, Weight& weight) {
+      for (const auto& [gradient, sum] : gradients)
+        if (gradient == name) weight.value.set_grad(sum);
+    });
+    training_->state->step();
+    training_->state->zero_grad();
+  }
+  return {loss.copy(), y_pred};
 }
 
 Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) {

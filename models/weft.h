@@ -5,6 +5,7 @@
 #include "weft/autodiff/tape.h"
 #include "weft/models/arrays.h"
 #include "weft/models/chapter_models.h"
+#include "weft/models/cluster.h"
 #include "weft/models/core_layers.h"
 #include "weft/models/datasets.h"
 #include "weft/models/keras_format.h"

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build llvm-16-dev libzstd-dev libboost-graph-dev libfmt-dev libgtest-dev
-          libcli11-dev gnuplot-nox nlohmann-json3-dev libicu-dev clang-16 libclang-rt-16-dev)
+          libcli11-dev gnuplot-nox nlohmann-json3-dev libicu-dev clang-16 libclang-rt-16-dev
+          libopenmpi-dev openmpi-bin)
 
 missing=()
 for package in "${packages[@]}"; do

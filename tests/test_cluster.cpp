@@ -1,0 +1,137 @@
+// Data-parallel fit() (models/cluster.h): how a global batch is shared among ranks, a process
+// alone, and, where weft was built with MPI, fit() under `mpirun -np 2` (tests/mpi/): two ranks
+// train as one process with both their batches, ranks that disagree stop with an error naming
+// the rank, and a rank that dies stops the others.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "weft/models/cluster.h"
+#include "weft/weft.h"
+
+using namespace weft;
+
+TEST(Cluster, ShardsShareABatchInRankOrder) {
+  struct Case {
+    int64_t rows;
+    int ranks;
+    std::vector<Shard> shards;
+  };
+  const std::vector<Case> cases = {
+      {32, 1, {{0, 32}}},       {32, 2, {{0, 16}, {16, 16}}},
+      {7, 2, {{0, 3}, {3, 4}}}, {10, 4, {{0, 2}, {2, 3}, {5, 2}, {7, 3}}},
+      {1, 2, {{0, 0}, {0, 1}}},  // a last batch of fewer rows than ranks
+  };
+  for (const Case& c : cases)
+    for (int rank = 0; rank < c.ranks; ++rank) {
+      const Shard shard = shard_of(c.rows, rank, c.ranks);
+      EXPECT_EQ(shard.first, c.shards[rank].first) << c.rows << " rows, rank " << rank;
+      EXPECT_EQ(shard.rows, c.shards[rank].rows) << c.rows << " rows, rank " << rank;
+    }
+}
+
+TEST(Cluster, AProcessAloneKeepsItsOwnValues) {
+  const Cluster& alone = Cluster::this_process();
+  EXPECT_TRUE(alone.alone());
+  EXPECT_EQ(alone.rank(), 0);
+  std::vector<float> values = {1, 2};
+  alone.sum(values);
+  EXPECT_EQ(values, (std::vector<float>{1, 2}));
+  EXPECT_EQ(alone.gather("text"), (std::vector<std::string>{"text"}));
+  const Tensor rows = tensor({1, 2, 3, 4}, {2, 2});
+  EXPECT_TRUE(allclose(alone.gather_rows(rows), rows, 0, 0));
+  EXPECT_NO_THROW(alone.check_same("fit", "the model", "any"));
+}
+
+#ifdef WEFT_FIT_ACROSS_RANKS
+
+namespace {
+
+struct Finished {
+  int status;  // the exit status, or -1 when killed by a signal
+  std::string output;
+};
+
+Finished run(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  EXPECT_NE(pipe, nullptr) << command;
+  std::string output;
+  char buffer[4096];
+  while (size_t read = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, read);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// Two ranks on this machine, loopback only; root may run them (CI runs as root).
+std::string mpirun(const std::string& arguments, const std::string& environment = "") {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + environment +
+         " timeout 300 " WEFT_MPIEXEC
+         " -np 2 --oversubscribe --mca btl self,tcp --mca btl_tcp_if_include lo " +
+         std::string(WEFT_FIT_ACROSS_RANKS) + " " + arguments;
+}
+
+// OUT's lines: each log key's values in epoch order, then "weight" values.
+std::map<std::string, std::vector<double>> read_values(const std::filesystem::path& path) {
+  std::map<std::string, std::vector<double>> values;
+  std::ifstream in(path);
+  std::string key;
+  double value = 0;
+  while (in >> key >> value) values[key].push_back(value);
+  return values;
+}
+
+}  // namespace
+
+// 2 ranks with 16 rows each give the loss curve, metrics, validation and final weights of one
+// process with 32 rows (dropout on: a rank's rows draw the global batch's masks), compiled and
+// on the eager tape.
+TEST(FitAcrossRanks, TwoRanksTrainAsOneProcessWithBothBatches) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("weft_ranks_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  for (const std::string jit : {"1", "0"}) {
+    const std::string environment = "WEFT_JIT_COMPILE=" + jit;
+    const std::filesystem::path one = dir / ("one" + jit), two = dir / ("two" + jit);
+    const Finished alone =
+        run(environment + " " WEFT_FIT_ACROSS_RANKS " train " + one.string() + " 32");
+    ASSERT_EQ(alone.status, 0) << alone.output;
+    const Finished ranks = run(mpirun("train " + two.string() + " 16", environment));
+    ASSERT_EQ(ranks.status, 0) << ranks.output;
+    const auto expected = read_values(one), got = read_values(two);
+    for (const std::string key : {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}) {
+      ASSERT_EQ(got.count(key), 1) << key;
+      ASSERT_EQ(got.at(key).size(), expected.at(key).size()) << key;
+      for (size_t i = 0; i < expected.at(key).size(); ++i)
+        EXPECT_NEAR(got.at(key)[i], expected.at(key)[i],
+                    1e-5 + 1e-4 * std::abs(expected.at(key)[i]))
+            << "jit " << jit << ": " << key << " " << i;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FitAcrossRanks, RanksThatDisagreeStopWithAnErrorNamingTheRank) {
+  const Finished finished = run(mpirun("disagree"));
+  EXPECT_NE(finished.status, 0);
+  EXPECT_NE(finished.output.find(
+                "fit: rank 1 differs from rank 0 in the number of training samples: 48 against 72"),
+            std::string::npos)
+      << finished.output;
+}
+
+// OpenMPI's launcher stops the job when a rank dies; the other rank must not wait for it forever
+// (`timeout` would exit 124).
+TEST(FitAcrossRanks, ARankThatDiesStopsTheOthers) {
+  const Finished finished = run(mpirun("die"));
+  EXPECT_NE(finished.status, 0) << finished.output;
+  EXPECT_NE(finished.status, 124) << "the job hung: " << finished.output;
+}
+
+#endif

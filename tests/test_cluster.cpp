@@ -2,6 +2,7 @@
 // alone, and, where weft was built with MPI, fit() under `mpirun -np 2` (tests/mpi/): two ranks
 // train as one process with both their batches, ranks that disagree stop with an error naming
 // the rank, and a rank that dies stops the others.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -89,29 +90,35 @@ std::map<std::string, std::vector<double>> read_values(const std::filesystem::pa
 
 }  // namespace
 
-// 2 ranks with 16 rows each give the loss curve, metrics, validation and final weights of one
-// process with 32 rows (dropout on: a rank's rows draw the global batch's masks), compiled and
-// on the eager tape.
+// 2 ranks with B rows each give the loss curve, metrics, validation and final weights of one
+// process with 2B rows (dropout on: a rank's rows draw the global batch's masks), compiled and on
+// the eager tape; at 32 rows a rank runs its rows as two halves on its threads too.
 TEST(FitAcrossRanks, TwoRanksTrainAsOneProcessWithBothBatches) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("weft_ranks_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  for (const std::string jit : {"1", "0"}) {
-    const std::string environment = "WEFT_JIT_COMPILE=" + jit;
-    const std::filesystem::path one = dir / ("one" + jit), two = dir / ("two" + jit);
-    const Finished alone =
-        run(environment + " " WEFT_FIT_ACROSS_RANKS " train " + one.string() + " 32");
+  struct Case {
+    std::string jit;
+    int rows_per_rank;
+  };
+  for (const Case& c : std::vector<Case>{{"1", 16}, {"0", 16}, {"1", 32}}) {
+    const std::string environment = "WEFT_JIT_COMPILE=" + c.jit;
+    const std::string where = fmt::format("jit {}, {} rows per rank", c.jit, c.rows_per_rank);
+    const std::filesystem::path one = dir / "one", two = dir / "two";
+    const Finished alone = run(fmt::format("{} {} train {} {}", environment, WEFT_FIT_ACROSS_RANKS,
+                                           one.string(), 2 * c.rows_per_rank));
     ASSERT_EQ(alone.status, 0) << alone.output;
-    const Finished ranks = run(mpirun("train " + two.string() + " 16", environment));
+    const Finished ranks =
+        run(mpirun(fmt::format("train {} {}", two.string(), c.rows_per_rank), environment));
     ASSERT_EQ(ranks.status, 0) << ranks.output;
     const auto expected = read_values(one), got = read_values(two);
     for (const std::string key : {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}) {
-      ASSERT_EQ(got.count(key), 1) << key;
-      ASSERT_EQ(got.at(key).size(), expected.at(key).size()) << key;
+      ASSERT_EQ(got.count(key), 1) << where << ": " << key;
+      ASSERT_EQ(got.at(key).size(), expected.at(key).size()) << where << ": " << key;
       for (size_t i = 0; i < expected.at(key).size(); ++i)
         EXPECT_NEAR(got.at(key)[i], expected.at(key)[i],
                     1e-5 + 1e-4 * std::abs(expected.at(key)[i]))
-            << "jit " << jit << ": " << key << " " << i;
+            << where << ": " << key << " " << i;
     }
   }
   std::filesystem::remove_all(dir);

@@ -79,21 +79,18 @@ const Cluster& Cluster::this_process() {
   return alone;
 }
 
-void Cluster::sum(std::span<float> values) const {
-  if (alone()) return;
-#ifdef WEFT_HAVE_MPI
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_FLOAT,
-                          MPI_SUM, MPI_COMM_WORLD),
-            "MPI_Allreduce");
-#endif
-}
+void Cluster::sum(std::span<float> values) const { sum(values.data(), values.size(), false); }
 
-void Cluster::sum(std::span<double> values) const {
+void Cluster::sum(std::span<double> values) const { sum(values.data(), values.size(), true); }
+
+void Cluster::sum(void* values, size_t count, bool doubles) const {
   if (alone()) return;
 #ifdef WEFT_HAVE_MPI
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE,
-                          MPI_SUM, MPI_COMM_WORLD),
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values, static_cast<int>(count),
+                          doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
             "MPI_Allreduce");
+#else
+  (void)values, (void)count, (void)doubles;
 #endif
 }
 

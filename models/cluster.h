@@ -47,6 +47,7 @@ class Cluster {
 
  private:
   Cluster(int rank, int size) : rank_(rank), size_(size) {}
+  void sum(void* values, size_t count, bool doubles) const;
   int rank_;
   int size_;
 };

@@ -100,7 +100,7 @@ void Cluster::broadcast(std::span<std::byte> bytes, int root) const {
   check_mpi(MPI_Bcast(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, root, MPI_COMM_WORLD),
             "MPI_Bcast");
 #else
-  (void)root;
+  (void)bytes, (void)root;
 #endif
 }
 

@@ -121,6 +121,12 @@ void CallbackList::Backup::restore() {
                "BackupAndRestore: \"{}\" was written by a fit() that logged {}, but this fit() "
                "logs {}",
                path, fmt::join(logged, ", "), fmt::join(context_.logged, ", "));
+    const auto epoch = meta.at("epoch").get<int>();
+    const auto batch = meta.at("batch").get<int64_t>();
+    WEFT_CHECK(epoch >= 0 && batch >= 0 && batch < context_.progress.steps,
+               "BackupAndRestore: \"{}\" is corrupt: it stopped at batch {} of epoch {}, but an "
+               "epoch has {} batches",
+               path, batch, epoch, context_.progress.steps);
     const auto weights = match_weights(context_.model, saved.weights, path, kWhat);
 
     const auto variables = context_.optimizer.variables(trainable_names(context_.model));
@@ -151,8 +157,8 @@ void CallbackList::Backup::restore() {
         history.seconds_per_epoch = s.value.to_vector<double>();
     }
     history.epochs_run = meta.at("epochs_run").get<int>();
-    progress.epoch = meta.at("epoch").get<int>();
-    progress.batch = meta.at("batch").get<int64_t>();
+    progress.epoch = epoch;
+    progress.batch = batch;
     progress.epoch_start = generator_from(meta.at("epoch_start"));
     default_generator() = generator_from(meta.at("generator"));
     context_.model.stop_training = meta.at("stop_training").get<bool>();

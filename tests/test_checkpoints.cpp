@@ -283,7 +283,11 @@ TEST_F(CheckpointRefusals, ADamagedCheckpointIsRefusedNamingTheFileAndTheFault) 
     whole.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   std::string bad_metadata = whole;
-  bad_metadata.back() = 'X';  // the file ends with its JSON metadata
+  bad_metadata.back() = 'X';         // the file ends with its JSON metadata
+  std::string past_the_end = whole;  // the metadata's length stays the same
+  const size_t batch = past_the_end.find("\"batch\":0,");
+  ASSERT_NE(batch, std::string::npos);
+  past_the_end.replace(batch, 10, "\"batch\":9,");
   Sequential plain = task_model(false);
   const fs::path weights_only = dir_ / "weights_only";
   plain.save_weights(weights_only.string());
@@ -297,6 +301,7 @@ TEST_F(CheckpointRefusals, ADamagedCheckpointIsRefusedNamingTheFileAndTheFault) 
       {whole.substr(0, 20), {"BackupAndRestore", file(), "truncated"}},
       {"not a checkpoint at all", {"BackupAndRestore", file(), "not a weft weight file"}},
       {bad_metadata, {"BackupAndRestore", file(), "corrupt", "metadata"}},
+      {past_the_end, {"BackupAndRestore", file(), "corrupt", "batch 9 of epoch 1", "5 batches"}},
       {whole + "extra", {"BackupAndRestore", file(), "corrupt", "data follows"}},
       {weights_file, {"BackupAndRestore", file(), "holds weights only"}},
   };

@@ -10,7 +10,11 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "checkpoint_task.h"
@@ -111,7 +115,7 @@ TEST_P(Checkpoints, AStoppedFitResumesToTheUninterruptedWeights) {
   const std::vector<Case> cases{
       {"epoch", 0, -1},                 // before the first checkpoint: a fresh start
       {"epoch", 2, -1},                 // at an epoch's end, before its checkpoint
-      {"epoch", 4, 3},                  // midway through an epoch: resumed from the epoch before
+      {"epoch", 4, 3},                  // midway: resumed from the end of epoch 3
       {int64_t{3}, 1, 2},               // from the checkpoint after batch 0 of epoch 1 (the 6th)
       {int64_t{kTaskSteps}, 3, 1},      // due at each epoch's last batch: written at its end
       {int64_t{1}, 5, kTaskSteps - 1},  // the last batch of the last epoch

@@ -66,16 +66,13 @@ EarlyStoppingMonitor::Verdict EarlyStoppingMonitor::update(int epoch, const Logs
   return wait_ >= options_.patience && epoch > 0 ? Verdict::stop : Verdict::waiting;
 }
 
-// ---- The runners --------------------------------------------------------------------------
+void EarlyStoppingMonitor::restore(double best, int best_epoch, int wait) {
+  best_.set(best);
+  best_epoch_ = best_epoch;
+  wait_ = wait;
+}
 
-class CallbackList::Runner {
- public:
-  virtual ~Runner() = default;
-  virtual void on_epoch_begin(int /*epoch*/) {}
-  virtual void on_train_batch_end(int64_t /*batch*/, const Logs& /*logs*/) {}
-  virtual void on_epoch_end(int /*epoch*/, Logs& /*logs*/) {}
-  virtual void on_train_end() {}
-};
+// ---- The runners --------------------------------------------------------------------------
 
 namespace {
 
@@ -95,6 +92,19 @@ std::vector<Tensor> snapshot(const std::vector<Weight*>& weights) {
   std::vector<Tensor> values;
   for (const Weight* w : weights) values.push_back(w->value.copy());
   return values;
+}
+
+// A callback's state, as Runner::state() gives it.
+Tensor number(double value) { return scalar(value, DType::f64); }
+
+const Tensor& saved_value(const NamedTensors& saved, const std::string& name) {
+  for (const auto& [key, value] : saved)
+    if (key == name) return value;
+  throw Error("the checkpoint holds no \"{}\"", name);
+}
+
+double saved_number(const NamedTensors& saved, const std::string& name) {
+  return saved_value(saved, name).item();
 }
 
 class EarlyStopper final : public Runner {
@@ -125,6 +135,26 @@ class EarlyStopper final : public Runner {
                                monitor_.best_epoch() + 1);
     const std::vector<Weight*> weights = model_.weights();
     for (size_t i = 0; i < weights.size(); ++i) weights[i]->value.assign_(best_weights_[i]);
+  }
+
+  NamedTensors state() const override {
+    NamedTensors state{{"best", number(monitor_.best())},
+                       {"best_epoch", number(monitor_.best_epoch())},
+                       {"wait", number(monitor_.wait())},
+                       {"stopped_epoch", number(stopped_epoch_)}};
+    for (size_t i = 0; i < best_weights_.size(); ++i)
+      state.emplace_back(fmt::format("best_weights/{}", i), best_weights_[i]);
+    return state;
+  }
+
+  void set_state(const NamedTensors& saved) override {
+    monitor_.restore(saved_number(saved, "best"),
+                     static_cast<int>(saved_number(saved, "best_epoch")),
+                     static_cast<int>(saved_number(saved, "wait")));
+    stopped_epoch_ = static_cast<int>(saved_number(saved, "stopped_epoch"));
+    best_weights_.clear();  // kept with restore_best_weights, in the model's order
+    for (const auto& [name, value] : saved)
+      if (name.starts_with("best_weights/")) best_weights_.push_back(value.copy());
   }
 
  private:
@@ -174,6 +204,19 @@ class LearningRateReducer final : public Runner {
       cooldown_ = options_.cooldown;
       wait_ = 0;
     }
+  }
+
+  NamedTensors state() const override {
+    return {
+        {"best", number(best_.best())}, {"wait", number(wait_)}, {"cooldown", number(cooldown_)}};
+  }
+
+  void set_state(const NamedTensors& saved) override {
+    const double best = saved_number(saved, "best");
+    const double wait = saved_number(saved, "wait"), cooldown = saved_number(saved, "cooldown");
+    best_.set(best);
+    wait_ = static_cast<int>(wait);
+    cooldown_ = static_cast<int>(cooldown);
   }
 
  private:
@@ -296,6 +339,9 @@ class Checkpointer final : public Runner {
     save(path);
   }
 
+  NamedTensors state() const override { return {{"best", number(best_.best())}}; }
+  void set_state(const NamedTensors& saved) override { best_.set(saved_number(saved, "best")); }
+
  private:
   // filepath.format(epoch=epoch + 1, **logs), as Keras formats it.
   std::string filepath(int epoch, const Logs& logs) const {
@@ -343,6 +389,9 @@ class NanTerminator final : public Runner {
 class LambdaRunner final : public Runner {
  public:
   explicit LambdaRunner(const LambdaCallback& options) : options_(options) {}
+  void on_train_batch_end(int64_t batch, const Logs& logs) override {
+    if (options_.on_batch_end) options_.on_batch_end(batch, logs);
+  }
   void on_epoch_end(int epoch, Logs& logs) override {
     if (options_.on_epoch_end) options_.on_epoch_end(epoch, logs);
   }
@@ -374,17 +423,41 @@ std::unique_ptr<Runner> make_runner(const LambdaCallback& o, const TrainingConte
   return std::make_unique<LambdaRunner>(o);
 }
 
+// One callable of several overloads, for std::visit.
+template <typename... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+
+// The callbacks' kinds, as a checkpoint names their state.
+constexpr std::array<std::string_view, std::variant_size_v<Callback>> kKinds{
+    "EarlyStopping",   "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger",
+    "ModelCheckpoint", "TerminateOnNaN",    "LambdaCallback",        "BackupAndRestore"};
+
 }  // namespace
 
 CallbackList::CallbackList(const std::vector<Callback>& callbacks, const TrainingContext& context) {
-  for (const Callback& callback : callbacks) {
-    runners_.push_back(
-        std::visit([&](const auto& options) { return make_runner(options, context); }, callback));
+  for (size_t i = 0; i < callbacks.size(); ++i) {
+    const Callback& callback = callbacks[i];
+    std::visit(Overloaded{[&](const BackupAndRestore& options) {
+                            WEFT_CHECK(backup_ == nullptr,
+                                       "BackupAndRestore: fit() takes one, got two or more");
+                            backup_ = std::make_unique<Backup>(options, context, *this);
+                          },
+                          [&](const auto& options) {
+                            runners_.push_back(make_runner(options, context));
+                            names_.push_back(fmt::format("{}:{}", i, kKinds[callback.index()]));
+                          }},
+               callback);
     terminates_on_nan_ = terminates_on_nan_ || std::holds_alternative<TerminateOnNaN>(callback);
   }
 }
 
 CallbackList::~CallbackList() = default;
+
+void CallbackList::on_train_begin() {
+  if (backup_) backup_->restore();
+}
 
 void CallbackList::on_epoch_begin(int epoch) {
   for (const auto& runner : runners_) runner->on_epoch_begin(epoch);
@@ -392,14 +465,20 @@ void CallbackList::on_epoch_begin(int epoch) {
 
 void CallbackList::on_train_batch_end(int64_t batch, const Logs& logs) {
   for (const auto& runner : runners_) runner->on_train_batch_end(batch, logs);
+  if (backup_) backup_->after_batch();
 }
 
 void CallbackList::on_epoch_end(int epoch, Logs& logs) {
   for (const auto& runner : runners_) runner->on_epoch_end(epoch, logs);
 }
 
+void CallbackList::on_epoch_recorded() {
+  if (backup_) backup_->after_epoch();
+}
+
 void CallbackList::on_train_end() {
   for (const auto& runner : runners_) runner->on_train_end();
+  if (backup_) backup_->on_train_end();
 }
 
 }  // namespace weft

@@ -5,6 +5,7 @@
 // History.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <variant>
@@ -55,6 +56,9 @@ class EarlyStoppingMonitor {
   Verdict update(int epoch, const Logs& logs);
   int best_epoch() const { return best_epoch_; }
   double best() const { return best_.best(); }
+  int wait() const { return wait_; }
+  // Puts back where a stopped fit() was (BackupAndRestore).
+  void restore(double best, int best_epoch, int wait);
 
  private:
   EarlyStopping options_;
@@ -118,12 +122,31 @@ struct ModelCheckpoint {
 // throws weft::Error at the first such batch.
 struct TerminateOnNaN {};
 
-// Calls a function at the end of every epoch (epoch numbered from 0).
+// keras.callbacks.BackupAndRestore: keeps a checkpoint of the training in `backup_dir` (made if
+// missing) so that a fit() that dies, even by kill -9, is resumed by the same fit() call run
+// again: it finds the checkpoint, puts everything back and goes on from where it was, ending
+// with the weights an uninterrupted run ends with, bit for bit. save_freq is "epoch" (after every
+// epoch) or a number of batches, counted across epochs (a checkpoint due at an epoch's last batch
+// is written once the epoch has ended). The checkpoint, backup_dir/latest.weights, is a weight
+// file (load_weights reads it) that also holds the optimizer's state, the epoch and batch reached,
+// the default generator's seed and offset, the History so far and the other callbacks' state;
+// it is written whole to a temporary file and renamed, so it is the previous checkpoint or the
+// new one, never part of one. With delete_checkpoint it is removed when fit() ends (an
+// exception or a kill keeps it), and backup_dir with it if nothing else is there.
+struct BackupAndRestore {
+  std::string backup_dir;
+  std::variant<std::string, int64_t> save_freq = "epoch";
+  bool delete_checkpoint = true;
+};
+
+// keras.callbacks.LambdaCallback: calls a function at the end of every epoch (from 0), and of
+// every training batch (from 0 within its epoch).
 struct LambdaCallback {
   std::function<void(int epoch, const Logs& logs)> on_epoch_end = {};
+  std::function<void(int64_t batch, const Logs& logs)> on_batch_end = {};
 };
 
 using Callback = std::variant<EarlyStopping, ReduceLROnPlateau, LearningRateScheduler, CSVLogger,
-                              ModelCheckpoint, TerminateOnNaN, LambdaCallback>;
+                              ModelCheckpoint, TerminateOnNaN, LambdaCallback, BackupAndRestore>;
 
 }  // namespace weft

@@ -62,6 +62,14 @@ void write_file_atomically(const fs::path& path, std::string_view data, std::str
     throw Error("{}: cannot write \"{}\": {}", what, path.string(), failure);
   }
   replace_file(temporary, path, what);
+  // The rename is made durable too, so that after a power cut the folder names the new file.
+  // Best effort: a file system that cannot sync a folder still did the rename.
+  const fs::path folder = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const int folder_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (folder_fd >= 0) {
+    ::fsync(folder_fd);
+    ::close(folder_fd);
+  }
 }
 
 }  // namespace weft

@@ -27,7 +27,8 @@ TemporaryFile create_temporary_beside(const std::filesystem::path& path, std::st
 void replace_file(const std::filesystem::path& temporary, const std::filesystem::path& path,
                   std::string_view what);
 
-// Writes `data` to `path` whole: to a temporary file, flushed to disk, then renamed over `path`.
+// Writes `data` to `path` whole: to a temporary file, flushed to disk, then renamed over `path`
+// (and the folder flushed, so the rename survives a power cut).
 void write_file_atomically(const std::filesystem::path& path, std::string_view data,
                            std::string_view what);
 

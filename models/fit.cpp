@@ -208,10 +208,9 @@ Shape with_batch(int64_t batch, const Shape& sample) {
   return shape;
 }
 
-// A fresh permutation of 0..n-1 (Fisher-Yates), drawn from the default generator so that
-// manual_seed makes training repeat exactly.
-Tensor permutation(int64_t n) {
-  Generator& generator = default_generator();
+// A fresh permutation of 0..n-1 (Fisher-Yates), drawn from `generator` (the default one, so that
+// manual_seed makes training repeat exactly).
+Tensor permutation(int64_t n, Generator& generator) {
   const uint64_t first = generator.take(static_cast<uint64_t>(n));
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
@@ -378,22 +377,36 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   for (const auto& metric : make_metrics(training)) keys.push_back(metric->name());
   if (validate)
     for (size_t i = 0, n = keys.size(); i < n; ++i) keys.push_back("val_" + keys[i]);
-  CallbackList callbacks(callback_options, {*this, optimizer, keys, validate});
 
   const int64_t n = x_train.size(0);
   const int64_t batch_size = options.batch_size * cluster.size();  // the global batch
   const int64_t steps = (n + batch_size - 1) / batch_size;
   History history;
-  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+  TrainingProgress progress{.steps = steps, .samples = n, .history = history};
+  CallbackList callbacks(callback_options,
+                         {*this, optimizer, keys, validate, progress, batch_size, first_rank});
+  // A BackupAndRestore checkpoint moves `progress` on; every rank reads it (backup_dir must be a
+  // folder they share), rank 0 alone writes it.
+  callbacks.on_train_begin();
+
+  for (int epoch = progress.epoch; epoch < options.epochs && !stop_training; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
-    callbacks.on_epoch_begin(epoch);
+    // An epoch resumed midway has begun already: its callbacks ran, and its shuffle is drawn
+    // again from the generator as it was then, leaving the default one as the checkpoint put it.
+    const bool resumed = progress.batch > 0;
+    if (!resumed) {
+      callbacks.on_epoch_begin(epoch);
+      progress.epoch_start = default_generator();
+    }
     if (verbose == 1 && options.epochs > 1)
       std::cout << fmt::format("Epoch {}/{}\n", epoch + 1, options.epochs) << std::flush;
     std::optional<ProgressBar> bar;
     if (verbose == 1) bar.emplace(steps);
-    const Tensor order = options.shuffle ? permutation(n) : Tensor();
+    Generator shuffler = progress.epoch_start;
+    const Tensor order = options.shuffle ? permutation(n, shuffler) : Tensor();
+    if (!resumed) default_generator() = shuffler;
     Accumulator accumulator(training);
-    for (int64_t step = 0; step < steps && !stop_training; ++step) {
+    for (int64_t step = progress.batch; step < steps && !stop_training; ++step) {
       const int64_t begin = step * batch_size, end = std::min(n, begin + batch_size);
       // This rank's shard of the global batch [begin, end); the whole of it in one process.
       const Shard shard = shard_of(end - begin, cluster.rank(), cluster.size());
@@ -425,6 +438,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
       accumulator.add(loss_value, y_batch, y_pred);
       const Logs running = accumulator.logs();
       if (bar) bar->update(step + 1, running);
+      progress.batch = step + 1;
       callbacks.on_train_batch_end(step, running);
     }
 
@@ -441,6 +455,9 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
     callbacks.on_epoch_end(epoch, logs);
     for (const auto& [key, value] : logs.items()) history.history[key].push_back(value);
     history.epochs_run = epoch + 1;
+    progress.epoch = epoch + 1;
+    progress.batch = 0;
+    callbacks.on_epoch_recorded();
   }
   callbacks.on_train_end();
   std::cout << std::flush;

@@ -27,6 +27,7 @@ class OptimizerState {
   void step();
   // Clears every weight's grad().
   void zero_grad();
+  const Optimizer& optimizer() const { return optimizer_; }
   int64_t iterations() const { return static_cast<int64_t>(iterations_.item()); }
   // The rate the updates use now: the optimizer's learning_rate until set (by
   // ReduceLROnPlateau or LearningRateScheduler). Throws weft::Error for a negative or non-finite

@@ -17,19 +17,20 @@ Ring allreduce (reduce-scatter, then allgather): each process sends and receives
 # (model, parameters, bench figure and its single-process compiled step time in ms).
 # Parameters are models/chapter_models.cpp's keras_params (tests/test_chapter_models.cpp checks
 # weft's counts against them), and W5's LSTM(512) on 512 features -> Dense(1):
-# 4 * 512 * (512 + 512 + 1) + 513. Step times: docs/performance.md, run 4 (44be311) of
-# 2026-12-06, W5 from run 1 (27ba32e); None where the bench has no such workload.
+# 4 * 512 * (512 + 512 + 1) + 513. Step times: docs/performance.md, the first run with a
+# batch's halves on two threads (2026-12-06, "Halves and ranks"); None where the bench has no
+# such workload.
 MODELS = [
     ("text_preprocessing", 22_305, None, None),
     ("stacked_lstm", 32_465, None, None),
-    ("temperature_forecast", 29_857, "W3 (B 32, T 30)", 1.37),
-    ("compare_simple_rnn", 166_273, "W2 (B 128, T 100)", 3.92),
-    ("compare_gru", 178_881, "W2 (B 128, T 100)", 12.9),
-    ("compare_lstm", 184_897, "W2 (B 128, T 100)", 15.2),
+    ("temperature_forecast", 29_857, "W3 (B 32, T 30)", 0.771),
+    ("compare_simple_rnn", 166_273, "W2 (B 128, T 100)", 2.34),
+    ("compare_gru", 178_881, "W2 (B 128, T 100)", 6.97),
+    ("compare_lstm", 184_897, "W2 (B 128, T 100)", 8.93),
     ("unidirectional_imdb", 673_089, None, None),
     ("bidirectional_imdb", 706_177, None, None),
-    ("sentiment_imdb", 727_745, "W1 (B 64, T 200)", 47.5),
-    ("W5: LSTM(512) -> Dense(1)", 2_099_713, "W5 (B 64, T 100)", 225.1),
+    ("sentiment_imdb", 727_745, "W1 (B 64, T 200)", 28.6),
+    ("W5: LSTM(512) -> Dense(1)", 2_099_713, "W5 (B 64, T 100)", 231.3),
 ]
 
 # Networks: (name, bandwidth in bytes per second, per-message latency alpha in seconds).

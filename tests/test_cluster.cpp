@@ -124,6 +124,33 @@ TEST(FitAcrossRanks, TwoRanksTrainAsOneProcessWithBothBatches) {
   std::filesystem::remove_all(dir);
 }
 
+// A 2-rank fit whose rank 1 is killed (kill -9) mid-epoch, then run again, resumes from the
+// checkpoint rank 0 wrote and ends with the weights and validation values of an uninterrupted
+// 2-rank run, bit for bit. (The resumed epoch's training loss covers only the batches after the
+// resume, as in Keras.)
+TEST(FitAcrossRanks, AKilledRunResumesToTheUninterruptedRunsWeights) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("weft_resume_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  const std::string whole = (dir / "whole.txt").string(), resumed = (dir / "resumed.txt").string();
+  const std::string whole_backup = (dir / "whole").string(), backup = (dir / "backup").string();
+  std::filesystem::create_directories(dir);
+  const Finished uninterrupted = run(mpirun(fmt::format("resume {} {}", whole, whole_backup)));
+  ASSERT_EQ(uninterrupted.status, 0) << uninterrupted.output;
+  const Finished killed = run(mpirun(fmt::format("resume {} {} kill", resumed, backup)));
+  ASSERT_NE(killed.status, 0) << killed.output;
+  ASSERT_NE(killed.status, 124) << "the job hung: " << killed.output;
+  ASSERT_FALSE(std::filesystem::exists(resumed)) << "the killed run finished";
+  const Finished again = run(mpirun(fmt::format("resume {} {}", resumed, backup)));
+  ASSERT_EQ(again.status, 0) << again.output;
+  const auto expected = read_values(whole), got = read_values(resumed);
+  for (const std::string key : {"val_loss", "val_accuracy", "weight"}) {
+    ASSERT_EQ(got.count(key), 1) << key;
+    EXPECT_EQ(got.at(key), expected.at(key)) << key;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(FitAcrossRanks, RanksThatDisagreeStopWithAnErrorNamingTheRank) {
   const Finished finished = run(mpirun("disagree"));
   EXPECT_NE(finished.status, 0);

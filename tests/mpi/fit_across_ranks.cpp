@@ -4,6 +4,10 @@
 //                                      writes each epoch's logs, then every weight, to OUT
 //   fit_across_ranks disagree          rank 1 holds fewer samples than rank 0
 //   fit_across_ranks die               rank 1 is killed (SIGKILL) at the end of epoch 1
+//   fit_across_ranks resume OUT DIR [kill]
+//                                      as train with 16 rows per rank, backed up to DIR after
+//                                      every batch (BackupAndRestore), so a rerun resumes; with
+//                                      kill, rank 1 is killed at epoch 1's second batch
 // Exits 1 with weft's message on stderr when fit throws.
 #include <weft/weft.h>
 
@@ -31,12 +35,24 @@ int main(int argc, char** argv) {
     const Tensor y = cast(greater(first_step, zeros_like(first_step)), DType::f32);
     FitOptions options{.epochs = 3, .batch_size = 16, .validation_split = 0.25, .verbose = 0};
     if (mode == "train") options.batch_size = std::stoll(argv[3]);
+    int epochs_ended = 0;
+    if (mode == "resume") {
+      options.callbacks.push_back(BackupAndRestore{.backup_dir = argv[3], .save_freq = 1});
+      if (argc > 4 && std::string(argv[4]) == "kill")
+        options.callbacks.push_back(
+            LambdaCallback{.on_epoch_end = [&](int, const Logs&) { ++epochs_ended; },
+                           .on_batch_end =
+                               [&](int64_t batch, const Logs&) {
+                                 if (epochs_ended == 1 && batch == 1 && rank == 1)
+                                   std::raise(SIGKILL);
+                               }});
+    }
     if (mode == "die")
       options.callbacks.push_back(LambdaCallback{.on_epoch_end = [&](int epoch, const Logs&) {
         if (epoch == 1 && rank == 1) std::raise(SIGKILL);
       }});
     const History history = model.fit(x, y, options);
-    if (mode == "train" && rank == 0) {
+    if ((mode == "train" || mode == "resume") && rank == 0) {
       std::ofstream out(argv[2]);
       out.precision(9);
       for (const auto& [key, values] : history.history)

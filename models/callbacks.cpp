@@ -19,6 +19,7 @@
 #include "weft/models/optimizers.h"
 #include "weft/models/sequential.h"
 #include "weft/runtime/error.h"
+#include "weft/runtime/overloaded.h"
 
 namespace weft {
 
@@ -422,12 +423,6 @@ std::unique_ptr<Runner> make_runner(const TerminateOnNaN&, const TrainingContext
 std::unique_ptr<Runner> make_runner(const LambdaCallback& o, const TrainingContext&) {
   return std::make_unique<LambdaRunner>(o);
 }
-
-// One callable of several overloads, for std::visit.
-template <typename... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
 
 // The callbacks' kinds, as a checkpoint names their state.
 constexpr std::array<std::string_view, std::variant_size_v<Callback>> kKinds{

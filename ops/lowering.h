@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "weft/runtime/op.h"
+#include "weft/runtime/overloaded.h"
 
 namespace weft {
 
@@ -131,14 +132,6 @@ struct KernelLowering {
 struct Lowering : std::variant<ElementLowering, ViewLowering, RegionsLowering, KernelLowering> {
   using variant::variant;
 };
-
-// std::visit(Overloaded{[](const ElementLowering&) {...}, ...}, lowering)
-template <typename... Visitors>
-struct Overloaded : Visitors... {
-  using Visitors::operator()...;
-};
-template <typename... Visitors>
-Overloaded(Visitors...) -> Overloaded<Visitors...>;  // clang 16 deduces no aggregate of lambdas
 
 // The layout of a contiguous row-major tensor of `shape`.
 Layout contiguous_layout(const Shape& shape);

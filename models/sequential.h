@@ -119,6 +119,12 @@ class Sequential {
   // The step's forward pass (and loss, for train) as ordinary code on the tape: run eagerly, or
   // recorded by a capture.
   NamedTensors tape_step(StepKind kind, const Tensor& x, const Tensor& y);
+  // A gradients step on the tape (StepKind::gradients's outputs, for rows `part` of a batch);
+  // the weights' grads are cleared again.
+  NamedTensors tape_gradients(const Tensor& x, const Tensor& y, const BatchRows& part);
+  // An apply step on the tape: each trainable weight's grad set to the sum of the parts'
+  // gradients, then the optimizer's update.
+  void tape_apply(const std::vector<NamedTensors>& part_gradients);
   // One step, compiled (from the cache, or captured and compiled now) or eager: train returns
   // {loss, y_pred}, infer {y_pred}. `check_loss` sees the loss before any weight changes.
   std::vector<Tensor> run_step(StepKind kind, const Tensor& x, const Tensor& y,
@@ -133,6 +139,8 @@ class Sequential {
   RecordedStep record_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
   // The compiled step for `inputs`: from the cache, or captured and compiled now.
   const CompiledStep& compiled_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
+  // That step run on `inputs`, the default generator advanced past its draws: its named outputs.
+  NamedTensors run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs);
   // A train or infer step run as compiled steps on the two halves of the batch at once, where
   // that pays: each half's named outputs (gradients', or infer's); none where it does not. `key`
   // is the whole batch's step key.
@@ -150,10 +158,12 @@ class Sequential {
   std::vector<Tensor> train_share(const Tensor& x, const Tensor& y, BatchRows rows_of,
                                   const class Cluster& cluster,
                                   const std::function<void(double)>& check_loss);
-  // train's {loss, y_pred} from the halves' gradients steps: the shares summed, `check_loss`
-  // called, then the optimizer's update (apply) if the loss is finite.
-  std::vector<Tensor> apply_halves(const std::array<NamedTensors, 2>& halves,
-                                   const std::function<void(double)>& check_loss);
+  // train's {loss, y_pred} once the parts' shares are in: `check_loss` called with the loss,
+  // then, if it is finite, the optimizer's update from the sum of the parts' gradients (an apply
+  // step, or on the tape).
+  std::vector<Tensor> apply_gradients(const Tensor& loss, const Tensor& y_pred,
+                                      const std::vector<NamedTensors>& part_gradients,
+                                      const std::function<void(double)>& check_loss);
   std::string name_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // Shared only so that TrainingState can stay incomplete here; a model is never copied.

@@ -38,7 +38,8 @@ struct Sequential::StepInputs {
   StepKind kind = StepKind::train;
   std::optional<BatchRows> part = {};
   NamedTensors named = {};
-  Tensor random = {};    // the generator's state, among `named` (not for apply)
+  Tensor random = {};  // the generator's state, among `named` (not for apply)
+  std::vector<NamedTensors> part_gradients = {};  // apply's, also among `named`
   std::string key = {};  // the kind, the part's sizes, and every input's name, dtype and shape
 };
 
@@ -154,6 +155,7 @@ Sequential::StepInputs Sequential::apply_inputs(const std::vector<NamedTensors>&
     for (const auto& [name, gradient] : part_gradients[part])
       named.emplace_back(part_gradient_name(part, name), gradient);
   inputs.named.insert(inputs.named.begin(), named.begin(), named.end());
+  inputs.part_gradients = part_gradients;
   inputs.key = step_key(StepKind::apply, {}, inputs.named);
   return inputs;
 }
@@ -166,6 +168,31 @@ NamedTensors Sequential::tape_step(StepKind kind, const Tensor& x, const Tensor&
   const Tensor y_pred = call(x, true);
   const Tensor loss = training_->loss->compute(y, y_pred);
   return {{"loss", loss}, {"y_pred", y_pred.detach()}};
+}
+
+NamedTensors Sequential::tape_gradients(const Tensor& x, const Tensor& y, const BatchRows& part) {
+  NamedTensors named = tape_step(StepKind::train, x, y);
+  Tensor& share = named[0].second;
+  if (part.rows != part.whole_rows)
+    share = share * (static_cast<double>(part.rows) / part.whole_rows);
+  share.backward();
+  for_each_trainable([&](const std::string& gradient, const Weight& weight) {
+    if (weight.value.grad().defined()) named.emplace_back(gradient, weight.value.grad());
+  });
+  training_->state->zero_grad();
+  return named;
+}
+
+void Sequential::tape_apply(const std::vector<NamedTensors>& part_gradients) {
+  for_each_trainable([&](const std::string& gradient, Weight& weight) {
+    Tensor sum;
+    for (const NamedTensors& part : part_gradients)
+      for (const auto& [name, value] : part)
+        if (name == gradient) sum = sum.defined() ? sum + value : value;
+    if (sum.defined()) weight.value.set_grad(sum);
+  });
+  training_->state->step();
+  training_->state->zero_grad();
 }
 
 void Sequential::train_update(const Tensor& loss, const std::function<void(double)>& check_loss) {
@@ -203,30 +230,11 @@ Sequential::RecordedStep Sequential::record_step(const Tensor& x, const Tensor& 
         train_update(named[0].second, {});
         return named;
       }
-      case StepKind::gradients: {
-        NamedTensors named = tape_step(StepKind::train, x, y);
-        Tensor& share = named[0].second;
-        if (inputs.part && inputs.part->rows != inputs.part->whole_rows)
-          share = share * (static_cast<double>(inputs.part->rows) / inputs.part->whole_rows);
-        share.backward();
-        for_each_trainable([&](const std::string& gradient, const Weight& weight) {
-          if (weight.value.grad().defined()) named.emplace_back(gradient, weight.value.grad());
-        });
-        training_->state->zero_grad();
-        return named;
-      }
-      case StepKind::apply: {
-        for_each_trainable([&](const std::string& gradient, Weight& weight) {
-          Tensor sum;
-          for (const auto& [input, value] : inputs.named)
-            if (input.starts_with("part") && input.substr(input.find('/') + 1) == gradient)
-              sum = sum.defined() ? sum + value : value;
-          if (sum.defined()) weight.value.set_grad(sum);
-        });
-        training_->state->step();
-        training_->state->zero_grad();
+      case StepKind::gradients:
+        return tape_gradients(x, y, inputs.part.value_or(BatchRows{0, x.size(0), x.size(0)}));
+      case StepKind::apply:
+        tape_apply(inputs.part_gradients);
         return {};
-      }
     }
     return {};
   };
@@ -255,6 +263,16 @@ const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
       inputs.key, weft::compile(std::move(recorded.graph),
                                 {.name = fmt::format("{}_{}", name_, kind_name(inputs.kind)),
                                  .finite_output = inputs.kind == StepKind::train ? "loss" : ""}));
+}
+
+NamedTensors Sequential::run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs) {
+  const CompiledStep& step = compiled_step(x, y, inputs);
+  std::vector<Tensor> outputs = step.run(values(inputs.named));
+  default_generator().take(compiled_->draws.at(inputs.key).counters);
+  NamedTensors named;
+  for (size_t i = 0; i < outputs.size(); ++i)
+    named.emplace_back(step.graph().outputs[i].name, std::move(outputs[i]));
+  return named;
 }
 
 // The samples of a batch are treated apart (no layer mixes them), so the two halves of a batch
@@ -320,21 +338,30 @@ std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind ki
   return named;
 }
 
-std::vector<Tensor> Sequential::apply_halves(const std::array<NamedTensors, 2>& halves,
-                                             const std::function<void(double)>& check_loss) {
-  // Each half's outputs: its share of the loss, its predictions, then its gradients.
-  const Tensor loss = halves[0][0].second + halves[1][0].second;
-  const Tensor y_pred = concat({halves[0][1].second, halves[1][1].second}, 0);
+std::vector<Tensor> Sequential::apply_gradients(const Tensor& loss, const Tensor& y_pred,
+                                                const std::vector<NamedTensors>& part_gradients,
+                                                const std::function<void(double)>& check_loss) {
   const double value = loss.item();
   if (check_loss) check_loss(value);
   // A non-finite loss leaves the weights as they were, as the train step's finite_output does.
   if (!std::isfinite(value)) return {loss, y_pred};
-  std::vector<NamedTensors> gradients;
-  for (const NamedTensors& half : halves) gradients.emplace_back(half.begin() + 2, half.end());
-  const StepInputs inputs = apply_inputs(gradients);
-  compiled_step({}, {}, inputs).run(values(inputs.named));
+  if (jit_compile) {
+    const StepInputs inputs = apply_inputs(part_gradients);
+    compiled_step({}, {}, inputs).run(values(inputs.named));
+  } else {
+    tape_apply(part_gradients);
+  }
   return {loss, y_pred};
 }
+
+namespace {
+
+// A gradients step's outputs after its share of the loss and its predictions.
+NamedTensors gradients_of(const NamedTensors& outputs) {
+  return {outputs.begin() + 2, outputs.end()};
+}
+
+}  // namespace
 
 std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const Tensor& y,
                                          const std::function<void(double)>& check_loss) {
@@ -349,13 +376,15 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   prepare_step(kind, x);
   const StepInputs inputs = step_inputs(kind, x, y);
   if (auto halves = run_in_halves(kind, x, y, inputs.key, {0, x.size(0), x.size(0)})) {
-    if (kind == StepKind::train) return apply_halves(*halves, check_loss);
-    return {concat({(*halves)[0][0].second, (*halves)[1][0].second}, 0)};
+    const auto& [first, second] = *halves;
+    if (kind == StepKind::infer) return {concat({first[0].second, second[0].second}, 0)};
+    // Each half's outputs: its share of the loss, its predictions, then its gradients.
+    return apply_gradients(first[0].second + second[0].second,
+                           concat({first[1].second, second[1].second}, 0),
+                           {gradients_of(first), gradients_of(second)}, check_loss);
   }
-  const CompiledStep& step = compiled_step(x, y, inputs);
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
-  std::vector<Tensor> outputs = step.run(values(inputs.named));
-  default_generator().take(compiled_->draws.at(inputs.key).counters);
+  const std::vector<Tensor> outputs = values(run_compiled(x, y, inputs));
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
@@ -369,46 +398,25 @@ std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, Ba
   Shape no_rows = output_shape();
   no_rows.insert(no_rows.begin(), 0);
   Tensor y_pred = empty(no_rows, {.dtype = weights().front()->value.dtype()});
-  Generator& generator = default_generator();
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
+  prepare_step(StepKind::train, x);
   if (x.size(0) > 0 && jit_compile) {
-    prepare_step(StepKind::train, x);
     const StepInputs whole = step_inputs(StepKind::train, x, y);
     if (auto halves = run_in_halves(StepKind::train, x, y, whole.key, rows_of)) {
       pieces.assign(halves->begin(), halves->end());
       y_pred = concat({pieces[0][1].second, pieces[1][1].second}, 0);
     } else {
-      const StepInputs inputs = step_inputs(StepKind::gradients, x, y, rows_of);
-      pieces.push_back({});
-      const CompiledStep& step = compiled_step(x, y, inputs);
-      const std::vector<Tensor> outputs = step.run(values(inputs.named));
-      for (size_t i = 0; i < outputs.size(); ++i)
-        pieces[0].emplace_back(step.graph().outputs[i].name, outputs[i]);
-      generator.take(compiled_->draws.at(inputs.key).counters);
-      y_pred = outputs[1];
+      pieces.push_back(run_compiled(x, y, step_inputs(StepKind::gradients, x, y, rows_of)));
+      y_pred = pieces[0][1].second;
     }
   } else if (x.size(0) > 0) {
-    prepare_step(StepKind::train, x);
+    Generator& generator = default_generator();
     Tensor state = random_state(generator);
     state.data<int64_t>()[2] = rows_of.first;
-    uint64_t taken = 0;
-    NamedTensors named;
-    {
-      RandomStateScope random(generator, state, rows_of);
-      named = tape_step(StepKind::train, x, y);
-      taken = random.taken();
-    }
-    generator.take(taken);
-    Tensor share = named[0].second * (static_cast<double>(rows_of.rows) / rows_of.whole_rows);
-    share.backward();
-    pieces.push_back({{"loss", share.detach()}, named[1]});
-    for_each_trainable([&](const std::string& gradient, const Weight& weight) {
-      if (weight.value.grad().defined()) pieces[0].emplace_back(gradient, weight.value.grad());
-    });
-    training_->state->zero_grad();
-    y_pred = named[1].second;
-  } else {
-    prepare_step(StepKind::train, x);
+    RandomStateScope random(generator, state, rows_of);
+    pieces.push_back(tape_gradients(x, y, rows_of));
+    y_pred = pieces[0][1].second;
+    generator.take(random.taken());
   }
   // One buffer for every gradient and the loss, summed across the ranks at once (tensor fusion):
   // a weight no piece gave a gradient gets zeros, so that every rank's buffer has one layout.
@@ -446,21 +454,7 @@ std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, Ba
     cluster.sum(std::span(fused.data<float>(), static_cast<size_t>(size)));
   else
     cluster.sum(std::span(fused.data<double>(), static_cast<size_t>(size)));
-  const double value = loss.item();
-  if (check_loss) check_loss(value);
-  if (!std::isfinite(value)) return {loss.copy(), y_pred};
-  if (jit_compile) {
-    const StepInputs inputs = apply_inputs({gradients});
-    compiled_step({}, {}, inputs).run(values(inputs.named));
-  } else {
-    for_each_trainable([&](const std::string& name, Weight& weight) {
-      for (const auto& [gradient, sum] : gradients)
-        if (gradient == name) weight.value.set_grad(sum);
-    });
-    training_->state->step();
-    training_->state->zero_grad();
-  }
-  return {loss.copy(), y_pred};
+  return apply_gradients(loss.copy(), y_pred, {gradients}, check_loss);
 }
 
 Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) {

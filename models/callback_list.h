@@ -36,7 +36,7 @@ struct TrainingContext {
   bool validating;                  // whether val_ keys are among them
   TrainingProgress& progress;
   int64_t batch_size;  // fit()'s, across every rank
-  bool writes_files;   // false on the ranks after the first: they only read checkpoints
+  bool writes_files;   // false on the ranks after the first: they neither print nor write files
 };
 
 // Named tensors: a callback's state (numbers as float64 scalars).

@@ -264,10 +264,13 @@ std::string python_float(double value) {
   return text;
 }
 
+// On the ranks after the first (TrainingContext::writes_files false) it writes nothing.
 class CsvWriter final : public Runner {
  public:
-  explicit CsvWriter(const CSVLogger& options) : options_(options) {
+  CsvWriter(const CSVLogger& options, const TrainingContext& context)
+      : options_(options), writes_(context.writes_files) {
     WEFT_CHECK(!options.filename.empty(), "CSVLogger: no filename was given");
+    if (!writes_) return;
     namespace fs = std::filesystem;
     std::error_code error;
     write_header_ = !options.append || fs::file_size(options.filename, error) == 0 || error;
@@ -277,6 +280,7 @@ class CsvWriter final : public Runner {
   }
 
   void on_epoch_end(int epoch, Logs& logs) override {
+    if (!writes_) return;
     const char separator = options_.separator;
     if (keys_.empty()) {
       for (const auto& [key, value] : logs.items()) keys_.push_back(key);
@@ -297,17 +301,21 @@ class CsvWriter final : public Runner {
 
  private:
   CSVLogger options_;
+  bool writes_;
   std::ofstream file_;
-  bool write_header_;
+  bool write_header_ = false;
   std::vector<std::string> keys_;  // the first epoch's, sorted
 };
 
+// On the ranks after the first (TrainingContext::writes_files false) it follows the best value
+// but neither prints nor saves.
 class Checkpointer final : public Runner {
  public:
   Checkpointer(const ModelCheckpoint& options, const TrainingContext& context)
       : options_(options),
         best_("ModelCheckpoint", options.monitor, options.mode),
-        model_(context.model) {
+        model_(context.model),
+        writes_(context.writes_files) {
     WEFT_CHECK(!options.filepath.empty(), "ModelCheckpoint: no filepath was given");
     if (options.save_best_only) check_monitor("ModelCheckpoint", options.monitor, context);
     // The template is tried on stand-in logs now, so a misspelt key fails before training.
@@ -319,20 +327,20 @@ class Checkpointer final : public Runner {
 
   void on_epoch_end(int epoch, Logs& logs) override {
     const std::string path = filepath(epoch, logs);
+    const bool prints = writes_ && options_.verbose > 0;
     if (!options_.save_best_only) {
-      if (options_.verbose > 0)
-        std::cout << fmt::format("\nEpoch {}: saving model to {}\n", epoch + 1, path);
+      if (prints) std::cout << fmt::format("\nEpoch {}: saving model to {}\n", epoch + 1, path);
       save(path);
       return;
     }
     const double current = logs.at(options_.monitor);
     if (!best_.improves(current)) {
-      if (options_.verbose > 0)
+      if (prints)
         std::cout << fmt::format("\nEpoch {}: {} did not improve from {:.5f}\n", epoch + 1,
                                  options_.monitor, best_.best());
       return;
     }
-    if (options_.verbose > 0)
+    if (prints)
       std::cout << fmt::format(
           "\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}\n", epoch + 1,
           options_.monitor, best_.best(), current, path);
@@ -362,6 +370,7 @@ class Checkpointer final : public Runner {
   }
 
   void save(const std::string& path) const {
+    if (!writes_) return;
     if (options_.save_weights_only)
       model_.save_weights(path);
     else
@@ -371,6 +380,7 @@ class Checkpointer final : public Runner {
   ModelCheckpoint options_;
   BestValue best_;
   Sequential& model_;
+  bool writes_;
 };
 
 class NanTerminator final : public Runner {
@@ -411,8 +421,8 @@ std::unique_ptr<Runner> make_runner(const ReduceLROnPlateau& o, const TrainingCo
 std::unique_ptr<Runner> make_runner(const LearningRateScheduler& o, const TrainingContext& c) {
   return std::make_unique<Scheduler>(o, c);
 }
-std::unique_ptr<Runner> make_runner(const CSVLogger& o, const TrainingContext&) {
-  return std::make_unique<CsvWriter>(o);
+std::unique_ptr<Runner> make_runner(const CSVLogger& o, const TrainingContext& c) {
+  return std::make_unique<CsvWriter>(o, c);
 }
 std::unique_ptr<Runner> make_runner(const ModelCheckpoint& o, const TrainingContext& c) {
   return std::make_unique<Checkpointer>(o, c);

@@ -367,11 +367,6 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   if (!cluster.alone()) join_ranks(cluster, *this, optimizer, x_train, x_val, options);
   const bool first_rank = cluster.rank() == 0;
   const int verbose = first_rank ? options.verbose : 0;
-  std::vector<Callback> callback_options;
-  for (const Callback& callback : options.callbacks)
-    if (first_rank || !(std::holds_alternative<CSVLogger>(callback) ||
-                        std::holds_alternative<ModelCheckpoint>(callback)))
-      callback_options.push_back(callback);
 
   std::vector<std::string> keys{"loss"};
   for (const auto& metric : make_metrics(training)) keys.push_back(metric->name());
@@ -383,7 +378,9 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& opti
   const int64_t steps = (n + batch_size - 1) / batch_size;
   History history;
   TrainingProgress progress{.steps = steps, .samples = n, .history = history};
-  CallbackList callbacks(callback_options,
+  // Every rank runs every callback (their states, which a checkpoint holds, stay alike); those
+  // that write files or print do so on rank 0 only (TrainingContext::writes_files).
+  CallbackList callbacks(options.callbacks,
                          {*this, optimizer, keys, validate, progress, batch_size, first_rank});
   // A BackupAndRestore checkpoint moves `progress` on; every rank reads it (backup_dir must be a
   // folder they share), rank 0 alone writes it.

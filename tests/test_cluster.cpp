@@ -144,7 +144,7 @@ TEST(FitAcrossRanks, AKilledRunResumesToTheUninterruptedRunsWeights) {
   const Finished again = run(mpirun(fmt::format("resume {} {}", resumed, backup)));
   ASSERT_EQ(again.status, 0) << again.output;
   const auto expected = read_values(whole), got = read_values(resumed);
-  for (const std::string key : {"val_loss", "val_accuracy", "weight"}) {
+  for (const std::string key : {"val_loss", "val_accuracy", "lr", "weight"}) {
     ASSERT_EQ(got.count(key), 1) << key;
     EXPECT_EQ(got.at(key), expected.at(key)) << key;
   }

@@ -5,7 +5,8 @@
 //   fit_across_ranks disagree          rank 1 holds fewer samples than rank 0
 //   fit_across_ranks die               rank 1 is killed (SIGKILL) at the end of epoch 1
 //   fit_across_ranks resume OUT DIR [kill]
-//                                      as train with 16 rows per rank, backed up to DIR after
+//                                      as train with 16 rows per rank, logged to DIR.csv
+//                                      (CSVLogger), with ReduceLROnPlateau, backed up to DIR after
 //                                      every batch (BackupAndRestore), so a rerun resumes; with
 //                                      kill, rank 1 is killed at epoch 1's second batch
 // Exits 1 with weft's message on stderr when fit throws.
@@ -37,6 +38,11 @@ int main(int argc, char** argv) {
     if (mode == "train") options.batch_size = std::stoll(argv[3]);
     int epochs_ended = 0;
     if (mode == "resume") {
+      // Rank 0 alone writes the CSV file, but every rank runs every callback, so that their
+      // states in the checkpoint line up on every rank.
+      options.callbacks.push_back(
+          CSVLogger{.filename = std::string(argv[3]) + ".csv", .append = true});
+      options.callbacks.push_back(ReduceLROnPlateau{.factor = 0.5, .patience = 1});
       options.callbacks.push_back(BackupAndRestore{.backup_dir = argv[3], .save_freq = 1});
       if (argc > 4 && std::string(argv[4]) == "kill")
         options.callbacks.push_back(

@@ -108,10 +108,17 @@ double saved_number(const NamedTensors& saved, const std::string& name) {
   return saved_value(saved, name).item();
 }
 
+// Where callbacks print their messages: stdout, but nowhere on the ranks after the first of a
+// fit across ranks (TrainingContext::writes_files), so that a message is printed once.
+std::ostream& messages(const TrainingContext& context) {
+  static std::ostream nowhere(nullptr);
+  return context.writes_files ? std::cout : nowhere;
+}
+
 class EarlyStopper final : public Runner {
  public:
   EarlyStopper(const EarlyStopping& options, const TrainingContext& context)
-      : options_(options), monitor_(options), model_(context.model) {
+      : options_(options), monitor_(options), model_(context.model), out_(messages(context)) {
     check_monitor("EarlyStopping", options.monitor, context);
   }
 
@@ -129,11 +136,11 @@ class EarlyStopper final : public Runner {
 
   void on_train_end() override {
     if (stopped_epoch_ >= 0 && options_.verbose > 0)
-      std::cout << fmt::format("Epoch {}: early stopping\n", stopped_epoch_ + 1);
+      out_ << fmt::format("Epoch {}: early stopping\n", stopped_epoch_ + 1);
     if (!options_.restore_best_weights || best_weights_.empty()) return;
     if (options_.verbose > 0)
-      std::cout << fmt::format("Restoring model weights from the end of the best epoch: {}.\n",
-                               monitor_.best_epoch() + 1);
+      out_ << fmt::format("Restoring model weights from the end of the best epoch: {}.\n",
+                          monitor_.best_epoch() + 1);
     const std::vector<Weight*> weights = model_.weights();
     for (size_t i = 0; i < weights.size(); ++i) weights[i]->value.assign_(best_weights_[i]);
   }
@@ -162,6 +169,7 @@ class EarlyStopper final : public Runner {
   EarlyStopping options_;
   EarlyStoppingMonitor monitor_;
   Sequential& model_;
+  std::ostream& out_;
   std::vector<Tensor> best_weights_;
   int stopped_epoch_ = -1;
 };
@@ -171,7 +179,8 @@ class LearningRateReducer final : public Runner {
   LearningRateReducer(const ReduceLROnPlateau& options, const TrainingContext& context)
       : options_(options),
         best_("ReduceLROnPlateau", options.monitor, options.mode),
-        optimizer_(context.optimizer) {
+        optimizer_(context.optimizer),
+        out_(messages(context)) {
     WEFT_CHECK(options.factor >= 0 && options.factor < 1,
                "ReduceLROnPlateau: factor must be in [0, 1), got {}", options.factor);
     WEFT_CHECK(options.patience >= 0 && options.cooldown >= 0 && options.min_lr >= 0,
@@ -200,8 +209,8 @@ class LearningRateReducer final : public Runner {
       const double reduced = std::max(learning_rate * options_.factor, options_.min_lr);
       optimizer_.set_learning_rate(reduced);
       if (options_.verbose > 0)
-        std::cout << fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.\n",
-                                 epoch + 1, reduced);
+        out_ << fmt::format("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.\n",
+                            epoch + 1, reduced);
       cooldown_ = options_.cooldown;
       wait_ = 0;
     }
@@ -224,6 +233,7 @@ class LearningRateReducer final : public Runner {
   ReduceLROnPlateau options_;
   BestValue best_;
   OptimizerState& optimizer_;
+  std::ostream& out_;
   int wait_ = 0;
   int cooldown_ = 0;
 };
@@ -231,7 +241,7 @@ class LearningRateReducer final : public Runner {
 class Scheduler final : public Runner {
  public:
   Scheduler(const LearningRateScheduler& options, const TrainingContext& context)
-      : options_(options), optimizer_(context.optimizer) {
+      : options_(options), optimizer_(context.optimizer), out_(messages(context)) {
     WEFT_CHECK(static_cast<bool>(options.schedule), "LearningRateScheduler: no schedule was given");
   }
 
@@ -243,8 +253,8 @@ class Scheduler final : public Runner {
                learning_rate, epoch);
     optimizer_.set_learning_rate(learning_rate);
     if (options_.verbose > 0)
-      std::cout << fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.\n",
-                               epoch + 1, learning_rate);
+      out_ << fmt::format("\nEpoch {}: LearningRateScheduler setting learning rate to {}.\n",
+                          epoch + 1, learning_rate);
   }
 
   void on_epoch_end(int, Logs& logs) override {
@@ -254,6 +264,7 @@ class Scheduler final : public Runner {
  private:
   LearningRateScheduler options_;
   OptimizerState& optimizer_;
+  std::ostream& out_;
 };
 
 // A number as Python's str() writes a float (what Keras's CSVLogger writes): the shortest text
@@ -308,14 +319,15 @@ class CsvWriter final : public Runner {
 };
 
 // On the ranks after the first (TrainingContext::writes_files false) it follows the best value
-// but neither prints nor saves.
+// but saves nothing.
 class Checkpointer final : public Runner {
  public:
   Checkpointer(const ModelCheckpoint& options, const TrainingContext& context)
       : options_(options),
         best_("ModelCheckpoint", options.monitor, options.mode),
         model_(context.model),
-        writes_(context.writes_files) {
+        writes_(context.writes_files),
+        out_(messages(context)) {
     WEFT_CHECK(!options.filepath.empty(), "ModelCheckpoint: no filepath was given");
     if (options.save_best_only) check_monitor("ModelCheckpoint", options.monitor, context);
     // The template is tried on stand-in logs now, so a misspelt key fails before training.
@@ -327,23 +339,22 @@ class Checkpointer final : public Runner {
 
   void on_epoch_end(int epoch, Logs& logs) override {
     const std::string path = filepath(epoch, logs);
-    const bool prints = writes_ && options_.verbose > 0;
+    const bool prints = options_.verbose > 0;
     if (!options_.save_best_only) {
-      if (prints) std::cout << fmt::format("\nEpoch {}: saving model to {}\n", epoch + 1, path);
+      if (prints) out_ << fmt::format("\nEpoch {}: saving model to {}\n", epoch + 1, path);
       save(path);
       return;
     }
     const double current = logs.at(options_.monitor);
     if (!best_.improves(current)) {
       if (prints)
-        std::cout << fmt::format("\nEpoch {}: {} did not improve from {:.5f}\n", epoch + 1,
-                                 options_.monitor, best_.best());
+        out_ << fmt::format("\nEpoch {}: {} did not improve from {:.5f}\n", epoch + 1,
+                            options_.monitor, best_.best());
       return;
     }
     if (prints)
-      std::cout << fmt::format(
-          "\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}\n", epoch + 1,
-          options_.monitor, best_.best(), current, path);
+      out_ << fmt::format("\nEpoch {}: {} improved from {:.5f} to {:.5f}, saving model to {}\n",
+                          epoch + 1, options_.monitor, best_.best(), current, path);
     best_.set(current);
     save(path);
   }
@@ -381,20 +392,23 @@ class Checkpointer final : public Runner {
   BestValue best_;
   Sequential& model_;
   bool writes_;
+  std::ostream& out_;
 };
 
 class NanTerminator final : public Runner {
  public:
-  explicit NanTerminator(const TrainingContext& context) : model_(context.model) {}
+  explicit NanTerminator(const TrainingContext& context)
+      : model_(context.model), out_(messages(context)) {}
 
   void on_train_batch_end(int64_t batch, const Logs& logs) override {
     if (std::isfinite(logs.at("loss"))) return;
-    std::cout << fmt::format("Batch {}: Invalid loss, terminating training\n", batch) << std::flush;
+    out_ << fmt::format("Batch {}: Invalid loss, terminating training\n", batch) << std::flush;
     model_.stop_training = true;
   }
 
  private:
   Sequential& model_;
+  std::ostream& out_;
 };
 
 class LambdaRunner final : public Runner {

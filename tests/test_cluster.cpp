@@ -137,6 +137,21 @@ TEST(FitAcrossRanks, AKilledRunResumesToTheUninterruptedRunsWeights) {
   std::filesystem::create_directories(dir);
   const Finished uninterrupted = run(mpirun(fmt::format("resume {} {}", whole, whole_backup)));
   ASSERT_EQ(uninterrupted.status, 0) << uninterrupted.output;
+  // Callbacks print on rank 0 only: each reduction of the learning rate is reported once.
+  const auto count = [](const std::string& text, const std::string& line) {
+    size_t found = 0;
+    for (size_t at = text.find(line); at != std::string::npos; at = text.find(line, at + 1))
+      ++found;
+    return found;
+  };
+  size_t reductions = 0;
+  for (int epoch = 1; epoch <= 3; ++epoch) {
+    const size_t messages =
+        count(uninterrupted.output, fmt::format("Epoch {}: ReduceLROnPlateau reducing", epoch));
+    EXPECT_LE(messages, 1) << "epoch " << epoch << ":\n" << uninterrupted.output;
+    reductions += messages;
+  }
+  EXPECT_GT(reductions, 0) << "the learning rate was never reduced";
   const Finished killed = run(mpirun(fmt::format("resume {} {} kill", resumed, backup)));
   ASSERT_NE(killed.status, 0) << killed.output;
   ASSERT_NE(killed.status, 124) << "the job hung: " << killed.output;

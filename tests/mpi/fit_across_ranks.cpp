@@ -6,9 +6,10 @@
 //   fit_across_ranks die               rank 1 is killed (SIGKILL) at the end of epoch 1
 //   fit_across_ranks resume OUT DIR [kill]
 //                                      as train with 16 rows per rank, logged to DIR.csv
-//                                      (CSVLogger), with ReduceLROnPlateau, backed up to DIR after
-//                                      every batch (BackupAndRestore), so a rerun resumes; with
-//                                      kill, rank 1 is killed at epoch 1's second batch
+//                                      (CSVLogger), with ReduceLROnPlateau (verbose), backed up to
+//                                      DIR after every batch (BackupAndRestore), so a rerun
+//                                      resumes; with kill, rank 1 is killed at epoch 1's second
+//                                      batch
 // Exits 1 with weft's message on stderr when fit throws.
 #include <weft/weft.h>
 
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
       // states in the checkpoint line up on every rank.
       options.callbacks.push_back(
           CSVLogger{.filename = std::string(argv[3]) + ".csv", .append = true});
-      options.callbacks.push_back(ReduceLROnPlateau{.factor = 0.5, .patience = 1});
+      options.callbacks.push_back(ReduceLROnPlateau{.factor = 0.5, .patience = 1, .verbose = 1});
       options.callbacks.push_back(BackupAndRestore{.backup_dir = argv[3], .save_freq = 1});
       if (argc > 4 && std::string(argv[4]) == "kill")
         options.callbacks.push_back(

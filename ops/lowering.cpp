@@ -153,17 +153,23 @@ llvm::Value* KernelBuilder::convert(llvm::Value* value, DType from, DType to) {
   return b.CreateSExtOrTrunc(value, target);
 }
 
+llvm::Value* KernelBuilder::fast_mul_add(llvm::Value* x, llvm::Value* y, llvm::Value* addend) {
+  if constexpr (fast::kFusedMultiplyAdd)
+    return b.CreateIntrinsic(llvm::Intrinsic::fma, {x->getType()}, {x, y, addend});
+  return b.CreateFAdd(b.CreateFMul(x, y), addend);
+}
+
 llvm::Value* KernelBuilder::fast_exp(llvm::Value* x) {
   const auto c = [&](double v) { return constant(DType::f32, v); };
   x = b.CreateSelect(b.CreateFCmpOLT(x, c(fast::kExpLow)), c(fast::kExpLow),
                      b.CreateSelect(b.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x));
-  llvm::Value* n = b.CreateFSub(
-      b.CreateFAdd(b.CreateFMul(x, c(fast::kLog2e)), c(fast::kRoundMagic)), c(fast::kRoundMagic));
-  llvm::Value* r = b.CreateFAdd(b.CreateFSub(x, b.CreateFMul(n, c(fast::kLn2High))),
-                                b.CreateFMul(n, c(fast::kLn2Low)));
+  llvm::Value* n =
+      b.CreateFSub(fast_mul_add(x, c(fast::kLog2e), c(fast::kRoundMagic)), c(fast::kRoundMagic));
+  llvm::Value* r = fast_mul_add(n, c(fast::kLn2Low),
+                                fast_mul_add(b.CreateFNeg(n), c(fast::kLn2High), x));
   llvm::Value* p = c(fast::kExpPoly[0]);
-  for (int i = 1; i < 6; ++i) p = b.CreateFAdd(b.CreateFMul(p, r), c(fast::kExpPoly[i]));
-  p = b.CreateFAdd(b.CreateFAdd(b.CreateFMul(b.CreateFMul(p, r), r), r), c(1.0f));
+  for (int i = 1; i < 6; ++i) p = fast_mul_add(p, r, c(fast::kExpPoly[i]));
+  p = b.CreateFAdd(fast_mul_add(b.CreateFMul(p, r), r, r), c(1.0f));
   // fptosi of a NaN is poison; freeze keeps it an arbitrary value (the result is NaN anyway).
   llvm::Value* bits = b.CreateShl(
       b.CreateAdd(b.CreateFreeze(b.CreateFPToSI(n, b.getInt32Ty())), b.getInt32(127)), 23);
@@ -197,10 +203,9 @@ llvm::Value* KernelBuilder::tanh(DType dtype, llvm::Value* x) {
   llvm::Value* e = fast_exp(b.CreateFMul(c(-2.0f), a));
   llvm::Value* large = b.CreateFDiv(b.CreateFSub(c(1), e), b.CreateFAdd(c(1), e));
   llvm::Value* x2 = b.CreateFMul(x, x);
-  llvm::Value* series =
-      b.CreateFAdd(c(fast::kTanhSeries[1]), b.CreateFMul(x2, c(fast::kTanhSeries[2])));
-  series = b.CreateFAdd(c(fast::kTanhSeries[0]), b.CreateFMul(x2, series));
-  llvm::Value* small = b.CreateFMul(a, b.CreateFAdd(c(1.0f), b.CreateFMul(x2, series)));
+  llvm::Value* series = fast_mul_add(x2, c(fast::kTanhSeries[2]), c(fast::kTanhSeries[1]));
+  series = fast_mul_add(x2, series, c(fast::kTanhSeries[0]));
+  llvm::Value* small = b.CreateFMul(a, fast_mul_add(x2, series, c(1.0f)));
   llvm::Value* t = b.CreateSelect(b.CreateFCmpOLT(a, c(fast::kTanhSeriesBelow)), small, large);
   return b.CreateSelect(negative, b.CreateFNeg(t), t);
 }

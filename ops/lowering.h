@@ -76,6 +76,8 @@ class KernelBuilder {
 
  private:
   llvm::Value* fast_exp(llvm::Value* x);
+  // x * y + addend for float32 as fast::mul_add computes it: one rounding where that fuses.
+  llvm::Value* fast_mul_add(llvm::Value* x, llvm::Value* y, llvm::Value* addend);
   llvm::BasicBlock* fail_block_;
 };
 

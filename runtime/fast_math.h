@@ -4,9 +4,25 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace weft::fast {
+
+// Whether the polynomials below multiply-add in one rounding (std::fma), where the build targets
+// FMA instructions: one instruction instead of two, and a third fewer in each exp. The JIT emits
+// llvm.fma exactly where mul_add does, so eager and compiled code still agree bit for bit; built
+// without FMA (WEFT_NATIVE_ARCH=OFF), both multiply, then add, as std::fma would be a libm call.
+#if defined(__FMA__) || defined(__aarch64__)
+inline constexpr bool kFusedMultiplyAdd = true;
+#else
+inline constexpr bool kFusedMultiplyAdd = false;
+#endif
+
+inline float mul_add(float a, float b, float c) {
+  if constexpr (kFusedMultiplyAdd) return std::fma(a, b, c);
+  return a * b + c;
+}
 
 // The constants of exp and tanh, shared with the JIT's lowering (ops/lowering.cpp), which
 // emits the same operations in the same order, so compiled and eager code agree bit for bit (the
@@ -31,11 +47,11 @@ inline constexpr float kTanhSeries[] = {-1.0f / 3, 2.0f / 15, -17.0f / 315};
 // denormals, then 0); above kExpHigh, +inf.
 inline float exp(float x) {
   x = x < kExpLow ? kExpLow : x > kExpHigh ? kExpHigh : x;
-  const float n = (x * kLog2e + kRoundMagic) - kRoundMagic;
-  const float r = (x - n * kLn2High) + n * kLn2Low;
+  const float n = mul_add(x, kLog2e, kRoundMagic) - kRoundMagic;
+  const float r = mul_add(n, kLn2Low, mul_add(-n, kLn2High, x));
   float p = kExpPoly[0];
-  for (int i = 1; i < 6; ++i) p = p * r + kExpPoly[i];
-  p = p * r * r + r + 1.0f;
+  for (int i = 1; i < 6; ++i) p = mul_add(p, r, kExpPoly[i]);
+  p = mul_add(p * r, r, r) + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   const float scale = std::bit_cast<float>(bits);
   return x >= kExpHigh ? __builtin_inff() : p * scale;
@@ -50,10 +66,9 @@ inline float tanh(float x) {
   const float e = exp(-2.0f * a);
   const float large = (1.0f - e) / (1.0f + e);
   const float x2 = x * x;
-  float series = kTanhSeries[2];
-  series = kTanhSeries[1] + x2 * series;
-  series = kTanhSeries[0] + x2 * series;
-  const float small = a * (1.0f + x2 * series);
+  float series = mul_add(x2, kTanhSeries[2], kTanhSeries[1]);
+  series = mul_add(x2, series, kTanhSeries[0]);
+  const float small = a * mul_add(x2, series, 1.0f);
   const float t = a < kTanhSeriesBelow ? small : large;
   return x < 0 ? -t : t;
 }

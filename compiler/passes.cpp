@@ -8,10 +8,12 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <variant>
 
 #include "weft/compiler/analysis.h"
 #include "weft/compiler/rewrite.h"
 #include "weft/ops/definitions.h"
+#include "weft/ops/lowering.h"
 #include "weft/ops/ops.h"
 
 namespace weft {
@@ -613,6 +615,80 @@ Graph merge_product_sums(Graph graph) {
       has_products);
 }
 
+// ---- splitting: an elementwise op read only through slices, computed slice by slice ----------
+
+// The operand `input` of an elementwise op whose result is sliced [start, stop) along `axis`:
+// the operand's matching slice, or the operand itself where it broadcasts along that axis.
+int sliced_operand(Graph& out, int input, size_t result_rank, int64_t axis, int64_t start,
+                   int64_t stop) {
+  Shape shape = out.node(input).spec.shape;
+  const int64_t own_axis = axis - static_cast<int64_t>(result_rank - shape.size());
+  if (own_axis < 0 || shape[own_axis] == 1) return input;
+  shape[own_axis] = stop - start;
+  return out.add_op(slice_op, {{"axis", own_axis}, {"start", start}, {"stop", stop}}, {input},
+                    {shape, out.node(input).spec.dtype});
+}
+
+// Elementwise ops read only through slices that together read each element at most once (an
+// LSTM step's gate pre-activations, the sum of the input projection and the recurrent product,
+// read as four gates): each slice becomes the op over its slices of the operands. The op then
+// joins the loop of the slice's readers (the gate maths) instead of a loop of its own that
+// writes the whole value for them to read back.
+Graph split_sliced_elementwise(Graph graph) {
+  const size_t n = graph.nodes().size();
+  std::vector<int64_t> sliced(n, 0);  // elements read through slices
+  std::vector<bool> read_otherwise(n, false);
+  for (const GraphNode& node : graph.nodes())
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      if (is_op(node, slice_op) && i == 0)
+        sliced[node.inputs[0]] += shape_numel(node.spec.shape);
+      else
+        read_otherwise[node.inputs[i]] = true;
+    }
+  for (const GraphOutput& output : graph.outputs) read_otherwise[output.node] = true;
+  for (const GraphStore& store : graph.stores) read_otherwise[store.value] = true;
+  std::vector<bool> split(n, false);
+  bool any = false;
+  for (size_t id = 0; id < n; ++id) {
+    const GraphNode& node = graph.nodes()[id];
+    split[id] = node.kind == Kind::op && !read_otherwise[id] && sliced[id] > 0 &&
+                sliced[id] <= shape_numel(node.spec.shape) &&
+                std::holds_alternative<ElementLowering>(*find_lowering(*node.op));
+    any = any || split[id];
+  }
+  if (!any) return graph;
+  size_t added = 0;  // the slices' ops and operands
+  for (const GraphNode& node : graph.nodes())
+    if (is_op(node, slice_op) && split[node.inputs[0]])
+      added += 1 + graph.node(node.inputs[0]).inputs.size();
+  std::vector<bool> split_in_out;  // by id in the rebuilt graph
+  return rebuild(
+      std::move(graph),
+      [&](Graph& out, GraphNode&& node, int id) {
+        if (split[id]) {
+          const int kept = append(out, std::move(node));  // unread once split: dce removes it
+          split_in_out.resize(out.nodes().size(), false);
+          split_in_out[kept] = true;
+          return kept;
+        }
+        const int source = node.inputs.empty() ? -1 : node.inputs[0];
+        if (!is_op(node, slice_op) || source >= static_cast<int>(split_in_out.size()) ||
+            !split_in_out[source])
+          return append(out, std::move(node));
+        const int64_t axis = node.attrs.integer("axis");
+        const int64_t start = node.attrs.integer("start"), stop = node.attrs.integer("stop");
+        // Copies: adding nodes may move the graph's nodes.
+        const OpDef& op = *out.node(source).op;
+        const std::vector<int> inputs = out.node(source).inputs;
+        const size_t rank = out.node(source).spec.shape.size();
+        std::vector<int> operands;
+        for (int input : inputs)
+          operands.push_back(sliced_operand(out, input, rank, axis, start, stop));
+        return out.add_op(op, out.node(source).attrs, std::move(operands), std::move(node.spec));
+      },
+      0, added);
+}
+
 // A small constant's identity: dtype, shape and the bytes of its values.
 std::tuple<DType, Shape, std::string> constant_key(const Tensor& value) {
   const Tensor dense = value.is_contiguous() ? value : value.copy();
@@ -691,6 +767,8 @@ const std::vector<Pass>& pipeline() {
       {"join", "sums of zero-padded slices (slice gradients) become one concat", join_padded_sums},
       {"merge", "sums of matmuls (a weight's gradient over the time steps) become one GEMM",
        merge_product_sums},
+      {"split", "elementwise ops read only through slices are computed slice by slice",
+       split_sliced_elementwise},
       {"cse", "equal ops on the same inputs, and equal small constants, merged",
        common_subexpressions},
       {"dce", "nodes no output or store needs removed", dead_code},

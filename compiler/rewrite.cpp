@@ -11,7 +11,7 @@ int append(Graph& out, GraphNode node) {
   return static_cast<int>(out.nodes().size()) - 1;
 }
 
-Graph rebuild(Graph graph, const Rule& rule, int first) {
+Graph rebuild(Graph graph, const Rule& rule, int first, size_t added) {
   std::vector<GraphNode>& nodes = graph.nodes();
   const auto start = static_cast<size_t>(std::clamp<int>(first, 0, static_cast<int>(nodes.size())));
   std::vector<GraphNode> rest(
@@ -19,7 +19,7 @@ Graph rebuild(Graph graph, const Rule& rule, int first) {
       std::make_move_iterator(nodes.end()));
   nodes.erase(nodes.begin() + static_cast<ptrdiff_t>(start), nodes.end());
   // With room for the nodes a pass adds: growing past the reserve would move every node again.
-  nodes.reserve(start + rest.size() + rest.size() / 8 + 64);
+  nodes.reserve(start + rest.size() + std::max(rest.size() / 8 + 64, added));
   std::vector<int> renamed(start + rest.size());
   std::iota(renamed.begin(), renamed.begin() + static_cast<ptrdiff_t>(start), 0);
   Shape expected_shape;  // one buffer for every node: this runs for each node of each pass

@@ -25,8 +25,9 @@ using Rule = std::function<int(Graph& out, GraphNode&& node, int id)>;
 // that ids stay in topological order; the nodes before `first` stay as they are, where they are
 // (a pass that changes only the end of a ~10^5-node step need not move the rest). Inputs are
 // kept, in order. Outputs and stores are renamed. The graph is taken by value: it becomes the
-// new one.
-Graph rebuild(Graph graph, const Rule& rule, int first = 0);
+// new one. `added`: how many nodes the rule adds at most, where a pass knows and they may be more
+// than an eighth of the graph (growing the node array moves every node again).
+Graph rebuild(Graph graph, const Rule& rule, int first = 0, size_t added = 0);
 
 // ---- in place -----------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 #include "weft/compiler/fuse.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 #include <variant>
@@ -311,15 +312,40 @@ class Fuser {
     const GraphNode& node = graph_.node(id);
     Call call{.kind = Call::Kind::op, .members = {id}};
     for (size_t i = 0; i < node.inputs.size(); ++i) {
-      const Place& place = materialized(node.inputs[i]);
-      call.reads.push_back(kernel.reads == nullptr || kernel.reads(i, place.layout)
-                               ? place
-                               : contiguous_copy(place));
+      const int input = node.inputs[i];
+      const Place& place = materialized(input);
+      if (kernel.reads != nullptr && !kernel.reads(i, place.layout))
+        call.reads.push_back(contiguous_copy(place));
+      else if (unchanging_and_reread(input))
+        call.reads.push_back(shared_copy(input));
+      else
+        call.reads.push_back(place);
     }
     places_[id] = new_value(id);
     call.writes.push_back(places_[id]);
     written_by_[id] = {static_cast<int>(calls().size()), 0};
     calls().push_back(std::move(call));
+  }
+
+  // A strided view (a transposed weight) of a buffer the step does not change before its stores
+  // (an input or a constant), read by several kernels (the recurrent kernel's transpose, by the
+  // gradient product of every time step): copied contiguous once, where each of them would
+  // otherwise pack or stride through it again. A broadcast view stays: its copy would be larger.
+  bool unchanging_and_reread(int id) const {
+    const Place& place = places_[id];
+    const Buffer::Kind kind = fusion_.buffers[place.buffer].kind;
+    if ((kind != Buffer::Kind::input && kind != Buffer::Kind::constant) ||
+        is_contiguous(place.layout) || readers_.of(id).size() < 2)
+      return false;
+    for (size_t d = 0; d < place.layout.shape.size(); ++d)
+      if (place.layout.shape[d] > 1 && place.layout.strides[d] == 0) return false;
+    return true;
+  }
+
+  const Place& shared_copy(int id) {
+    auto [copy, made] = shared_copies_.try_emplace(id);
+    if (made) copy->second = contiguous_copy(places_[id]);
+    return copy->second;
   }
 
   void close_open_groups() {
@@ -461,6 +487,7 @@ class Fuser {
   // By node: the call (a fused loop or a kernel), and its write, that put the node's value in
   // memory.
   std::vector<std::pair<int, int>> written_by_;
+  std::map<int, Place> shared_copies_;  // by node: its contiguous copy (shared_copy)
   int input_count_ = 0;
   std::vector<Group> groups_;
   std::vector<int> open_groups_;  // may also list groups closed since

@@ -165,8 +165,8 @@ llvm::Value* KernelBuilder::fast_exp(llvm::Value* x) {
                      b.CreateSelect(b.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x));
   llvm::Value* n =
       b.CreateFSub(fast_mul_add(x, c(fast::kLog2e), c(fast::kRoundMagic)), c(fast::kRoundMagic));
-  llvm::Value* r = fast_mul_add(n, c(fast::kLn2Low),
-                                fast_mul_add(b.CreateFNeg(n), c(fast::kLn2High), x));
+  llvm::Value* r =
+      fast_mul_add(n, c(fast::kLn2Low), fast_mul_add(b.CreateFNeg(n), c(fast::kLn2High), x));
   llvm::Value* p = c(fast::kExpPoly[0]);
   for (int i = 1; i < 6; ++i) p = fast_mul_add(p, r, c(fast::kExpPoly[i]));
   p = b.CreateFAdd(fast_mul_add(b.CreateFMul(p, r), r, r), c(1.0f));

@@ -5,9 +5,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_support.h"
@@ -215,6 +217,42 @@ TEST(Compile, ConcatPartsAreComputedInTheirRegions) {
     const std::vector<Tensor> actual = compiled.run(inputs);
     for (size_t k = 0; k < actual.size(); ++k)
       expect_close(actual[k], expected[k], 1e-5, name + " " + graph.outputs[k].name);
+  }
+}
+
+// A transposed weight read by several products (the recurrent kernel in every time step's
+// gradient) is copied contiguous once, where each GEMM would pack it again; a transpose read once,
+// or one of a value the step computes, stays a view.
+TEST(Compile, TransposedWeightsOfSeveralProductsAreCopiedOnce) {
+  using Products = std::function<Named(const Tensor& a, const Tensor& b, const Tensor& w)>;
+  const std::vector<std::tuple<std::string, Products, int64_t>> cases = {
+      {"an_input_read_by_three_products",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor t = transpose(w);
+         return {{"out", sum(matmul(a, t)) + sum(matmul(b, t)) + sum(matmul(tanh(a), t))}};
+       },
+       1},
+      {"an_input_read_by_one_product",
+       [](const Tensor& a, const Tensor&, const Tensor& w) -> Named {
+         return {{"out", sum(matmul(a, transpose(w)))}};
+       },
+       0},
+      {"a_computed_value",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor t = transpose(exp(w));
+         return {{"out", sum(matmul(a, t)) + sum(matmul(b, t))}};
+       },
+       0},
+  };
+  for (const auto& [name, products, copies] : cases) {
+    Generator gen(4);
+    const Tensor a = randn({4, 2}, {}, gen), b = randn({4, 2}, {}, gen), w = randn({3, 2}, {}, gen);
+    const Graph graph =
+        capture({{"a", a}, {"b", b}, {"w", w}}, [&]() -> Named { return products(a, b, w); });
+    const CompiledStep compiled = compile(graph);
+    EXPECT_EQ(compiled.stats().copy_calls, copies) << name << "\n" << compiled.schedule();
+    std::vector<Tensor> inputs = {a, b, w};
+    expect_close(compiled.run(inputs)[0], evaluate(graph, inputs)[0], 1e-5, name);
   }
 }
 

@@ -629,34 +629,51 @@ int sliced_operand(Graph& out, int input, size_t result_rank, int64_t axis, int6
                     {shape, out.node(input).spec.dtype});
 }
 
-// Elementwise ops read only through slices that together read each element at most once (an
-// LSTM step's gate pre-activations, the sum of the input projection and the recurrent product,
-// read as four gates): each slice becomes the op over its slices of the operands. The op then
-// joins the loop of the slice's readers (the gate maths) instead of a loop of its own that
-// writes the whole value for them to read back.
+// Elementwise ops read only through slices that together read each element at most once, and
+// whose slices only elementwise ops read (an LSTM step's gate pre-activations, the sum of the
+// input projection and the recurrent product, read as four gates): each slice becomes the op
+// over its slices of the operands. The op then joins the loop of its slices' readers (the gate
+// maths) instead of a loop of its own that writes the whole value for them to read back. (The
+// cell sums all four gates at once, so that their gradients are one stack for both weights'.)
 Graph split_sliced_elementwise(Graph graph) {
+  std::vector<std::pair<const OpDef*, bool>> elementwise_ops;  // a few ops, asked ~10^5 times
+  const auto elementwise = [&](const GraphNode& node) {
+    if (node.kind != Kind::op) return false;
+    for (const auto& [op, is] : elementwise_ops)
+      if (op == node.op) return is;
+    const bool is = std::holds_alternative<ElementLowering>(*find_lowering(*node.op));
+    elementwise_ops.emplace_back(node.op, is);
+    return is;
+  };
   const size_t n = graph.nodes().size();
   std::vector<int64_t> sliced(n, 0);  // elements read through slices
   std::vector<bool> read_otherwise(n, false);
-  for (const GraphNode& node : graph.nodes())
+  std::vector<bool> read_by_others(n, false);  // by an op that is not elementwise, or kept
+  for (const GraphNode& node : graph.nodes()) {
+    const bool is_elementwise = elementwise(node);
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       if (is_op(node, slice_op) && i == 0)
         sliced[node.inputs[0]] += shape_numel(node.spec.shape);
       else
         read_otherwise[node.inputs[i]] = true;
+      if (!is_elementwise) read_by_others[node.inputs[i]] = true;
     }
-  for (const GraphOutput& output : graph.outputs) read_otherwise[output.node] = true;
-  for (const GraphStore& store : graph.stores) read_otherwise[store.value] = true;
+  }
+  for (const GraphOutput& output : graph.outputs)
+    read_otherwise[output.node] = read_by_others[output.node] = true;
+  for (const GraphStore& store : graph.stores)
+    read_otherwise[store.value] = read_by_others[store.value] = true;
   std::vector<bool> split(n, false);
-  bool any = false;
   for (size_t id = 0; id < n; ++id) {
     const GraphNode& node = graph.nodes()[id];
-    split[id] = node.kind == Kind::op && !read_otherwise[id] && sliced[id] > 0 &&
-                sliced[id] <= shape_numel(node.spec.shape) &&
-                std::holds_alternative<ElementLowering>(*find_lowering(*node.op));
-    any = any || split[id];
+    split[id] = !read_otherwise[id] && sliced[id] > 0 &&
+                sliced[id] <= shape_numel(node.spec.shape) && elementwise(node);
   }
-  if (!any) return graph;
+  for (size_t id = 0; id < n; ++id) {
+    const GraphNode& node = graph.nodes()[id];
+    if (is_op(node, slice_op) && read_by_others[id]) split[node.inputs[0]] = false;
+  }
+  if (std::ranges::find(split, true) == split.end()) return graph;
   size_t added = 0;  // the slices' ops and operands
   for (const GraphNode& node : graph.nodes())
     if (is_op(node, slice_op) && split[node.inputs[0]])

@@ -116,7 +116,7 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
     return value;
   };
   // lowering_stages(), in order.
-  Fusion fusion = lowered("fuse", fuse(graph));
+  Fusion fusion = lowered("fuse", fuse(graph, {.stores_in_place = options.finite_output.empty()}));
   Placement placement = lowered("place", place(std::move(fusion)));
   const Schedule schedule = lowered("reroll", reroll(std::move(placement)));
 

@@ -28,15 +28,26 @@ struct BufferUse {
 
 class Fuser {
  public:
-  explicit Fuser(const Graph& graph)
+  Fuser(const Graph& graph, const FuseOptions& options)
       : graph_(graph),
+        options_(options),
         places_(graph.nodes().size()),
         group_of_(graph.nodes().size(), -1),
         readers_(graph),
         kept_(graph.nodes().size(), false),
         written_by_(graph.nodes().size(), {-1, -1}) {
     for (const GraphOutput& output : graph.outputs) kept_[output.node] = true;
-    for (const GraphStore& store : graph.stores) kept_[store.value] = true;
+    for (const GraphStore& store : graph.stores) {
+      kept_[store.value] = true;
+      // A value stored into two inputs is written to one and copied to the other, as before.
+      if (!store_target_.try_emplace(store.value, store.input).second)
+        store_target_[store.value] = -1;
+    }
+    std::erase_if(store_target_, [](const auto& entry) { return entry.second < 0; });
+    for (size_t id = 0; id < graph.nodes().size(); ++id)
+      if (graph.nodes()[id].kind == GraphNode::Kind::op &&
+          std::holds_alternative<KernelLowering>(lowering_of(graph, static_cast<int>(id))))
+        last_kernel_ = static_cast<int>(id);
     int next_input = 0;
     for (int id : graph.input_ids())
       places_[id] = {add_buffer(Buffer::Kind::input, next_input++, 0),
@@ -389,11 +400,20 @@ class Fuser {
             return group_of_[consumer] != g;
           });
       if (!read_outside) continue;
-      const std::optional<size_t> reused = dying_read(call, g, member, taken);
       const TensorSpec& spec = graph_.node(member).spec;
-      places_[member] =
-          reused ? Place{call.reads[*reused].buffer, contiguous_layout(spec.shape), spec.dtype}
-                 : new_value(member);
+      std::optional<size_t> reused;
+      if (const std::optional<int> input = stored_in_place(call, g, member)) {
+        // Through the read of the input's old value, where the loop reads it (one argument for
+        // both, as the kernel's parameters do not alias).
+        const auto read = std::ranges::find(call.read_nodes, *input) - call.read_nodes.begin();
+        if (static_cast<size_t>(read) < call.reads.size()) reused = static_cast<size_t>(read);
+        places_[member] = places_[*input];
+      } else {
+        reused = dying_read(call, g, member, taken);
+        places_[member] =
+            reused ? Place{call.reads[*reused].buffer, contiguous_layout(spec.shape), spec.dtype}
+                   : new_value(member);
+      }
       call.in_place_of.push_back(reused ? static_cast<int>(*reused) : -1);
       written_by_[member] = {static_cast<int>(calls().size()),
                              static_cast<int>(call.writes.size())};
@@ -401,6 +421,30 @@ class Fuser {
       call.written_members.push_back(member);
     }
     calls().push_back(std::move(call));
+  }
+
+  // The input that member `member` of loop `g` may be written straight into: the one a store
+  // gives its value, when the step's stores need not wait for a finite-loss guard, no kernel
+  // call (the only calls that can fail) comes after the loop, and only the loop reads the
+  // input's old value, each element before it writes it. An optimizer's update then writes each
+  // weight and slot where it lives, instead of into the arena and then copying it there.
+  std::optional<int> stored_in_place(const Call& call, int g, int member) const {
+    const auto target = store_target_.find(member);
+    if (!options_.stores_in_place || target == store_target_.end() || member < last_kernel_ ||
+        std::ranges::any_of(graph_.outputs,
+                            [&](const GraphOutput& output) { return output.node == member; }))
+      return std::nullopt;
+    const int input = target->second;
+    const Place& place = places_[input];
+    const TensorSpec& spec = graph_.node(member).spec;
+    if (kept_[input] || place.dtype != spec.dtype || place.layout.shape != spec.shape ||
+        !is_contiguous(place.layout) || place.layout.offset != 0 ||
+        std::ranges::any_of(call.writes,
+                            [&](const Place& w) { return w.buffer == place.buffer; }) ||
+        !std::ranges::all_of(readers_.of(input),
+                             [&](int consumer) { return group_of_[consumer] == g; }))
+      return std::nullopt;
+    return input;
   }
 
   // A value only a concat reads is written into the concat's region (write_into): taking a dying
@@ -478,6 +522,7 @@ class Fuser {
   static constexpr int kGroupsSearched = 8;
 
   const Graph& graph_;
+  const FuseOptions options_;
   Fusion fusion_;
   std::vector<BufferUse> uses_;  // by buffer
   std::vector<Place> places_;    // by node
@@ -488,6 +533,8 @@ class Fuser {
   // memory.
   std::vector<std::pair<int, int>> written_by_;
   std::map<int, Place> shared_copies_;  // by node: its contiguous copy (shared_copy)
+  std::map<int, int> store_target_;     // by stored value: the input a store writes it into
+  int last_kernel_ = -1;                // the last op that is a kernel call
   int input_count_ = 0;
   std::vector<Group> groups_;
   std::vector<int> open_groups_;  // may also list groups closed since
@@ -495,6 +542,6 @@ class Fuser {
 
 }  // namespace
 
-Fusion fuse(const Graph& graph) { return Fuser(graph).run(); }
+Fusion fuse(const Graph& graph, const FuseOptions& options) { return Fuser(graph, options).run(); }
 
 }  // namespace weft

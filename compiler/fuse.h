@@ -12,6 +12,12 @@ namespace weft {
 // scheduler (quadratic in a block's size) dominates compile time.
 inline constexpr int kMaxLoopMembers = 24;
 
-Fusion fuse(const Graph& graph);
+struct FuseOptions {
+  // Whether a loop may write a stored value straight into its input (stored_in_place in
+  // fuse.cpp); not when a finite-loss guard must run before the stores.
+  bool stores_in_place = true;
+};
+
+Fusion fuse(const Graph& graph, const FuseOptions& options = {});
 
 }  // namespace weft

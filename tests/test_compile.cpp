@@ -256,6 +256,70 @@ TEST(Compile, TransposedWeightsOfSeveralProductsAreCopiedOnce) {
   }
 }
 
+// A stored value is written straight into its input by the loop that computes it where nothing
+// else reads the input's old value, no kernel call (which could fail) comes after, and no
+// finite-loss guard must run before the stores; otherwise it is copied in after every call.
+TEST(Compile, StoresAreWrittenInPlaceWhereNothingElseNeedsTheOldValue) {
+  using Update = std::function<Named(const Tensor& w, const Tensor& m, const Tensor& g)>;
+  struct Case {
+    std::string name;
+    Update step;
+    std::string finite_output;
+    int64_t copies;
+  };
+  const Update momentum = [](const Tensor& w, const Tensor& m, const Tensor& g) -> Named {
+    const Tensor loss = sum(g * g);
+    const Tensor velocity = m * 0.9 + g;
+    m.assign_(velocity);
+    w.assign_(w - velocity * 0.1);
+    return {{"loss", loss}};
+  };
+  const std::vector<Case> cases = {
+      {"an_update", momentum, "", 0},
+      {"behind_a_finite_loss_guard", momentum, "loss", 2},
+      {"an_old_value_read_elsewhere",
+       [](const Tensor& w, const Tensor& m, const Tensor& g) -> Named {
+         const Tensor row = slice(w, 0, 0, 1) * 2.0;  // the old w, through a view
+         const Tensor velocity = m * 0.9 + g;
+         m.assign_(velocity);
+         w.assign_(w - velocity * 0.1);
+         return {{"w_row", row}};
+       },
+       "", 1},
+      {"a_kernel_after_the_loop",
+       [](const Tensor& w, const Tensor& m, const Tensor& g) -> Named {
+         const Tensor velocity = m * 0.9 + g;
+         m.assign_(velocity);
+         w.assign_(w - velocity * 0.1);
+         return {{"speed", sum(velocity)}};
+       },
+       "", 2},
+  };
+  for (const Case& c : cases) {
+    Generator gen(9);
+    const std::vector<Tensor> start = {randn({4, 3}, {}, gen), randn({4, 3}, {}, gen),
+                                       randn({4, 3}, {}, gen)};
+    std::vector<Tensor> captured;
+    for (const Tensor& t : start) captured.push_back(t.copy());
+    const Graph graph =
+        capture({{"w", captured[0]}, {"m", captured[1]}, {"g", captured[2]}},
+                [&]() -> Named { return c.step(captured[0], captured[1], captured[2]); });
+    const CompiledStep compiled = compile(graph, {.finite_output = c.finite_output});
+    EXPECT_EQ(compiled.stats().copy_calls, c.copies) << c.name << "\n" << compiled.schedule();
+    std::vector<Tensor> expected_inputs, actual_inputs;
+    for (const Tensor& t : start) {
+      expected_inputs.push_back(t.copy());
+      actual_inputs.push_back(t.copy());
+    }
+    const std::vector<Tensor> expected = evaluate(graph, expected_inputs);
+    const std::vector<Tensor> actual = compiled.run(actual_inputs);
+    expect_close(actual[0], expected[0], 1e-6, c.name + " output");
+    for (size_t i = 0; i < start.size(); ++i)
+      expect_close(actual_inputs[i], expected_inputs[i], 1e-6,
+                   c.name + " " + graph.node(graph.input_ids()[i]).name + " after the step");
+  }
+}
+
 // finite_output names a 0-d floating-point output, whether or not the step has stores.
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores

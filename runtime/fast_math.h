@@ -13,9 +13,14 @@ namespace weft::fast {
 // FMA instructions: one instruction instead of two, and a third fewer in each exp. The JIT emits
 // llvm.fma exactly where mul_add does, so eager and compiled code still agree bit for bit; built
 // without FMA (WEFT_NATIVE_ARCH=OFF), both multiply, then add, as std::fma would be a libm call.
+// The two kinds are different functions (an inline namespace each), so a program compiled
+// without FMA that includes this header never lends its versions to the library's kernels, as
+// one definition of an inline function would (a Debug build calls them rather than inline them).
 #if defined(__FMA__) || defined(__aarch64__)
+inline namespace fused {
 inline constexpr bool kFusedMultiplyAdd = true;
 #else
+inline namespace unfused {
 inline constexpr bool kFusedMultiplyAdd = false;
 #endif
 
@@ -73,4 +78,5 @@ inline float tanh(float x) {
   return x < 0 ? -t : t;
 }
 
+}  // namespace fused or unfused
 }  // namespace weft::fast

@@ -44,10 +44,13 @@ class Fuser {
         store_target_[store.value] = -1;
     }
     std::erase_if(store_target_, [](const auto& entry) { return entry.second < 0; });
-    for (size_t id = 0; id < graph.nodes().size(); ++id)
-      if (graph.nodes()[id].kind == GraphNode::Kind::op &&
-          std::holds_alternative<KernelLowering>(lowering_of(graph, static_cast<int>(id))))
-        last_kernel_ = static_cast<int>(id);
+    // From the end, and only where a store could be written in place: a step's ~10^5 nodes
+    // would each ask for their lowering again.
+    for (int id = static_cast<int>(graph.nodes().size()) - 1;
+         options_.stores_in_place && !store_target_.empty() && id >= 0 && last_kernel_ < 0; --id)
+      if (graph.node(id).kind == GraphNode::Kind::op &&
+          std::holds_alternative<KernelLowering>(lowering_of(graph, id)))
+        last_kernel_ = id;
     int next_input = 0;
     for (int id : graph.input_ids())
       places_[id] = {add_buffer(Buffer::Kind::input, next_input++, 0),

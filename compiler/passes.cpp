@@ -646,34 +646,35 @@ Graph split_sliced_elementwise(Graph graph) {
     return is;
   };
   const size_t n = graph.nodes().size();
-  std::vector<int64_t> sliced(n, 0);  // elements read through slices
-  std::vector<bool> read_otherwise(n, false);
-  std::vector<bool> read_by_others(n, false);  // by an op that is not elementwise, or kept
+  std::vector<int64_t> sliced(n, 0);                 // elements read through slices
+  std::vector<bool> read_whole(n, false);            // read other than through a slice, or kept
+  std::vector<bool> read_not_elementwise(n, false);  // by an op that is not elementwise, or kept
   for (const GraphNode& node : graph.nodes()) {
     const bool is_elementwise = elementwise(node);
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       if (is_op(node, slice_op) && i == 0)
         sliced[node.inputs[0]] += shape_numel(node.spec.shape);
       else
-        read_otherwise[node.inputs[i]] = true;
-      if (!is_elementwise) read_by_others[node.inputs[i]] = true;
+        read_whole[node.inputs[i]] = true;
+      if (!is_elementwise) read_not_elementwise[node.inputs[i]] = true;
     }
   }
   for (const GraphOutput& output : graph.outputs)
-    read_otherwise[output.node] = read_by_others[output.node] = true;
+    read_whole[output.node] = read_not_elementwise[output.node] = true;
   for (const GraphStore& store : graph.stores)
-    read_otherwise[store.value] = read_by_others[store.value] = true;
+    read_whole[store.value] = read_not_elementwise[store.value] = true;
   std::vector<bool> split(n, false);
   for (size_t id = 0; id < n; ++id) {
     const GraphNode& node = graph.nodes()[id];
-    split[id] = !read_otherwise[id] && sliced[id] > 0 &&
-                sliced[id] <= shape_numel(node.spec.shape) && elementwise(node);
+    split[id] = !read_whole[id] && sliced[id] > 0 && sliced[id] <= shape_numel(node.spec.shape) &&
+                elementwise(node);
   }
   for (size_t id = 0; id < n; ++id) {
     const GraphNode& node = graph.nodes()[id];
-    if (is_op(node, slice_op) && read_by_others[id]) split[node.inputs[0]] = false;
+    if (is_op(node, slice_op) && read_not_elementwise[id]) split[node.inputs[0]] = false;
   }
-  if (std::ranges::find(split, true) == split.end()) return graph;
+  const auto first = std::ranges::find(split, true);
+  if (first == split.end()) return graph;
   size_t added = 0;  // the slices' ops and operands
   for (const GraphNode& node : graph.nodes())
     if (is_op(node, slice_op) && split[node.inputs[0]])
@@ -703,7 +704,7 @@ Graph split_sliced_elementwise(Graph graph) {
           operands.push_back(sliced_operand(out, input, rank, axis, start, stop));
         return out.add_op(op, out.node(source).attrs, std::move(operands), std::move(node.spec));
       },
-      0, added);
+      static_cast<int>(first - split.begin()), added);
 }
 
 // A small constant's identity: dtype, shape and the bytes of its values.

@@ -180,13 +180,15 @@ class Emitter {
     KernelBuilder k(b_, module_, fail);
     std::vector<Access> reads, writes;
     for (size_t i = 0; i < call.reads.size(); ++i)
-      reads.push_back({function->getArg(static_cast<unsigned>(i)), call.reads[i].layout.shape,
-                       call.reads[i].layout.strides, call.reads[i].dtype});
+      reads.push_back({function->getArg(static_cast<unsigned>(i)),
+                       to_shape(call.reads[i].layout.shape), to_shape(call.reads[i].layout.strides),
+                       call.reads[i].dtype});
     auto next_arg = static_cast<unsigned>(call.reads.size());
     for (size_t w = 0; w < call.writes.size(); ++w)
       writes.push_back(
           {own_argument(call, w) ? function->getArg(next_arg++) : reads[call.in_place_of[w]].data,
-           call.writes[w].layout.shape, call.writes[w].layout.strides, call.writes[w].dtype});
+           to_shape(call.writes[w].layout.shape), to_shape(call.writes[w].layout.strides),
+           call.writes[w].dtype});
     switch (call.kind) {
       case Call::Kind::copy:
         emit_copy(k, reads[0], writes[0]);

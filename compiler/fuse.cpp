@@ -143,7 +143,7 @@ class Fuser {
 
   Place contiguous_copy(const Place& source) {
     const int64_t bytes =
-        shape_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(source.dtype));
+        dims_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(source.dtype));
     const Place target{add_buffer(Buffer::Kind::arena, -1, bytes),
                        contiguous_layout(source.layout.shape), source.dtype};
     copy(source, target);
@@ -152,7 +152,7 @@ class Fuser {
 
   void copy(const Place& source, const Place& target) {
     calls().push_back({.kind = Call::Kind::copy,
-                       .shape = target.layout.shape,
+                       .shape = to_shape(target.layout.shape),
                        .reads = {source},
                        .writes = {target}});
   }
@@ -249,7 +249,7 @@ class Fuser {
         part.dtype != region.dtype || part.layout.offset != 0 || !is_contiguous(part.layout) ||
         !is_contiguous(region.layout) ||
         buffer.bytes !=
-            shape_numel(part.layout.shape) * static_cast<int64_t>(dtype_size(part.dtype)))
+            dims_numel(part.layout.shape) * static_cast<int64_t>(dtype_size(part.dtype)))
       return false;
     use.region_of = region.buffer;
     use.region_offset = region.layout.offset;
@@ -377,32 +377,32 @@ class Fuser {
     Call call{.kind = Call::Kind::fused,
               .members = std::move(group.members),
               .shape = std::move(group.shape)};
-    // At most one read per member input and one write per member: reserved, not grown step by
-    // step (thousands of loops per step).
-    size_t inputs = 0;
-    for (int member : call.members) inputs += graph_.node(member).inputs.size();
-    call.reads.reserve(inputs);
-    call.read_nodes.reserve(inputs);
-    call.writes.reserve(call.members.size());
-    call.written_members.reserve(call.members.size());
-    call.in_place_of.reserve(call.members.size());
-    std::vector<bool> taken;  // by read: its buffer already taken by a write
+    // The loop's reads (its members' operands from outside it, each once) and writes (members
+    // read outside it) counted first, so that its vectors are allocated once at their size:
+    // thousands of loops per step, and reserving for every member input took megabytes.
+    size_t writes = 0;
     for (int member : call.members) {
+      for (int input : graph_.node(member).inputs)
+        if (group_of_[input] != g && !is_immediate(input) &&
+            std::ranges::find(call.read_nodes, input) == call.read_nodes.end())
+          call.read_nodes.push_back(input);
+      writes += read_outside(member, g);
+    }
+    call.reads.reserve(call.read_nodes.size());
+    call.writes.reserve(writes);
+    call.written_members.reserve(writes);
+    call.in_place_of.reserve(writes);
+    std::vector<bool> taken(call.read_nodes.size(), false);  // by read: its buffer taken by a write
+    for (int member : call.members) {
+      // The reads in the order the members first use them, as counted above.
       for (int input : graph_.node(member).inputs) {
-        if (group_of_[input] == g || is_immediate(input)) continue;
-        if (std::find(call.read_nodes.begin(), call.read_nodes.end(), input) !=
-            call.read_nodes.end())
+        if (call.reads.size() == call.read_nodes.size() ||
+            call.read_nodes[call.reads.size()] != input)
           continue;
         const Place& place = places_[input];
-        call.read_nodes.push_back(input);
         call.reads.push_back({place.buffer, broadcast_to(place.layout, call.shape), place.dtype});
-        taken.push_back(false);
       }
-      const bool read_outside =
-          kept_[member] || std::ranges::any_of(readers_.of(member), [&](int consumer) {
-            return group_of_[consumer] != g;
-          });
-      if (!read_outside) continue;
+      if (!read_outside(member, g)) continue;
       const TensorSpec& spec = graph_.node(member).spec;
       std::optional<size_t> reused;
       if (const std::optional<int> input = stored_in_place(call, g, member)) {
@@ -426,6 +426,13 @@ class Fuser {
     calls().push_back(std::move(call));
   }
 
+  // Whether member `member` of loop `g` is needed outside it: kept, or read by another call.
+  bool read_outside(int member, int g) const {
+    return kept_[member] || std::ranges::any_of(readers_.of(member), [&](int consumer) {
+             return group_of_[consumer] != g;
+           });
+  }
+
   // The input that member `member` of loop `g` may be written straight into: the one a store
   // gives its value, when the step's stores need not wait for a finite-loss guard, no kernel
   // call (the only calls that can fail) comes after the loop, and only the loop reads the
@@ -440,7 +447,7 @@ class Fuser {
     const int input = target->second;
     const Place& place = places_[input];
     const TensorSpec& spec = graph_.node(member).spec;
-    if (kept_[input] || place.dtype != spec.dtype || place.layout.shape != spec.shape ||
+    if (kept_[input] || place.dtype != spec.dtype || !same_dims(place.layout.shape, spec.shape) ||
         !is_contiguous(place.layout) || place.layout.offset != 0 ||
         std::ranges::any_of(call.writes,
                             [&](const Place& w) { return w.buffer == place.buffer; }) ||
@@ -468,7 +475,7 @@ class Fuser {
       const int node = call.read_nodes[r];
       const Place& place = places_[node];
       if (taken[r] || !owns_buffer(node) || place.dtype != spec.dtype ||
-          place.layout.shape != spec.shape ||
+          !same_dims(place.layout.shape, spec.shape) ||
           !std::ranges::all_of(readers_.of(node),
                                [&](int consumer) { return group_of_[consumer] == g; }))
         continue;
@@ -527,9 +534,9 @@ class Fuser {
   const Graph& graph_;
   const FuseOptions options_;
   Fusion fusion_;
-  std::vector<BufferUse> uses_;  // by buffer
-  std::vector<Place> places_;    // by node
-  std::vector<int> group_of_;    // by node
+  std::vector<BufferUse> uses_;                          // by buffer
+  std::vector<Place, HugePageAllocator<Place>> places_;  // by node
+  std::vector<int> group_of_;                            // by node
   Readers readers_;
   std::vector<bool> kept_;  // outputs and stored values
   // By node: the call (a fused loop or a kernel), and its write, that put the node's value in

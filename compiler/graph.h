@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "weft/runtime/huge_pages.h"
 #include "weft/runtime/op.h"
 
 namespace weft {
@@ -33,14 +34,17 @@ struct GraphOutput {
   int node;
 };
 
+// A step's nodes: ~10^5 of them, ~10 MB, at long sequences; each rebuilding pass makes a new array.
+using GraphNodes = std::vector<GraphNode, HugePageAllocator<GraphNode>>;
+
 class Graph {
  public:
   int add_input(std::string name, TensorSpec spec);
   int add_constant(const Tensor& value);
   int add_op(const OpDef& op, Attrs attrs, std::vector<int> inputs, TensorSpec spec);
 
-  const std::vector<GraphNode>& nodes() const { return nodes_; }
-  std::vector<GraphNode>& nodes() { return nodes_; }
+  const GraphNodes& nodes() const { return nodes_; }
+  GraphNodes& nodes() { return nodes_; }
   const GraphNode& node(int id) const { return nodes_.at(id); }
   std::vector<GraphOutput> outputs;
   std::vector<GraphStore> stores;
@@ -55,7 +59,7 @@ class Graph {
   std::string to_dot() const;
 
  private:
-  std::vector<GraphNode> nodes_;
+  GraphNodes nodes_;
 };
 
 enum class CaptureMode {

@@ -722,12 +722,12 @@ Graph common_subexpressions(Graph graph) {
   std::map<std::tuple<DType, Shape, std::string>, int> constants;
   // The first of each op, by a hash of the op, its attrs and inputs: open addressing in one array
   // of (hash, id) slots, at most half full (a node-based map spent most of this pass allocating
-  // and chasing its nodes).
+  // and chasing its nodes), on huge pages (its ~10^5 random probes missed the TLB).
   struct Slot {
     size_t hash;
     int id = -1;
   };
-  std::vector<Slot> ops(std::bit_ceil(2 * graph.nodes().size() + 2));
+  std::vector<Slot, HugePageAllocator<Slot>> ops(std::bit_ceil(2 * graph.nodes().size() + 2));
   const size_t mask = ops.size() - 1;
   const int slot_bits = std::countr_zero(ops.size());
   return redirect(std::move(graph), [&](const Graph& current, const GraphNode& node, int id) {
@@ -753,7 +753,7 @@ Graph common_subexpressions(Graph graph) {
 // down over the removed ones, in order.
 Graph dead_code(Graph graph) {
   const std::vector<bool> live = needed(graph);
-  std::vector<GraphNode>& nodes = graph.nodes();
+  GraphNodes& nodes = graph.nodes();
   std::vector<int> renamed(nodes.size(), -1);
   int kept = 0;
   for (size_t id = 0; id < nodes.size(); ++id) {

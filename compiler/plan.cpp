@@ -58,7 +58,8 @@ std::string text(const Graph& graph, const Fusion& fusion, const Placement* plac
                              : placement ? fmt::format("arena+{}", placement->offsets[place.buffer])
                                          : fmt::format("buffer{}", place.buffer);
     return fmt::format("{}[{}] {}{}/{}", base, place.layout.offset, dtype_name(place.dtype),
-                       shape_str(place.layout.shape), shape_str(place.layout.strides));
+                       shape_str(to_shape(place.layout.shape)),
+                       shape_str(to_shape(place.layout.strides)));
   };
   std::string text;
   auto add_call = [&](size_t c) {

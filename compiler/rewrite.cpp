@@ -12,9 +12,9 @@ int append(Graph& out, GraphNode node) {
 }
 
 Graph rebuild(Graph graph, const Rule& rule, int first, size_t added) {
-  std::vector<GraphNode>& nodes = graph.nodes();
+  GraphNodes& nodes = graph.nodes();
   const auto start = static_cast<size_t>(std::clamp<int>(first, 0, static_cast<int>(nodes.size())));
-  std::vector<GraphNode> rest(
+  GraphNodes rest(
       std::make_move_iterator(nodes.begin() + static_cast<ptrdiff_t>(start)),
       std::make_move_iterator(nodes.end()));
   nodes.erase(nodes.begin() + static_cast<ptrdiff_t>(start), nodes.end());

@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cstring>
+#include <span>
 #include <type_traits>
 #include <unordered_map>
 #include <variant>
@@ -29,7 +30,7 @@ class SignatureWriter {
   requires std::is_integral_v<Integer>
   void add(Integer value) { words_.push_back(static_cast<uint64_t>(value)); }
   void add(double value) { words_.push_back(std::bit_cast<uint64_t>(value)); }
-  void add(const std::vector<int64_t>& values) {
+  void add(std::span<const int64_t> values) {
     add(values.size());
     words_.insert(words_.end(), values.begin(), values.end());
   }

@@ -10,7 +10,15 @@
 
 namespace weft {
 
-Layout contiguous_layout(const Shape& shape) { return {shape, contiguous_strides(shape), 0}; }
+Layout contiguous_layout(std::span<const int64_t> shape) {
+  Layout layout{Dims(shape.begin(), shape.end()), Dims(shape.size()), 0};
+  int64_t stride = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    layout.strides[d] = stride;
+    stride *= shape[d];
+  }
+  return layout;
+}
 
 bool is_contiguous(const Layout& layout) {
   int64_t expected = 1;
@@ -22,7 +30,7 @@ bool is_contiguous(const Layout& layout) {
 }
 
 Layout broadcast_to(const Layout& layout, const Shape& shape) {
-  Layout out{shape, Shape(shape.size(), 0), layout.offset};
+  Layout out{to_dims(shape), Dims(shape.size(), 0), layout.offset};
   const size_t pad = shape.size() - layout.shape.size();
   for (size_t d = 0; d < layout.shape.size(); ++d)
     if (layout.shape[d] == shape[pad + d]) out.strides[pad + d] = layout.strides[d];
@@ -30,9 +38,10 @@ Layout broadcast_to(const Layout& layout, const Shape& shape) {
 }
 
 std::optional<Layout> reshaped(const Layout& layout, const Shape& shape) {
-  std::optional<Shape> strides = reshaped_strides(layout.shape, layout.strides, shape);
+  std::optional<Shape> strides =
+      reshaped_strides(to_shape(layout.shape), to_shape(layout.strides), shape);
   if (!strides) return std::nullopt;
-  return Layout{shape, std::move(*strides), layout.offset};
+  return Layout{to_dims(shape), to_dims(*strides), layout.offset};
 }
 
 KernelBuilder::KernelBuilder(llvm::IRBuilder<>& builder, llvm::Module& m,

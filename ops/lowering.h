@@ -4,10 +4,12 @@
 // the variant's alternatives below).
 #pragma once
 
+#include <llvm/ADT/SmallVector.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
 
 #include <functional>
+#include <numeric>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,10 +20,22 @@
 
 namespace weft {
 
+// A layout's sizes or strides: held inline up to rank 6. A step's compile makes ~10^5 layouts,
+// and as std::vectors their allocations were most of the fuse stage's time.
+using Dims = llvm::SmallVector<int64_t, 6>;
+inline Dims to_dims(const Shape& shape) { return Dims(shape.begin(), shape.end()); }
+inline Shape to_shape(const Dims& dims) { return Shape(dims.begin(), dims.end()); }
+inline bool same_dims(const Dims& dims, const Shape& shape) {
+  return std::equal(dims.begin(), dims.end(), shape.begin(), shape.end());
+}
+inline int64_t dims_numel(const Dims& dims) {
+  return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>());
+}
+
 // A strided layout over a buffer, in elements.
 struct Layout {
-  Shape shape;
-  Shape strides;  // 0 on broadcast dimensions
+  Dims shape;
+  Dims strides;  // 0 on broadcast dimensions
   int64_t offset = 0;
 };
 
@@ -136,7 +150,7 @@ struct Lowering : std::variant<ElementLowering, ViewLowering, RegionsLowering, K
 };
 
 // The layout of a contiguous row-major tensor of `shape`.
-Layout contiguous_layout(const Shape& shape);
+Layout contiguous_layout(std::span<const int64_t> shape);
 bool is_contiguous(const Layout& layout);
 // `layout` read at every index of `shape` (NumPy broadcasting: stride 0 where it is stretched).
 Layout broadcast_to(const Layout& layout, const Shape& shape);

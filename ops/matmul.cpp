@@ -51,7 +51,7 @@ Operand prepare(const Tensor& x, const Shape& batch) {
 // The result's leading dimension: N, but at least 1 (GEMM's minimum) when N is 0.
 int64_t result_ld(int64_t N) { return std::max<int64_t>(N, 1); }
 
-MatrixLayout layout_of(const Shape& shape, const Shape& strides) {
+MatrixLayout layout_of(std::span<const int64_t> shape, std::span<const int64_t> strides) {
   const size_t d = shape.size();
   return layout_of(shape[d - 2], shape[d - 1], strides[d - 2], strides[d - 1]);
 }
@@ -68,9 +68,9 @@ const Lowering matmul_lowering = KernelLowering{
           // Each operand's matrices, indexed by the output's batch index (stride 0 where the
           // operand broadcasts).
           auto matrices = [&](const Access& x) {
-            const Layout own{Shape(x.shape.begin(), x.shape.end() - 2),
-                             Shape(x.strides.begin(), x.strides.end() - 2)};
-            return Access{x.data, batch, broadcast_to(own, batch).strides, x.dtype};
+            const Layout own{Dims(x.shape.begin(), x.shape.end() - 2),
+                             Dims(x.strides.begin(), x.strides.end() - 2)};
+            return Access{x.data, batch, to_shape(broadcast_to(own, batch).strides), x.dtype};
           };
           const Access a = matrices(in[0]), b = matrices(in[1]), c = matrices(out);
           const MatrixLayout la = layout_of(in[0].shape, in[0].strides);

@@ -148,7 +148,7 @@ namespace {
 const Lowering slice_lowering =
     ViewLowering{.layout = [](Layout& layout, const Attrs& attrs, const TensorSpec& output) {
       layout.offset += attrs.integer("start") * layout.strides[attrs.integer("axis")];
-      layout.shape = output.shape;
+      layout.shape = to_dims(output.shape);
       return true;
     }};
 

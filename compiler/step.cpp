@@ -65,8 +65,11 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
 void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
              module_->name(), inputs.size(), inputs_.size());
-  std::vector<Tensor> held(inputs.size());  // contiguous copies of strided inputs
+  // Contiguous copies of the strided inputs, by input: few or none, so none is made otherwise (a
+  // streaming step's call costs about a microsecond, and each Tensor copied here counts).
+  std::vector<std::pair<size_t, Tensor>> copies;
   std::vector<void*> buffers;
+  buffers.reserve(inputs.size() + outputs_.size() + constants_.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     WEFT_CHECK(inputs[i].defined(), "compiled step '{}': input \"{}\" is undefined",
                module_->name(), input_names_[i]);
@@ -75,8 +78,12 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
                module_->name(), input_names_[i], dtype_name(inputs[i].dtype()),
                shape_str(inputs[i].shape()), dtype_name(inputs_[i].dtype),
                shape_str(inputs_[i].shape));
-    held[i] = inputs[i].is_contiguous() ? inputs[i] : inputs[i].copy();
-    buffers.push_back(held[i].raw_data());
+    if (inputs[i].is_contiguous()) {
+      buffers.push_back(inputs[i].raw_data());
+      continue;
+    }
+    copies.emplace_back(i, inputs[i].copy());
+    buffers.push_back(copies.back().second.raw_data());
   }
   outputs.resize(outputs_.size());
   for (size_t i = 0; i < outputs_.size(); ++i) {
@@ -93,11 +100,12 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
   ArenaLease arena(*arenas_);
   const int32_t status = step_(buffers.data(), arena.data());
   WEFT_CHECK(status != 1, "compiled step '{}': {}", module_->name(), jit_take_runtime_error());
-  if (status == 0)
-    for (size_t i : stored_inputs_) {
-      if (held[i].impl() != inputs[i].impl()) inputs[i].assign_(held[i]);
-      inputs[i].mark_modified();
-    }
+  if (status != 0) return;
+  for (size_t i : stored_inputs_) {
+    const auto copy = std::ranges::find(copies, i, &std::pair<size_t, Tensor>::first);
+    if (copy != copies.end()) inputs[i].assign_(copy->second);
+    inputs[i].mark_modified();
+  }
 }
 
 int64_t CompiledStep::memory_bytes() const {

@@ -72,6 +72,7 @@ constexpr const char* kind_name(StepKind kind) {
 
 std::vector<Tensor> values(const NamedTensors& named) {
   std::vector<Tensor> tensors;
+  tensors.reserve(named.size());
   for (const auto& [name, tensor] : named) tensors.push_back(tensor);
   return tensors;
 }

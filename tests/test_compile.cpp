@@ -320,6 +320,31 @@ TEST(Compile, StoresAreWrittenInPlaceWhereNothingElseNeedsTheOldValue) {
   }
 }
 
+// Strided inputs are read through contiguous copies, and a stored one gets its new value back
+// through the view it came as, into the storage under it.
+TEST(Compile, StridedInputsAreReadAndStoredThroughTheirViews) {
+  Generator gen(4);
+  const Tensor w0 = randn({4, 3}, {}, gen), g0 = randn({4, 3}, {}, gen);
+  Tensor w = w0.copy(), g = g0.copy();
+  const Graph graph = capture({{"w", w}, {"g", g}}, [&]() -> Named {
+    const Tensor loss = sum(g * w);
+    w.assign_(w - g * 0.5);
+    return {{"loss", loss}};
+  });
+  const CompiledStep compiled = compile(graph);
+  // The same values held transposed: (3, 4) storages seen as (4, 3) views.
+  const Tensor w_storage = permute(w0, {1, 0}).copy(), g_storage = permute(g0, {1, 0}).copy();
+  const std::vector<Tensor> strided = {permute(w_storage, {1, 0}), permute(g_storage, {1, 0})};
+  ASSERT_FALSE(strided[0].is_contiguous());
+  const std::vector<Tensor> plain = {w0.copy(), g0.copy()};
+  const std::vector<Tensor> expected = evaluate(graph, plain);
+  const std::vector<Tensor> actual = compiled.run(strided);
+  expect_close(actual[0], expected[0], 1e-6, "loss");
+  expect_close(strided[0], plain[0], 1e-6, "w after the step");
+  expect_close(permute(w_storage, {1, 0}), plain[0], 1e-6, "w's storage after the step");
+  expect_close(strided[1], g0, 0, "g, not stored");
+}
+
 // finite_output names a 0-d floating-point output, whether or not the step has stores.
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores

@@ -30,7 +30,7 @@ int Graph::add_op(const OpDef& op, Attrs attrs, std::vector<int> inputs, TensorS
   nodes_.push_back({.kind = GraphNode::Kind::op,
                     .op = &op,
                     .attrs = std::move(attrs),
-                    .inputs = std::move(inputs),
+                    .inputs = {inputs.begin(), inputs.end()},
                     .spec = std::move(spec)});
   return id;
 }

@@ -697,7 +697,7 @@ Graph split_sliced_elementwise(Graph graph) {
         const int64_t start = node.attrs.integer("start"), stop = node.attrs.integer("stop");
         // Copies: adding nodes may move the graph's nodes.
         const OpDef& op = *out.node(source).op;
-        const std::vector<int> inputs = out.node(source).inputs;
+        const auto inputs = out.node(source).inputs;
         const size_t rank = out.node(source).spec.shape.size();
         std::vector<int> operands;
         for (int input : inputs)

@@ -143,7 +143,7 @@ class Fuser {
 
   Place contiguous_copy(const Place& source) {
     const int64_t bytes =
-        dims_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(source.dtype));
+        shape_numel(source.layout.shape) * static_cast<int64_t>(dtype_size(source.dtype));
     const Place target{add_buffer(Buffer::Kind::arena, -1, bytes),
                        contiguous_layout(source.layout.shape), source.dtype};
     copy(source, target);
@@ -249,7 +249,7 @@ class Fuser {
         part.dtype != region.dtype || part.layout.offset != 0 || !is_contiguous(part.layout) ||
         !is_contiguous(region.layout) ||
         buffer.bytes !=
-            dims_numel(part.layout.shape) * static_cast<int64_t>(dtype_size(part.dtype)))
+            shape_numel(part.layout.shape) * static_cast<int64_t>(dtype_size(part.dtype)))
       return false;
     use.region_of = region.buffer;
     use.region_offset = region.layout.offset;

@@ -12,11 +12,7 @@ namespace weft {
 
 Layout contiguous_layout(std::span<const int64_t> shape) {
   Layout layout{Dims(shape.begin(), shape.end()), Dims(shape.size()), 0};
-  int64_t stride = 1;
-  for (size_t d = shape.size(); d-- > 0;) {
-    layout.strides[d] = stride;
-    stride *= shape[d];
-  }
+  write_contiguous_strides(shape, layout.strides);
   return layout;
 }
 
@@ -38,8 +34,7 @@ Layout broadcast_to(const Layout& layout, const Shape& shape) {
 }
 
 std::optional<Layout> reshaped(const Layout& layout, const Shape& shape) {
-  std::optional<Shape> strides =
-      reshaped_strides(to_shape(layout.shape), to_shape(layout.strides), shape);
+  std::optional<Shape> strides = reshaped_strides(layout.shape, layout.strides, shape);
   if (!strides) return std::nullopt;
   return Layout{to_dims(shape), to_dims(*strides), layout.offset};
 }

@@ -9,7 +9,6 @@
 #include <llvm/IR/Module.h>
 
 #include <functional>
-#include <numeric>
 #include <optional>
 #include <span>
 #include <string>
@@ -27,9 +26,6 @@ inline Dims to_dims(const Shape& shape) { return Dims(shape.begin(), shape.end()
 inline Shape to_shape(const Dims& dims) { return Shape(dims.begin(), dims.end()); }
 inline bool same_dims(const Dims& dims, const Shape& shape) {
   return std::equal(dims.begin(), dims.end(), shape.begin(), shape.end());
-}
-inline int64_t dims_numel(const Dims& dims) {
-  return std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>());
 }
 
 // A strided layout over a buffer, in elements.

@@ -6,24 +6,28 @@
 
 namespace weft {
 
-int64_t shape_numel(const Shape& shape) {
+int64_t shape_numel(std::span<const int64_t> shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
 
-Shape contiguous_strides(const Shape& shape) {
-  Shape strides(shape.size());
+void write_contiguous_strides(std::span<const int64_t> shape, std::span<int64_t> strides) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
     stride *= shape[i];
   }
+}
+
+Shape contiguous_strides(std::span<const int64_t> shape) {
+  Shape strides(shape.size());
+  write_contiguous_strides(shape, strides);
   return strides;
 }
 
-std::optional<Shape> reshaped_strides(const Shape& shape, const Shape& strides,
-                                      const Shape& new_shape) {
+std::optional<Shape> reshaped_strides(std::span<const int64_t> shape,
+                                      std::span<const int64_t> strides, const Shape& new_shape) {
   if (shape_numel(shape) == 0 || shape.empty()) return contiguous_strides(new_shape);
   // Walks both shapes from the last dimension, one chunk of the old shape at a time: a run of
   // dimensions laid out as one (each stride the next one's times its size). The new dimensions

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,13 +14,16 @@ namespace weft {
 
 using Shape = std::vector<int64_t>;
 
-int64_t shape_numel(const Shape& shape);
-Shape contiguous_strides(const Shape& shape);
+// Of a Shape, or of any other run of sizes (a compiled layout's, held inline).
+int64_t shape_numel(std::span<const int64_t> shape);
+Shape contiguous_strides(std::span<const int64_t> shape);
+// contiguous_strides into `strides` (as many as `shape` has), where a Shape would allocate.
+void write_contiguous_strides(std::span<const int64_t> shape, std::span<int64_t> strides);
 // The strides that read the elements of a tensor of `shape` and `strides`, in the same order, as
 // a tensor of `new_shape` (same element count), without moving them; none when no strides can
 // (dimensions split or merged across a gap).
-std::optional<Shape> reshaped_strides(const Shape& shape, const Shape& strides,
-                                      const Shape& new_shape);
+std::optional<Shape> reshaped_strides(std::span<const int64_t> shape,
+                                      std::span<const int64_t> strides, const Shape& new_shape);
 // "(3, 8)", as Python prints a shape.
 std::string shape_str(const Shape& shape);
 // NumPy broadcasting of two shapes; throws weft::Error naming `op` when they do not broadcast.

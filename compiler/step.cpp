@@ -1,4 +1,6 @@
 // Running a compiled step, and the cache of compiled steps (compile.h).
+#include <llvm/ADT/SmallVector.h>
+
 #include <algorithm>
 #include <mutex>
 
@@ -68,7 +70,7 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
   // Contiguous copies of the strided inputs, by input: few or none, so none is made otherwise (a
   // streaming step's call costs about a microsecond, and each Tensor copied here counts).
   std::vector<std::pair<size_t, Tensor>> copies;
-  std::vector<void*> buffers;
+  llvm::SmallVector<void*, 32> buffers;
   buffers.reserve(inputs.size() + outputs_.size() + constants_.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     WEFT_CHECK(inputs[i].defined(), "compiled step '{}': input \"{}\" is undefined",

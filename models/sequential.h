@@ -139,8 +139,10 @@ class Sequential {
   RecordedStep record_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
   // The compiled step for `inputs`: from the cache, or captured and compiled now.
   const CompiledStep& compiled_step(const Tensor& x, const Tensor& y, const StepInputs& inputs);
-  // That step run on `inputs`, the default generator advanced past its draws: its named outputs.
-  NamedTensors run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs);
+  // That step run on `inputs`, the default generator advanced past its draws: its outputs into
+  // `outputs`, in the order of the returned step's graph().outputs.
+  const CompiledStep& run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs,
+                                   std::vector<Tensor>& outputs);
   // A train or infer step run as compiled steps on the two halves of the batch at once, where
   // that pays: each half's named outputs (gradients', or infer's); none where it does not. `key`
   // is the whole batch's step key.

@@ -70,6 +70,15 @@ constexpr const char* kind_name(StepKind kind) {
   return "";
 }
 
+// A compiled step's outputs by their names in its graph.
+NamedTensors named_outputs(const CompiledStep& step, const std::vector<Tensor>& outputs) {
+  NamedTensors named;
+  named.reserve(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i)
+    named.emplace_back(step.graph().outputs[i].name, outputs[i]);
+  return named;
+}
+
 std::vector<Tensor> values(const NamedTensors& named) {
   std::vector<Tensor> tensors;
   tensors.reserve(named.size());
@@ -92,6 +101,10 @@ std::string step_key(StepKind kind, const std::optional<BatchRows>& part,
   if (part) {
     key += fmt::format(" rows {} of {}", part->rows, part->whole_rows);
   }
+  size_t bytes = key.size();
+  for (const auto& [name, tensor] : named)
+    bytes += name.size() + 2 + tensor.shape().size() * sizeof(int64_t);
+  key.reserve(bytes);
   for (const auto& [name, tensor] : named) {
     const Shape& shape = tensor.shape();
     key += name;  // then bytes no name holds
@@ -122,6 +135,9 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
   const bool labels = kind == StepKind::train || kind == StepKind::gradients;
   const bool updates = kind == StepKind::train || kind == StepKind::apply;
   StepInputs inputs{.kind = kind, .part = part};
+  // Enough for most models' inputs (a streaming step's call is about a microsecond, and each
+  // reallocation moves every name).
+  inputs.named.reserve(4 + 4 * layers_.size());
   if (forward) {
     inputs.named.emplace_back("x", x);
     if (labels) inputs.named.emplace_back("y", y);
@@ -133,9 +149,9 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
   std::vector<std::string> trainable;
   for (const auto& layer : layers_) {
     for (Weight* weight : layer->weights()) {
-      const std::string name = weight_name(*layer, *weight);
-      inputs.named.emplace_back(name, weight->value);
-      if (weight->trainable) trainable.push_back(name);
+      std::string name = weight_name(*layer, *weight);
+      if (updates && weight->trainable) trainable.push_back(name);
+      inputs.named.emplace_back(std::move(name), weight->value);
     }
     if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
@@ -266,14 +282,13 @@ const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
                                  .finite_output = inputs.kind == StepKind::train ? "loss" : ""}));
 }
 
-NamedTensors Sequential::run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs) {
+const CompiledStep& Sequential::run_compiled(const Tensor& x, const Tensor& y,
+                                             const StepInputs& inputs,
+                                             std::vector<Tensor>& outputs) {
   const CompiledStep& step = compiled_step(x, y, inputs);
-  std::vector<Tensor> outputs = step.run(values(inputs.named));
+  step.run(values(inputs.named), outputs);
   default_generator().take(compiled_->draws.at(inputs.key).counters);
-  NamedTensors named;
-  for (size_t i = 0; i < outputs.size(); ++i)
-    named.emplace_back(step.graph().outputs[i].name, std::move(outputs[i]));
-  return named;
+  return step;
 }
 
 // The samples of a batch are treated apart (no layer mixes them), so the two halves of a batch
@@ -332,11 +347,7 @@ std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind ki
   });
   // Both halves draw from the whole batch's counters.
   default_generator().take(compiled_->draws.at(inputs[0].key).counters);
-  std::array<NamedTensors, 2> named;
-  for (size_t i = 0; i < 2; ++i)
-    for (size_t j = 0; j < outputs[i].size(); ++j)
-      named[i].emplace_back(steps[i]->graph().outputs[j].name, outputs[i][j]);
-  return named;
+  return std::array{named_outputs(*steps[0], outputs[0]), named_outputs(*steps[1], outputs[1])};
 }
 
 std::vector<Tensor> Sequential::apply_gradients(const Tensor& loss, const Tensor& y_pred,
@@ -385,7 +396,8 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
                            {gradients_of(first), gradients_of(second)}, check_loss);
   }
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
-  const std::vector<Tensor> outputs = values(run_compiled(x, y, inputs));
+  std::vector<Tensor> outputs;
+  run_compiled(x, y, inputs, outputs);
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
@@ -407,7 +419,10 @@ std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, Ba
       pieces.assign(halves->begin(), halves->end());
       y_pred = concat({pieces[0][1].second, pieces[1][1].second}, 0);
     } else {
-      pieces.push_back(run_compiled(x, y, step_inputs(StepKind::gradients, x, y, rows_of)));
+      std::vector<Tensor> outputs;
+      const CompiledStep& step =
+          run_compiled(x, y, step_inputs(StepKind::gradients, x, y, rows_of), outputs);
+      pieces.push_back(named_outputs(step, outputs));
       y_pred = pieces[0][1].second;
     }
   } else if (x.size(0) > 0) {

@@ -112,9 +112,13 @@ uint64_t RandomStateScope::take(const Shape& mask_shape) {
 }
 
 Tensor random_state(const Generator& generator) {
-  return from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()),
-                                          static_cast<int64_t>(generator.offset()), 0},
-                     {3});
+  // Written in place: every step's call makes one.
+  Tensor state = empty({3}, {.dtype = DType::i64});
+  int64_t* values = state.data<int64_t>();
+  values[0] = static_cast<int64_t>(generator.seed());
+  values[1] = static_cast<int64_t>(generator.offset());
+  values[2] = 0;
+  return state;
 }
 
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate, Generator& generator) {

@@ -38,15 +38,27 @@ class Storage {
   struct Free {
     void operator()(void* p) const;
   };
-  Storage(void* data, std::size_t bytes, std::string_view producer = {});
+  // Lets make_shared (one allocation with the count) call the constructor for allocate() and
+  // meta() only.
+  class Key {
+    friend Storage;
+    explicit Key() = default;
+  };
+
+ public:
+  // `allocation`: what malloc returned, `data` inside it at the alignment.
+  Storage(Key, void* allocation, void* data, std::size_t bytes, std::string_view producer);
+
+ private:
   void* checked_data() const {
     if (is_meta()) [[unlikely]]
       throw_meta_read();
-    return data_.get();
+    return data_;
   }
   [[noreturn]] void throw_meta_read() const;
 
-  std::unique_ptr<void, Free> data_;
+  std::unique_ptr<void, Free> allocation_;
+  void* data_;
   std::size_t bytes_;
   std::string_view producer_;  // of a meta storage: the op's name (OpDef names are static)
   uint64_t version_ = 0;

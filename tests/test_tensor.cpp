@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/storage.h"
 
 namespace weft {
 namespace {
@@ -173,6 +175,26 @@ TEST(FactoryEmpty, HasTheShapeAndDtypeButUnspecifiedValues) {
   EXPECT_EQ(t.dtype(), DType::i32);
   EXPECT_TRUE(t.is_contiguous());
   EXPECT_EQ(empty({0}).numel(), 0);
+}
+
+// Kernels load whole cache lines and AVX-512 registers: every buffer starts on one and owns
+// the lines it touches (the sanitizer build checks the writes past the end here).
+TEST(StorageAllocate, IsAlignedToACacheLineAndZeroFilledOnRequest) {
+  for (const size_t bytes : {0, 1, 4, 63, 64, 65, 1000, 4096, 100000, 3 << 20}) {
+    for (const bool zero_fill : {false, true}) {
+      const auto storage = Storage::allocate(bytes, zero_fill);
+      const auto* data = static_cast<unsigned char*>(storage->data());
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(data) % Storage::alignment, 0u) << bytes;
+      EXPECT_EQ(storage->bytes(), bytes);
+      const size_t lines = bytes / Storage::alignment + 1;
+      if (zero_fill) {
+        EXPECT_TRUE(std::all_of(data, data + lines * Storage::alignment, [](unsigned char byte) {
+          return byte == 0;
+        })) << bytes;
+      }
+      std::fill_n(static_cast<unsigned char*>(storage->data()), lines * Storage::alignment, 0xab);
+    }
+  }
 }
 
 TEST(FactoryOptions, EveryFactoryHonoursRequiresGrad) {

@@ -41,15 +41,6 @@ std::string describe(const Optimizer& optimizer) {
   return std::visit([](const auto& o) { return describe(o); }, optimizer);
 }
 
-// "dense/kernel" for each trainable weight, in the model's order: the optimizer's slots' names.
-std::vector<std::string> trainable_names(const Sequential& model) {
-  std::vector<std::string> names;
-  for (const auto& layer : model.layers())
-    for (const Weight* weight : layer->weights())
-      if (weight->trainable) names.push_back(layer->name() + "/" + weight->name);
-  return names;
-}
-
 json generator_json(const Generator& generator) {
   return {{"seed", generator.seed()}, {"offset", generator.offset()}};
 }
@@ -129,7 +120,7 @@ void CallbackList::Backup::restore() {
                path, batch, epoch, context_.progress.steps);
     const auto weights = match_weights(context_.model, saved.weights, path, kWhat);
 
-    const auto variables = context_.optimizer.variables(trainable_names(context_.model));
+    const auto variables = context_.optimizer.variables(context_.model.trainable_weight_paths());
     std::vector<const SavedTensor*> slots;
     for (const SavedTensor& s : saved.state)
       if (s.group == "optimizer") slots.push_back(&s);
@@ -207,7 +198,8 @@ void CallbackList::Backup::save() const {
   const TrainingProgress& progress = context_.progress;
   WeightFile file;
   file.weights = model_weights(context_.model, kWhat);
-  for (const auto& [name, value] : context_.optimizer.variables(trainable_names(context_.model)))
+  for (const auto& [name, value] :
+       context_.optimizer.variables(context_.model.trainable_weight_paths()))
     file.state.push_back({"optimizer", name, value});
   for (const auto& [key, values] : progress.history.history)
     file.state.push_back(

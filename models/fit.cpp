@@ -268,12 +268,9 @@ void join_ranks(const Cluster& cluster, Sequential& model, OptimizerState& optim
                                 static_cast<size_t>(tensor.numel()) * dtype_size(tensor.dtype())));
     tensor.mark_modified();
   };
-  std::vector<std::string> trainable;
-  for (Weight* weight : model.weights()) {
-    broadcast(weight->value);
-    if (weight->trainable) trainable.push_back(weight->name);
-  }
-  for (const auto& [name, variable] : optimizer.variables(trainable)) broadcast(variable);
+  for (Weight* weight : model.weights()) broadcast(weight->value);
+  for (const auto& [name, variable] : optimizer.variables(model.trainable_weight_paths()))
+    broadcast(variable);
   Generator& generator = default_generator();
   std::array<uint64_t, 2> stream = {generator.seed(), generator.offset()};
   cluster.broadcast(std::as_writable_bytes(std::span(stream)));

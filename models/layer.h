@@ -113,6 +113,8 @@ class Layer {
 
   // Weights in creation order; sublayers' weights included (Bidirectional).
   virtual std::vector<Weight*> weights();
+  // "LAYER/WEIGHT": the weight's name among a compiled step's inputs and an optimizer's slots.
+  std::string weight_path(const Weight& weight) const { return name_ + "/" + weight.name; }
   int64_t count_params();
 
   // Runs build() once and records the shapes.

@@ -56,6 +56,14 @@ std::vector<Weight*> Sequential::weights() const {
   return all;
 }
 
+std::vector<std::string> Sequential::trainable_weight_paths() const {
+  std::vector<std::string> paths;
+  for (const auto& layer : layers_)
+    for (const Weight* weight : layer->weights())
+      if (weight->trainable) paths.push_back(layer->weight_path(*weight));
+  return paths;
+}
+
 int64_t Sequential::count_params() const {
   WEFT_CHECK(built(),
              "model \"{}\" has not been built yet: give the first layer an input_shape, call "

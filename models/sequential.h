@@ -53,6 +53,9 @@ class Sequential {
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
   Layer& layer(const std::string& name) const;
   std::vector<Weight*> weights() const;
+  // Layer::weight_path of each trainable weight, in weights() order ("dense/kernel"): the names
+  // of the optimizer's slots (Keras's [w.name for w in model.trainable_weights]).
+  std::vector<std::string> trainable_weight_paths() const;
   int64_t count_params() const;
   const Shape& output_shape() const;
 

@@ -86,10 +86,6 @@ std::vector<Tensor> values(const NamedTensors& named) {
   return tensors;
 }
 
-std::string weight_name(const Layer& layer, const Weight& weight) {
-  return layer.name() + "/" + weight.name;
-}
-
 std::string part_gradient_name(size_t part, const std::string& gradient_name) {
   return fmt::format("part{}/{}", part, gradient_name);
 }
@@ -124,7 +120,7 @@ void Sequential::for_each_trainable(
   for (const auto& layer : layers_)
     for (Weight* weight : layer->weights()) {
       if (weight->trainable)
-        visit(fmt::format("gradient/{}/{}", index, weight_name(*layer, *weight)), *weight);
+        visit(fmt::format("gradient/{}/{}", index, layer->weight_path(*weight)), *weight);
       ++index;
     }
 }
@@ -146,20 +142,16 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
     if (part) inputs.random.data<int64_t>()[2] = part->first;
     inputs.named.emplace_back("random", inputs.random);
   }
-  std::vector<std::string> trainable;
   for (const auto& layer : layers_) {
-    for (Weight* weight : layer->weights()) {
-      std::string name = weight_name(*layer, *weight);
-      if (updates && weight->trainable) trainable.push_back(name);
-      inputs.named.emplace_back(std::move(name), weight->value);
-    }
+    for (Weight* weight : layer->weights())
+      inputs.named.emplace_back(layer->weight_path(*weight), weight->value);
     if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
     for (size_t i = 0; i < states.size(); ++i)
       inputs.named.emplace_back(fmt::format("{}/state{}", layer->name(), i), states[i]);
   }
   if (updates)
-    for (const auto& [name, variable] : training_->state->variables(trainable))
+    for (const auto& [name, variable] : training_->state->variables(trainable_weight_paths()))
       inputs.named.emplace_back("optimizer/" + name, variable);
   inputs.key = step_key(kind, part, inputs.named);
   return inputs;

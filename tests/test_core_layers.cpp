@@ -95,6 +95,15 @@ TEST(SequentialModel, NamesLayersLikeKeras) {
   EXPECT_THROW(model.add(Dense(2).name("dense_1")), Error);
 }
 
+TEST(SequentialModel, NamesTrainableWeightsByLayer) {
+  Sequential model{Embedding(10, 4).input_length(3), LSTM(2), Dense(1)};
+  model.build({3});
+  model.layers()[0]->weights()[0]->trainable = false;
+  EXPECT_EQ(model.trainable_weight_paths(),
+            (std::vector<std::string>{"lstm/kernel", "lstm/recurrent_kernel", "lstm/bias",
+                                      "dense/kernel", "dense/bias"}));
+}
+
 TEST(SequentialModel, SummaryMatchesKerasFormat) {
   Sequential model{Embedding(1000, 16).input_length(15), Dense(8).activation("relu"), Dense(1)};
   EXPECT_EQ(model.count_params(), 16000 + 136 + 9);

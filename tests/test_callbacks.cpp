@@ -44,9 +44,11 @@ class Callbacks : public testing_support::TempDirTest, public testing::WithParam
  protected:
   void SetUp() override {
     TempDirTest::SetUp();
-    manual_seed(3);
     model_.jit_compile = GetParam();
   }
+  // Seeded before the data and the weights are drawn, so that no test depends on the ones
+  // before it.
+  bool seeded_ = (manual_seed(3), true);
   Data data_ = comparison_data(40, 4);
   Sequential model_ = classifier();
 };
@@ -123,11 +125,21 @@ TEST_P(Callbacks, CsvLoggerWritesKerasColumnsAndAppends) {
   for (int epoch = 0; epoch < 2; ++epoch)
     expected_pattern += std::to_string(epoch) + R"((,[-+0-9.e]+){4}\r\n)";
   EXPECT_TRUE(std::regex_match(text, std::regex(expected_pattern))) << text;
-  // The values are the History's, written so they read back exactly.
+  // The values are the History's, written as Python's str() writes a float: they read back
+  // exactly, and a whole number has ".0".
   const std::string second_line = text.substr(text.find("\r\n") + 2);
-  EXPECT_EQ(second_line.substr(0, second_line.find("\r\n")),
-            fmt::format("0,{},{},{},{}", history["accuracy"][0], history["loss"][0],
-                        history["val_accuracy"][0], history["val_loss"][0]));
+  std::istringstream fields(second_line.substr(0, second_line.find("\r\n")));
+  std::string field;
+  std::getline(fields, field, ',');
+  EXPECT_EQ(field, "0");
+  for (const char* key : {"accuracy", "loss", "val_accuracy", "val_loss"}) {
+    std::getline(fields, field, ',');
+    const double logged = history[key][0];
+    EXPECT_EQ(std::stod(field), logged) << key << ": " << field;
+    EXPECT_EQ(field, logged == std::floor(logged) ? fmt::format("{}.0", logged)
+                                                  : fmt::format("{}", logged))
+        << key;
+  }
 
   // append: no second header; another separator.
   model_.fit(data_.x, data_.y,

@@ -8,13 +8,14 @@
 namespace weft {
 
 namespace {
-std::size_t whole_huge_pages(std::size_t bytes) {
-  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+constexpr std::size_t kPageBytes = 4096;
+std::size_t whole_pages(std::size_t bytes) {
+  return (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
 }
 }  // namespace
 
 void* allocate_huge_pages(std::size_t bytes) {
-  const std::size_t size = whole_huge_pages(bytes);
+  const std::size_t size = whole_pages(bytes);
   // Mapped one huge page larger, then trimmed to a huge-page boundary: mmap aligns to 4 KiB only.
   void* mapped = mmap(nullptr, size + kHugePageBytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -29,8 +30,6 @@ void* allocate_huge_pages(std::size_t bytes) {
   return reinterpret_cast<void*>(aligned);
 }
 
-void free_huge_pages(void* data, std::size_t bytes) noexcept {
-  munmap(data, whole_huge_pages(bytes));
-}
+void free_huge_pages(void* data, std::size_t bytes) noexcept { munmap(data, whole_pages(bytes)); }
 
 }  // namespace weft

@@ -1,8 +1,9 @@
 // Large arrays on transparent huge pages. An array of 2 MiB or more gets a mapping of its own,
 // marked MADV_HUGEPAGE, so that filling it faults once per 2 MiB instead of once per 4 KiB page.
-// A ~10^5-node step graph is ~10 MB of nodes that each compiler pass may rebuild; where page
-// faults are dear (measured 10 us per 4 KiB page on the bench's VMs, 0.2-1 us per 4 KiB of a huge
-// page) those faults were most of the passes' time at long sequences.
+// Where page faults are dear (measured 10 us per 4 KiB page on the bench's VMs, 0.2-1 us per
+// 4 KiB of a huge page) those faults were most of the compiler passes' time at long sequences
+// (a ~10^5-node step graph is ~10 MB of nodes that each pass may rebuild), and a third of an
+// eager training step's (tensors of several MB, made afresh by every step: Storage).
 #pragma once
 
 #include <cstddef>
@@ -14,9 +15,16 @@ namespace weft {
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
 // `bytes` (>= kHugePageBytes) of fresh, zeroed memory aligned to a huge page; throws
-// std::bad_alloc when the system has none. free_huge_pages takes the same `bytes` back.
+// std::bad_alloc when the system has none. Each whole 2 MiB of it is on a huge page; a last part
+// under 2 MiB stays on 4 KiB pages, so no memory past `bytes` is touched (round `bytes` up with
+// whole_huge_pages to have that part fault in at once too). free_huge_pages takes the same
+// `bytes` back.
 void* allocate_huge_pages(std::size_t bytes);
 void free_huge_pages(void* data, std::size_t bytes) noexcept;
+
+constexpr std::size_t whole_huge_pages(std::size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
 
 template <typename T>
 struct HugePageAllocator {
@@ -28,11 +36,11 @@ struct HugePageAllocator {
 
   T* allocate(std::size_t n) {
     if (n * sizeof(T) < kHugePageBytes) return std::allocator<T>().allocate(n);
-    return static_cast<T*>(allocate_huge_pages(n * sizeof(T)));
+    return static_cast<T*>(allocate_huge_pages(whole_huge_pages(n * sizeof(T))));
   }
   void deallocate(T* data, std::size_t n) noexcept {
     if (n * sizeof(T) < kHugePageBytes) return std::allocator<T>().deallocate(data, n);
-    free_huge_pages(data, n * sizeof(T));
+    free_huge_pages(data, whole_huge_pages(n * sizeof(T)));
   }
 
   template <typename U>

@@ -1,34 +1,202 @@
 #include "weft/runtime/storage.h"
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "weft/runtime/error.h"
+#include "weft/runtime/huge_pages.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define WEFT_POISON(data, bytes) ASAN_POISON_MEMORY_REGION(data, bytes)
+#define WEFT_UNPOISON(data, bytes) ASAN_UNPOISON_MEMORY_REGION(data, bytes)
+#else
+#define WEFT_POISON(data, bytes) static_cast<void>(0)
+#define WEFT_UNPOISON(data, bytes) static_cast<void>(0)
+#endif
 
 namespace weft {
 
 namespace {
+
 std::atomic<uint64_t> storage_serial{0};
+
+// Buffers of a page or less come from malloc: its free lists serve them fastest, and they
+// hardly touch fresh pages. Cached ones are over 2^kMinExponent bytes.
+constexpr int kMinExponent = 12;
+constexpr std::size_t kMaxMallocBytes = std::size_t{1} << kMinExponent;
+
+// A buffer's size: `bytes` in (2^e, 2^(e+1)] rounded up to a multiple of 2^(e-kClassBits), so
+// it is at most 1/2^kClassBits larger than its tensor and one class serves tensors of several
+// sizes. `index` numbers the classes from 0 up.
+constexpr int kClassBits = 3;
+constexpr std::size_t kClassesPerDoubling = std::size_t{1} << kClassBits;
+struct SizeClass {
+  std::size_t bytes;
+  std::size_t index;
+};
+SizeClass size_class(std::size_t bytes) {
+  const int exponent = std::bit_width(bytes - 1) - 1;
+  const std::size_t granule = std::size_t{1} << (exponent - kClassBits);
+  const std::size_t granules =
+      (bytes + granule - 1) / granule;  // 2^kClassBits + 1 to 2^(kClassBits+1)
+  return {granules * granule,
+          static_cast<std::size_t>(exponent - kMinExponent) * kClassesPerDoubling +
+              (granules - kClassesPerDoubling - 1)};
+}
+constexpr std::size_t kSizeClasses = (64 - kMinExponent) * kClassesPerDoubling;
+std::size_t class_bytes(std::size_t index) {
+  return (index % kClassesPerDoubling + kClassesPerDoubling + 1)
+         << (index / kClassesPerDoubling + kMinExponent - kClassBits);
+}
+
+int64_t limit_from_environment() {
+  constexpr int64_t default_limit = int64_t{1} << 30;
+  const char* env = std::getenv("WEFT_BUFFER_CACHE_MB");
+  if (env == nullptr || *env == '\0') return default_limit;
+  char* end = nullptr;
+  const long long megabytes = std::strtoll(env, &end, 10);
+  WEFT_CHECK(*end == '\0' && megabytes >= 0 && megabytes <= (int64_t{1} << 40),
+             "WEFT_BUFFER_CACHE_MB must be a whole number of MiB, 0 or more, got '{}'", env);
+  return megabytes << 20;
+}
+
+class BufferCache {
+ public:
+  // A buffer of size_class(bytes) bytes (64-byte aligned), kept or new.
+  std::pair<void*, std::size_t> take(std::size_t bytes) {
+    const auto [size, index] = size_class(bytes);
+    {
+      std::lock_guard lock(mutex_);
+      if (std::vector<void*>& kept = free_[index]; !kept.empty()) {
+        void* data = kept.back();
+        kept.pop_back();
+        cached_bytes_ -= size;
+        ++hits_;
+        WEFT_UNPOISON(data, size);
+        return {data, size};
+      }
+      ++misses_;
+    }
+    void* data = size >= kHugePageBytes ? allocate_huge_pages(size)
+                                        : std::aligned_alloc(Storage::alignment, size);
+    if (data == nullptr) throw std::bad_alloc();
+    return {data, size};
+  }
+
+  void give(void* data, std::size_t size) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      if (cached_bytes_ + static_cast<int64_t>(size) <= limit_bytes_) {
+        try {
+          free_[size_class(size).index].push_back(data);
+          cached_bytes_ += size;
+          WEFT_POISON(data, size);
+          return;
+        } catch (const std::bad_alloc&) {
+          // no room to note it down: freed below
+        }
+      }
+    }
+    release(data, size);
+  }
+
+  void set_limit(int64_t limit_bytes) {
+    {
+      std::lock_guard lock(mutex_);
+      limit_bytes_ = limit_bytes;
+    }
+    keep_at_most(limit_bytes);
+  }
+
+  // Frees kept buffers until at most `bytes` remain.
+  void keep_at_most(int64_t bytes) {
+    std::vector<std::pair<void*, std::size_t>> freed;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::size_t index = 0; index < kSizeClasses; ++index) {
+        std::vector<void*>& buffers = free_[index];
+        const std::size_t size = class_bytes(index);
+        while (cached_bytes_ > bytes && !buffers.empty()) {
+          freed.emplace_back(buffers.back(), size);
+          buffers.pop_back();
+          cached_bytes_ -= size;
+        }
+      }
+    }
+    for (const auto& [data, size] : freed) {
+      WEFT_UNPOISON(data, size);
+      release(data, size);
+    }
+  }
+
+  BufferCacheStats stats() {
+    std::lock_guard lock(mutex_);
+    return {.cached_bytes = cached_bytes_,
+            .limit_bytes = limit_bytes_,
+            .hits = hits_,
+            .misses = misses_};
+  }
+
+ private:
+  static void release(void* data, std::size_t size) noexcept {
+    if (size >= kHugePageBytes)
+      free_huge_pages(data, size);
+    else
+      std::free(data);
+  }
+
+  std::mutex mutex_;
+  std::array<std::vector<void*>, kSizeClasses> free_;  // by size class index
+  int64_t cached_bytes_ = 0;
+  int64_t limit_bytes_ = limit_from_environment();
+  int64_t hits_ = 0;
+  int64_t misses_ = 0;
+};
+
+// Never destroyed: tensors in static objects may be freed after every other static has gone.
+BufferCache& buffer_cache() {
+  static BufferCache* cache = new BufferCache;
+  return *cache;
+}
+
 }  // namespace
 
-Storage::Storage(Key, void* allocation, void* data, std::size_t bytes, std::string_view producer)
+Storage::Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t cached_bytes,
+                 std::string_view producer)
     : allocation_(allocation),
       data_(data),
       bytes_(bytes),
+      cached_bytes_(cached_bytes),
       producer_(producer),
       serial_(storage_serial++) {}
 
-uint64_t next_storage_serial() { return storage_serial.load(); }
+Storage::~Storage() {
+  if (cached_bytes_ > 0)
+    buffer_cache().give(allocation_, cached_bytes_);
+  else
+    std::free(allocation_);
+}
 
-void Storage::Free::operator()(void* p) const { std::free(p); }
+uint64_t next_storage_serial() { return storage_serial.load(); }
 
 std::shared_ptr<Storage> Storage::allocate(std::size_t bytes, bool zero_fill) {
   // Whole cache lines, and at least one, so even zero bytes have an address of their own.
   const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment + alignment;
+  if (rounded > kMaxMallocBytes) {
+    const auto [data, size] = buffer_cache().take(rounded);
+    if (zero_fill) std::memset(data, 0, rounded);
+    return std::make_shared<Storage>(Key(), data, data, bytes, size, std::string_view{});
+  }
   // malloc's alignment raised by hand: glibc's aligned_alloc carves an aligned chunk out of a
   // larger one and frees the ends, 40-100 ns a tensor of a few KB against malloc's 6-14, and
   // every eager op and compiled step's output allocates.
@@ -37,11 +205,11 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t bytes, bool zero_fill) {
   const auto address = reinterpret_cast<std::uintptr_t>(allocation);
   void* data = reinterpret_cast<void*>((address + alignment - 1) / alignment * alignment);
   if (zero_fill) std::memset(data, 0, rounded);
-  return std::make_shared<Storage>(Key(), allocation, data, bytes, std::string_view{});
+  return std::make_shared<Storage>(Key(), allocation, data, bytes, 0, std::string_view{});
 }
 
 std::shared_ptr<Storage> Storage::meta(std::string_view producer) {
-  return std::make_shared<Storage>(Key(), nullptr, nullptr, 0, producer);
+  return std::make_shared<Storage>(Key(), nullptr, nullptr, 0, 0, producer);
 }
 
 void Storage::throw_meta_read() const {
@@ -50,6 +218,16 @@ void Storage::throw_meta_read() const {
       "computes no values (CaptureMode::meta), as compiled steps are captured; code that runs "
       "inside a step must not read values its ops compute",
       producer_);
+}
+
+BufferCacheStats buffer_cache_stats() { return buffer_cache().stats(); }
+
+void release_cached_buffers() { buffer_cache().keep_at_most(0); }
+
+void set_buffer_cache_limit(int64_t bytes) {
+  WEFT_CHECK(bytes >= 0, "set_buffer_cache_limit: the limit must be 0 or more bytes, got {}",
+             bytes);
+  buffer_cache().set_limit(bytes);
 }
 
 }  // namespace weft

@@ -1,5 +1,6 @@
 // Storage: one 64-byte aligned allocation shared by a tensor and its views (or none, for a meta
-// tensor: an op result that a capture recorded without computing it).
+// tensor: an op result that a capture recorded without computing it). Buffers over 4 KiB are
+// kept when freed, for later tensors of about their size (the buffer cache, below).
 #pragma once
 
 #include <cstddef>
@@ -34,10 +35,11 @@ class Storage {
   uint64_t version() const { return version_; }
   void bump_version() { ++version_; }
 
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
  private:
-  struct Free {
-    void operator()(void* p) const;
-  };
   // Lets make_shared (one allocation with the count) call the constructor for allocate() and
   // meta() only.
   class Key {
@@ -46,8 +48,10 @@ class Storage {
   };
 
  public:
-  // `allocation`: what malloc returned, `data` inside it at the alignment.
-  Storage(Key, void* allocation, void* data, std::size_t bytes, std::string_view producer);
+  // `allocation`: what malloc returned, `data` inside it at the alignment; or, with
+  // `cached_bytes` > 0, a buffer of that size from the buffer cache, `data` at its start.
+  Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t cached_bytes,
+          std::string_view producer);
 
  private:
   void* checked_data() const {
@@ -57,9 +61,10 @@ class Storage {
   }
   [[noreturn]] void throw_meta_read() const;
 
-  std::unique_ptr<void, Free> allocation_;
+  void* allocation_;
   void* data_;
   std::size_t bytes_;
+  std::size_t cached_bytes_;
   std::string_view producer_;  // of a meta storage: the op's name (OpDef names are static)
   uint64_t version_ = 0;
   uint64_t serial_;
@@ -67,5 +72,26 @@ class Storage {
 
 // The serial the next allocation will get.
 uint64_t next_storage_serial();
+
+// The buffer cache. A training or inference step makes the same tensors again each time, and
+// memory handed back to the system is faulted in again page by page when it returns: at 10 us per
+// 4 KiB page on the bench's VMs, that was a third of an eager training step. So a freed buffer
+// over 4 KiB is kept, up to a limit, and given to the next tensor of its size class (a class is at
+// most 12.5% larger than its tensors); buffers of 2 MiB or more are on huge pages
+// (runtime/huge_pages.h).
+// Thread-safe. Kept buffers count in the process's resident memory, as PyTorch's CUDA caching
+// allocator's do in device memory; release_cached_buffers() gives them back.
+struct BufferCacheStats {
+  int64_t cached_bytes = 0;  // kept now, in no tensor
+  int64_t limit_bytes = 0;
+  int64_t hits = 0;    // tensors given a kept buffer
+  int64_t misses = 0;  // tensors of a cached size that needed a new one
+};
+BufferCacheStats buffer_cache_stats();
+// Frees every kept buffer (as torch.cuda.empty_cache()).
+void release_cached_buffers();
+// The most bytes kept: at first WEFT_BUFFER_CACHE_MB MiB if the environment sets it, else 1 GiB;
+// 0 keeps none. Frees kept buffers beyond a lower limit. Throws weft::Error for a negative one.
+void set_buffer_cache_limit(int64_t bytes);
 
 }  // namespace weft

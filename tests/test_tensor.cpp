@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"
 #include "weft/runtime/storage.h"
+#include "weft/runtime/thread_pool.h"
 
 namespace weft {
 namespace {
@@ -195,6 +198,74 @@ TEST(StorageAllocate, IsAlignedToACacheLineAndZeroFilledOnRequest) {
       std::fill_n(static_cast<unsigned char*>(storage->data()), lines * Storage::alignment, 0xab);
     }
   }
+}
+
+// ---- The buffer cache -------------------------------------------------------------------------
+
+// Restores the process's limit after a test that changes it.
+class BufferCache : public testing::Test {
+ protected:
+  void TearDown() override { set_buffer_cache_limit(limit_); }
+  const int64_t limit_ = buffer_cache_stats().limit_bytes;
+};
+
+TEST_F(BufferCache, GivesAFreedBufferToTheNextTensorOfItsSizeClass) {
+  // A page and a bit, a malloc-sized buffer, and one on huge pages.
+  for (const size_t bytes : {5000, 100000, 3 << 20}) {
+    void* freed = Storage::allocate(bytes, false)->data();  // freed at once, and kept
+    const BufferCacheStats before = buffer_cache_stats();
+    EXPECT_GT(before.cached_bytes, 0);
+    const auto again = Storage::allocate(bytes, true);
+    EXPECT_EQ(again->data(), freed) << bytes;
+    EXPECT_EQ(buffer_cache_stats().hits, before.hits + 1) << bytes;
+    EXPECT_LT(buffer_cache_stats().cached_bytes, before.cached_bytes) << bytes;
+    const auto* data = static_cast<const unsigned char*>(again->data());
+    EXPECT_TRUE(std::all_of(data, data + bytes, [](unsigned char byte) { return byte == 0; }))
+        << bytes << ": zero_fill on a buffer used before";
+  }
+  // Sizes within an eighth share a class; twice the size is another.
+  void* freed = Storage::allocate(100000, false)->data();
+  EXPECT_EQ(Storage::allocate(99000, false)->data(), freed);
+  EXPECT_NE(Storage::allocate(200000, false)->data(), freed);
+}
+
+TEST_F(BufferCache, KeepsNoMoreThanItsLimit) {
+  release_cached_buffers();
+  EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
+  set_buffer_cache_limit(150000);
+  std::vector<std::shared_ptr<Storage>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(Storage::allocate(60000, false));
+  held.clear();  // the third and fourth no longer fit
+  EXPECT_LE(buffer_cache_stats().cached_bytes, 150000);
+  EXPECT_GT(buffer_cache_stats().cached_bytes, 100000);
+  set_buffer_cache_limit(0);  // frees what it kept, and keeps nothing more
+  EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
+  Storage::allocate(60000, false);
+  EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
+  EXPECT_THROW(set_buffer_cache_limit(-1), Error);
+}
+
+TEST_F(BufferCache, ServesThreadsAtOnce) {
+  // Every tensor keeps its own values while others come and go on the other threads.
+  std::atomic<int> wrong{0};
+  ThreadPool pool(4);
+  pool.parallel_for(0, 4, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t thread = begin; thread < end; ++thread) {
+      std::vector<Tensor> live;
+      for (int i = 0; i < 200; ++i) {
+        const int64_t size = 1000 + (i * 7919 + thread * 104729) % 300000;
+        live.push_back(full({size}, static_cast<double>(thread * 1000 + i)));
+        if (live.size() > 8) {
+          const Tensor& oldest = live.front();
+          const float expected = oldest.data<float>()[0];
+          for (int64_t j = 0; j < oldest.numel(); j += 997)
+            if (oldest.data<float>()[j] != expected) ++wrong;
+          live.erase(live.begin());
+        }
+      }
+    }
+  });
+  EXPECT_EQ(wrong, 0);
 }
 
 TEST(FactoryOptions, EveryFactoryHonoursRequiresGrad) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -77,6 +78,7 @@ class BufferCache {
     const auto [size, index] = size_class(bytes);
     {
       std::lock_guard lock(mutex_);
+      last_used_[index] = ++uses_;
       if (std::vector<void*>& kept = free_[index]; !kept.empty()) {
         void* data = kept.back();
         kept.pop_back();
@@ -93,21 +95,31 @@ class BufferCache {
     return {data, size};
   }
 
+  // Keeps `data` for later, making room by freeing the buffers of the classes used longest ago
+  // (a later step, or another model, may ask for other sizes than the buffers kept); frees it if
+  // its own class's buffers already fill the limit.
   void give(void* data, std::size_t size) noexcept {
+    std::optional<Evicted> evicted;  // rarely needed, and 10 KB to clear
+    bool kept = false;
     {
       std::lock_guard lock(mutex_);
+      const std::size_t index = size_class(size).index;
+      last_used_[index] = ++uses_;
+      if (cached_bytes_ + static_cast<int64_t>(size) > limit_bytes_)
+        take_out_least_used(limit_bytes_ - static_cast<int64_t>(size), index, evicted.emplace());
       if (cached_bytes_ + static_cast<int64_t>(size) <= limit_bytes_) {
         try {
-          free_[size_class(size).index].push_back(data);
+          free_[index].push_back(data);
           cached_bytes_ += size;
+          kept = true;
           WEFT_POISON(data, size);
-          return;
         } catch (const std::bad_alloc&) {
           // no room to note it down: freed below
         }
       }
     }
-    release(data, size);
+    if (!kept) release(data, size);
+    if (evicted) release(*evicted);
   }
 
   void set_limit(int64_t limit_bytes) {
@@ -120,23 +132,12 @@ class BufferCache {
 
   // Frees kept buffers until at most `bytes` remain.
   void keep_at_most(int64_t bytes) {
-    std::vector<std::pair<void*, std::size_t>> freed;
+    Evicted evicted;
     {
       std::lock_guard lock(mutex_);
-      for (std::size_t index = 0; index < kSizeClasses; ++index) {
-        std::vector<void*>& buffers = free_[index];
-        const std::size_t size = class_bytes(index);
-        while (cached_bytes_ > bytes && !buffers.empty()) {
-          freed.emplace_back(buffers.back(), size);
-          buffers.pop_back();
-          cached_bytes_ -= size;
-        }
-      }
+      take_out_least_used(bytes, kSizeClasses, evicted);
     }
-    for (const auto& [data, size] : freed) {
-      WEFT_UNPOISON(data, size);
-      release(data, size);
-    }
+    release(evicted);
   }
 
   BufferCacheStats stats() {
@@ -148,15 +149,42 @@ class BufferCache {
   }
 
  private:
+  // Buffers taken out of the cache to be freed, by size class (moved, so nothing allocates).
+  using Evicted = std::array<std::vector<void*>, kSizeClasses>;
+
+  // Moves kept buffers into `evicted`, whole classes at a time from the one used longest ago,
+  // until at most `bytes` remain or only class `spared`'s do. Called with mutex_ held.
+  void take_out_least_used(int64_t bytes, std::size_t spared, Evicted& evicted) noexcept {
+    while (cached_bytes_ > bytes) {
+      std::size_t oldest = kSizeClasses;
+      for (std::size_t index = 0; index < kSizeClasses; ++index)
+        if (index != spared && !free_[index].empty() &&
+            (oldest == kSizeClasses || last_used_[index] < last_used_[oldest]))
+          oldest = index;
+      if (oldest == kSizeClasses) return;
+      cached_bytes_ -= static_cast<int64_t>(class_bytes(oldest) * free_[oldest].size());
+      evicted[oldest].swap(free_[oldest]);
+    }
+  }
+
   static void release(void* data, std::size_t size) noexcept {
     if (size >= kHugePageBytes)
       free_huge_pages(data, size);
     else
       std::free(data);
   }
+  static void release(const Evicted& evicted) noexcept {
+    for (std::size_t index = 0; index < kSizeClasses; ++index)
+      for (void* data : evicted[index]) {
+        WEFT_UNPOISON(data, class_bytes(index));
+        release(data, class_bytes(index));
+      }
+  }
 
   std::mutex mutex_;
   std::array<std::vector<void*>, kSizeClasses> free_;  // by size class index
+  std::array<uint64_t, kSizeClasses> last_used_ = {};  // uses_ when last taken or given
+  uint64_t uses_ = 0;
   int64_t cached_bytes_ = 0;
   int64_t limit_bytes_ = limit_from_environment();
   int64_t hits_ = 0;

@@ -245,6 +245,22 @@ TEST_F(BufferCache, KeepsNoMoreThanItsLimit) {
   EXPECT_THROW(set_buffer_cache_limit(-1), Error);
 }
 
+TEST_F(BufferCache, MakesRoomByFreeingTheClassUsedLongestAgo) {
+  release_cached_buffers();
+  set_buffer_cache_limit(200000);
+  Storage::allocate(100000, false);  // kept: 104 KiB
+  {
+    const auto first = Storage::allocate(60000, false);
+    const auto second = Storage::allocate(60000, false);
+  }  // 60 KiB twice: the second makes room by freeing the older class
+  EXPECT_EQ(buffer_cache_stats().cached_bytes, 2 * 61440);
+  const BufferCacheStats before = buffer_cache_stats();
+  Storage::allocate(60000, false);
+  EXPECT_EQ(buffer_cache_stats().hits, before.hits + 1);
+  Storage::allocate(100000, false);
+  EXPECT_EQ(buffer_cache_stats().misses, before.misses + 1);
+}
+
 TEST_F(BufferCache, ServesThreadsAtOnce) {
   // Every tensor keeps its own values while others come and go on the other threads.
   std::atomic<int> wrong{0};

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "weft/runtime/environment.h"
 #include "weft/runtime/error.h"
 #include "weft/runtime/huge_pages.h"
 
@@ -61,14 +62,9 @@ std::size_t class_bytes(std::size_t index) {
 }
 
 int64_t limit_from_environment() {
-  constexpr int64_t default_limit = int64_t{1} << 30;
-  const char* env = std::getenv("WEFT_BUFFER_CACHE_MB");
-  if (env == nullptr || *env == '\0') return default_limit;
-  char* end = nullptr;
-  const long long megabytes = std::strtoll(env, &end, 10);
-  WEFT_CHECK(*end == '\0' && megabytes >= 0 && megabytes <= (int64_t{1} << 40),
-             "WEFT_BUFFER_CACHE_MB must be a whole number of MiB, 0 or more, got '{}'", env);
-  return megabytes << 20;
+  constexpr int64_t default_mib = 1024;
+  return environment_integer("WEFT_BUFFER_CACHE_MB", 0, int64_t{1} << 40).value_or(default_mib)
+         << 20;
 }
 
 class BufferCache {

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <exception>
 
+#include "weft/runtime/environment.h"
 #include "weft/runtime/error.h"
 
 namespace weft {
@@ -23,13 +23,8 @@ class RegionScope {
 };
 
 int default_num_threads() {
-  if (const char* env = std::getenv("WEFT_NUM_THREADS"); env != nullptr && *env != '\0') {
-    char* end = nullptr;
-    const long n = std::strtol(env, &end, 10);
-    WEFT_CHECK(*end == '\0' && n >= 1 && n <= 1024,
-               "WEFT_NUM_THREADS must be an integer in [1, 1024], got '{}'", env);
-    return static_cast<int>(n);
-  }
+  if (const auto threads = environment_integer("WEFT_NUM_THREADS", 1, 1024))
+    return static_cast<int>(*threads);
   // More threads than this only add wake-up latency for the sizes an RNN step multiplies.
   constexpr unsigned max_default = 16;
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, max_default));

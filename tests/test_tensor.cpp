@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 
 #include "weft/autodiff/tape.h"
 #include "weft/ops/ops.h"
+#include "weft/runtime/environment.h"
 #include "weft/runtime/storage.h"
 #include "weft/runtime/thread_pool.h"
 
@@ -282,6 +284,48 @@ TEST_F(BufferCache, ServesThreadsAtOnce) {
     }
   });
   EXPECT_EQ(wrong, 0);
+}
+
+// ---- Settings from the environment ----------------------------------------------------------
+
+struct EnvironmentRow {
+  std::string name;
+  const char* value;                // null: unset
+  std::optional<int64_t> expected;  // none: unset or empty; the error otherwise below
+  bool throws;
+};
+
+TEST(EnvironmentInteger, ReadsAnIntegerInRangeAndNamesTheVariableOtherwise) {
+  const std::vector<EnvironmentRow> rows = {
+      {"unset", nullptr, std::nullopt, false},
+      {"empty", "", std::nullopt, false},
+      {"lowest", "0", 0, false},
+      {"highest", "16", 16, false},
+      {"below", "-1", std::nullopt, true},
+      {"above", "17", std::nullopt, true},
+      {"trailing text", "4x", std::nullopt, true},
+      {"not a number", "all", std::nullopt, true},
+      {"overflow", "99999999999999999999", std::nullopt, true},
+  };
+  constexpr const char* variable = "WEFT_TEST_ENVIRONMENT_INTEGER";
+  for (const EnvironmentRow& row : rows) {
+    if (row.value == nullptr)
+      unsetenv(variable);
+    else
+      setenv(variable, row.value, 1);
+    if (row.throws) {
+      try {
+        environment_integer(variable, 0, 16);
+        ADD_FAILURE() << row.name << ": no error";
+      } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find(variable), std::string::npos) << row.name;
+        EXPECT_NE(std::string(error.what()).find(row.value), std::string::npos) << row.name;
+      }
+    } else {
+      EXPECT_EQ(environment_integer(variable, 0, 16), row.expected) << row.name;
+    }
+  }
+  unsetenv(variable);
 }
 
 TEST(FactoryOptions, EveryFactoryHonoursRequiresGrad) {

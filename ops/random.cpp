@@ -111,23 +111,29 @@ uint64_t RandomStateScope::take(const Shape& mask_shape) {
   return offset;
 }
 
-Tensor random_state(const Generator& generator) {
-  // Written in place: every step's call makes one.
+namespace {
+
+// [seed, offset, 0], written in place: every step's call makes one.
+Tensor state_tensor(uint64_t seed, uint64_t offset) {
   Tensor state = empty({3}, {.dtype = DType::i64});
   int64_t* values = state.data<int64_t>();
-  values[0] = static_cast<int64_t>(generator.seed());
-  values[1] = static_cast<int64_t>(generator.offset());
+  values[0] = static_cast<int64_t>(seed);
+  values[1] = static_cast<int64_t>(offset);
   values[2] = 0;
   return state;
+}
+
+}  // namespace
+
+Tensor random_state(const Generator& generator) {
+  return state_tensor(generator.seed(), generator.offset());
 }
 
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate, Generator& generator) {
   RandomStateScope* scope = active_random_scope;
   const bool bound = scope != nullptr && &scope->generator() == &generator;
   // Unbound, the state is [seed, 0, 0] and the offset the absolute counter.
-  const Tensor state =
-      bound ? scope->state()
-            : from_vector(std::vector<int64_t>{static_cast<int64_t>(generator.seed()), 0, 0}, {3});
+  const Tensor state = bound ? scope->state() : state_tensor(generator.seed(), 0);
   const uint64_t offset = bound ? scope->take(shape) : generator.take(shape_numel(shape));
   return apply(dropout_mask_op, {state},
                {{"shape", shape},

@@ -195,18 +195,18 @@ BufferCache& buffer_cache() {
 
 }  // namespace
 
-Storage::Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t cached_bytes,
+Storage::Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t buffer_bytes,
                  std::string_view producer)
     : allocation_(allocation),
       data_(data),
       bytes_(bytes),
-      cached_bytes_(cached_bytes),
+      buffer_bytes_(buffer_bytes),
       producer_(producer),
       serial_(storage_serial++) {}
 
 Storage::~Storage() {
-  if (cached_bytes_ > 0)
-    buffer_cache().give(allocation_, cached_bytes_);
+  if (buffer_bytes_ > 0)
+    buffer_cache().give(allocation_, buffer_bytes_);
   else
     std::free(allocation_);
 }

@@ -49,8 +49,8 @@ class Storage {
 
  public:
   // `allocation`: what malloc returned, `data` inside it at the alignment; or, with
-  // `cached_bytes` > 0, a buffer of that size from the buffer cache, `data` at its start.
-  Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t cached_bytes,
+  // `buffer_bytes` > 0, a buffer of that size from the buffer cache, `data` at its start.
+  Storage(Key, void* allocation, void* data, std::size_t bytes, std::size_t buffer_bytes,
           std::string_view producer);
 
  private:
@@ -64,7 +64,7 @@ class Storage {
   void* allocation_;
   void* data_;
   std::size_t bytes_;
-  std::size_t cached_bytes_;
+  std::size_t buffer_bytes_;   // of a buffer from the buffer cache; 0 for malloc's
   std::string_view producer_;  // of a meta storage: the op's name (OpDef names are static)
   uint64_t version_ = 0;
   uint64_t serial_;

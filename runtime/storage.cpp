@@ -80,6 +80,14 @@ int64_t limit_from_environment() {
 // its address range.
 class BufferArena {
  public:
+  // Whether `data` lies in one of the arena's mappings. Called with the cache's mutex held.
+  bool contains(const void* data) const {
+    const auto address = reinterpret_cast<std::uintptr_t>(data);
+    return std::any_of(regions_.begin(), regions_.end(), [&](const auto& region) {
+      return address >= region.first && address < region.second;
+    });
+  }
+
   // `bytes` (a multiple of the alignment) of address range. Called with the cache's mutex held.
   void* carve(std::size_t bytes) {
     if (bytes > end_ - next_) map_region(bytes);
@@ -125,6 +133,7 @@ class BufferArena {
       if (region != MAP_FAILED) {
         next_ = reinterpret_cast<std::uintptr_t>(region);
         end_ = next_ + size;
+        regions_.emplace_back(next_, end_);
         return;
       }
       if (size == bytes) throw std::bad_alloc();
@@ -133,6 +142,7 @@ class BufferArena {
 
   std::uintptr_t next_ = 0;
   std::uintptr_t end_ = 0;
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> regions_;  // [start, end) of each
 };
 
 class BufferCache {
@@ -158,9 +168,14 @@ class BufferCache {
         return {data, size};
       }
       ++misses_;
-      if (size < kHugePageBytes) data = arena_range(index, size);
+      if (size < kHugePageBytes && !from_malloc_[index]) data = arena_range(index, size);
     }
-    if (data == nullptr) return {allocate_huge_pages(size), size};
+    if (data == nullptr) {
+      data = size >= kHugePageBytes ? allocate_huge_pages(size)
+                                    : std::aligned_alloc(Storage::alignment, size);
+      if (data == nullptr) throw std::bad_alloc();
+      return {data, size};
+    }
     WEFT_UNPOISON(data, size);  // a discarded buffer's range stays poisoned until reused
     BufferArena::populate(data, size);
     return {data, size};
@@ -176,8 +191,11 @@ class BufferCache {
       std::lock_guard lock(mutex_);
       const std::size_t index = size_class(size).index;
       last_used_[index] = ++uses_;
-      if (cached_bytes_ + static_cast<int64_t>(size) > limit_bytes_)
+      if (cached_bytes_ + static_cast<int64_t>(size) > limit_bytes_) {
         take_out_least_used(limit_bytes_ - static_cast<int64_t>(size), index, evicted.emplace());
+        for (std::size_t other = 0; other < kSizeClasses; ++other)
+          if (!(*evicted)[other].empty()) from_malloc_[other] = true;
+      }
       if (cached_bytes_ + static_cast<int64_t>(size) <= limit_bytes_) {
         try {
           free_[index].push_back(data);
@@ -188,6 +206,10 @@ class BufferCache {
           // no room to note it down: freed below
         }
       }
+    }
+    if (!kept) {
+      std::lock_guard lock(mutex_);
+      from_malloc_[size_class(size).index] = true;
     }
     if (!kept) release(data, size);
     if (evicted) release(*evicted);
@@ -201,12 +223,14 @@ class BufferCache {
     keep_at_most(limit_bytes);
   }
 
-  // Frees kept buffers until at most `bytes` remain.
+  // Frees kept buffers until at most `bytes` remain, and has every class try the arena again (a
+  // new limit, or a fresh start: another model may work within it).
   void keep_at_most(int64_t bytes) {
     Evicted evicted;
     {
       std::lock_guard lock(mutex_);
       take_out_least_used(bytes, kSizeClasses, evicted);
+      from_malloc_.fill(false);
     }
     release(evicted);
   }
@@ -256,6 +280,14 @@ class BufferCache {
       free_huge_pages(data, size);
       return;
     }
+    {
+      std::lock_guard lock(mutex_);
+      if (!arena_.contains(data)) {
+        WEFT_UNPOISON(data, size);
+        std::free(data);
+        return;
+      }
+    }
     WEFT_POISON(data, size);
     BufferArena::discard(data, size);
     std::lock_guard lock(mutex_);
@@ -275,6 +307,11 @@ class BufferCache {
   std::array<std::vector<void*>, kSizeClasses> free_;  // by size class index
   // Arena buffers whose pages were given back: address ranges for later buffers of the class.
   std::array<std::vector<void*>, kSizeClasses> discarded_;
+  // Classes whose buffers the limit made the cache free: a working set larger than the limit.
+  // Their new buffers come from malloc's heap, which recycles them without system calls; the
+  // arena would give its pages back and take them again all through a step, each time with a
+  // TLB flush on every core the process runs on (an eager step 2-4x slower).
+  std::array<bool, kSizeClasses> from_malloc_ = {};
   std::array<uint64_t, kSizeClasses> last_used_ = {};  // uses_ when last taken or given
   uint64_t uses_ = 0;
   int64_t cached_bytes_ = 0;

@@ -273,6 +273,27 @@ TEST_F(BufferCache, MakesRoomByFreeingTheClassUsedLongestAgo) {
   EXPECT_EQ(buffer_cache_stats().misses, before.misses + 1);
 }
 
+TEST_F(BufferCache, GivesEveryTensorItsOwnBufferWhenAStepOutgrowsTheLimit) {
+  // 20 tensors of 60 KiB live at once under a limit of 200 KB, five times over: the cache frees
+  // what it cannot keep, and then serves those sizes from malloc's heap; every buffer goes back
+  // where it came from (AddressSanitizer checks the frees).
+  release_cached_buffers();
+  set_buffer_cache_limit(200000);
+  for (int round = 0; round < 5; ++round) {
+    std::vector<Tensor> live;
+    for (int i = 0; i < 20; ++i)
+      live.push_back(full({15000 + i}, static_cast<double>(round * 100 + i)));
+    for (int i = 0; i < 20; ++i) {
+      const Tensor& tensor = live[static_cast<size_t>(i)];
+      EXPECT_EQ(tensor.data<float>()[0], static_cast<float>(round * 100 + i));
+      EXPECT_EQ(tensor.data<float>()[tensor.numel() - 1], static_cast<float>(round * 100 + i));
+    }
+  }
+  EXPECT_LE(buffer_cache_stats().cached_bytes, 200000);
+  release_cached_buffers();
+  EXPECT_EQ(buffer_cache_stats().cached_bytes, 0);
+}
+
 TEST_F(BufferCache, ServesThreadsAtOnce) {
   // Every tensor keeps its own values while others come and go on the other threads.
   std::atomic<int> wrong{0};

@@ -183,7 +183,8 @@ class BufferCache {
 
   // Keeps `data` for later, making room by freeing the buffers of the classes used longest ago
   // (a later step, or another model, may ask for other sizes than the buffers kept); frees it if
-  // its own class's buffers already fill the limit.
+  // its own class's buffers already fill the limit. Classes freed for room take their next
+  // buffers from malloc (from_malloc_).
   void give(void* data, std::size_t size) noexcept {
     std::optional<Evicted> evicted;  // rarely needed, and 10 KB to clear
     bool kept = false;
@@ -206,10 +207,7 @@ class BufferCache {
           // no room to note it down: freed below
         }
       }
-    }
-    if (!kept) {
-      std::lock_guard lock(mutex_);
-      from_malloc_[size_class(size).index] = true;
+      if (!kept) from_malloc_[index] = true;
     }
     if (!kept) release(data, size);
     if (evicted) release(*evicted);

@@ -8,7 +8,6 @@
 namespace weft {
 
 namespace {
-constexpr std::size_t kPageBytes = 4096;
 std::size_t whole_pages(std::size_t bytes) {
   return (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
 }

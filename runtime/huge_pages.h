@@ -13,6 +13,7 @@ namespace weft {
 
 // Arrays smaller than this come from operator new, as std::allocator's do.
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+inline constexpr std::size_t kPageBytes = 4096;  // a base page, what mmap aligns to
 
 // `bytes` (>= kHugePageBytes) of fresh, zeroed memory aligned to a huge page; throws
 // std::bad_alloc when the system has none. Each whole 2 MiB of it is on a huge page; a last part

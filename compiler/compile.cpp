@@ -13,7 +13,9 @@
 #include "weft/compiler/place.h"
 #include "weft/compiler/reroll.h"
 #include "weft/compiler/runtime_calls.h"
+#include "weft/ops/definitions.h"
 #include "weft/runtime/error.h"
+#include "weft/runtime/gemm.h"
 
 namespace weft {
 namespace {
@@ -74,6 +76,21 @@ void count_fusion_by_post_dominators(const Graph& graph, const Fusion& fusion,
       stats.apart_in_a_full_loop +=
           fusion.calls[loop_of[id]].members.size() >= static_cast<size_t>(kMaxLoopMembers);
   }
+}
+
+// The inputs that some matmul reads as its right operand, whole and 2-D, for one row of output,
+// where a packed copy (PackedB) is laid out otherwise: the products gemm reads faster from one.
+std::vector<int> row_product_operands(const Graph& graph) {
+  std::vector<int> operands;
+  for (const GraphNode& node : graph.nodes()) {
+    if (node.kind != GraphNode::Kind::op || node.op != &matmul_op || node.spec.shape.size() != 2 ||
+        node.spec.shape[0] != 1 ||
+        !PackedB::reorders(node.spec.shape[1], dtype_size(node.spec.dtype)))
+      continue;
+    const int right = node.inputs[1];
+    if (graph.node(right).kind == GraphNode::Kind::input) operands.push_back(right);
+  }
+  return operands;
 }
 
 }  // namespace
@@ -142,6 +159,12 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
         std::find(input_ids.begin(), input_ids.end(), store.input) - input_ids.begin()));
   for (const GraphOutput& output : graph.outputs)
     step.outputs_.push_back(graph.node(output.node).spec);
+  const std::vector<int> row_operands = row_product_operands(graph);
+  for (size_t i = 0; i < input_ids.size(); ++i)
+    if (std::ranges::find(row_operands, input_ids[i]) != row_operands.end() &&
+        std::ranges::find(step.stored_inputs_, i) == step.stored_inputs_.end())
+      step.row_product_inputs_.push_back(i);
+  step.packed_inputs_ = CompiledStep::make_packed_inputs(step.row_product_inputs_.size());
   for (int id : plan.constant_nodes) step.constants_.push_back(graph.node(id).value.copy());
   const int64_t arena_bytes = schedule.placement.arena_bytes;
   step.arenas_ = CompiledStep::make_arenas(arena_bytes);

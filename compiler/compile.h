@@ -94,11 +94,13 @@ class CompiledStep {
   const std::string& schedule() const { return schedule_; }
   const CompiledModule& module() const { return *module_; }
   const CompileStats& stats() const { return stats_; }
-  // Bytes this step holds: its arenas, constants and code.
+  // Bytes this step holds: its arenas, constants, packed weights and code.
   int64_t memory_bytes() const;
 
   struct Arenas;  // the step's working memory: an arena per run in flight (step.cpp)
   static std::shared_ptr<Arenas> make_arenas(int64_t arena_bytes);
+  struct PackedInputs;  // the packed copies of the inputs in row_product_inputs_ (step.cpp)
+  static std::shared_ptr<PackedInputs> make_packed_inputs(size_t count);
 
  private:
   friend CompiledStep compile(Graph graph, const CompileOptions& options);
@@ -116,6 +118,12 @@ class CompiledStep {
   std::vector<size_t> stored_inputs_;  // the input each store writes
   std::vector<Tensor> constants_;
   std::shared_ptr<Arenas> arenas_;
+  // The inputs that a product of one row reads as its right operand, and the step does not store
+  // into (a streaming step's weights): from the second run in a row that finds one unchanged (the
+  // same storage, version and address), the products read a packed copy of it (gemm.h's PackedB),
+  // kept until it changes. A write through Tensor::data must call mark_modified(), as for the tape.
+  std::vector<size_t> row_product_inputs_;
+  std::shared_ptr<PackedInputs> packed_inputs_;
   CompileStats stats_;
 };
 

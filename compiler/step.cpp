@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <mutex>
+#include <span>
 
 #include "weft/compiler/compile.h"
 #include "weft/compiler/runtime_calls.h"
 #include "weft/runtime/error.h"
+#include "weft/runtime/gemm.h"
 
 namespace weft {
 
@@ -24,6 +26,64 @@ struct CompiledStep::Arenas {
 
 std::shared_ptr<CompiledStep::Arenas> CompiledStep::make_arenas(int64_t arena_bytes) {
   return std::make_shared<Arenas>(arena_bytes);
+}
+
+// A packed copy is made on the second run in a row that finds its input unchanged, so that a step
+// run once per change of the weights (inference between training steps) never pays for the copy.
+struct CompiledStep::PackedInputs {
+  struct Seen {
+    std::weak_ptr<Storage> storage;
+    uint64_t version = 0;
+    const void* data = nullptr;
+    std::shared_ptr<const PackedB> packed;  // once seen unchanged
+  };
+  explicit PackedInputs(size_t count) : seen(count) {}
+
+  // The copies this run reads, made now where due; `inputs` are the run's.
+  llvm::SmallVector<std::shared_ptr<const PackedB>, 4> for_run(
+      const std::vector<Tensor>& inputs, std::span<const size_t> row_product_inputs) {
+    llvm::SmallVector<std::shared_ptr<const PackedB>, 4> copies;
+    if (row_product_inputs.empty()) return copies;
+    std::lock_guard lock(mutex);
+    for (size_t p = 0; p < row_product_inputs.size(); ++p) {
+      const Tensor& input = inputs[row_product_inputs[p]];
+      Seen& last = seen[p];
+      // A strided input is copied for each run anyway.
+      if (!input.is_contiguous()) continue;
+      const std::shared_ptr<Storage>& storage = input.impl()->storage;
+      const bool unchanged = !last.storage.owner_before(storage) &&
+                             !storage.owner_before(last.storage) && last.data == input.raw_data() &&
+                             last.version == storage->version();
+      if (!unchanged) {
+        last = {storage, storage->version(), input.raw_data(), nullptr};
+        continue;
+      }
+      if (last.packed == nullptr) last.packed = pack(input);
+      copies.push_back(last.packed);
+    }
+    return copies;
+  }
+
+  static std::shared_ptr<const PackedB> pack(const Tensor& matrix) {
+    const int64_t k = matrix.size(0), n = matrix.size(1);
+    if (matrix.dtype() == DType::f64)
+      return std::make_shared<const PackedB>(matrix.data<double>(), k, n, n);
+    return std::make_shared<const PackedB>(matrix.data<float>(), k, n, n);
+  }
+
+  int64_t bytes() {
+    std::lock_guard lock(mutex);
+    int64_t total = 0;
+    for (const Seen& last : seen) total += last.packed ? last.packed->bytes() : 0;
+    return total;
+  }
+
+  std::mutex mutex;
+  std::vector<Seen> seen;  // by row_product_inputs_; guarded by mutex
+};
+
+std::shared_ptr<CompiledStep::PackedInputs> CompiledStep::make_packed_inputs(size_t count) {
+  return std::make_shared<PackedInputs>(count);
 }
 
 namespace {
@@ -99,6 +159,10 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
     buffers.push_back(output.raw_data());
   }
   for (const Tensor& constant : constants_) buffers.push_back(constant.raw_data());
+  const auto packed_copies = packed_inputs_->for_run(inputs, row_product_inputs_);
+  llvm::SmallVector<const PackedB*, 4> packed;
+  for (const auto& copy : packed_copies) packed.push_back(copy.get());
+  const PackedBScope read_packed(packed);
   ArenaLease arena(*arenas_);
   const int32_t status = step_(buffers.data(), arena.data());
   WEFT_CHECK(status != 1, "compiled step '{}': {}", module_->name(), jit_take_runtime_error());
@@ -118,7 +182,7 @@ int64_t CompiledStep::memory_bytes() const {
   }
   for (const Tensor& constant : constants_)
     bytes += constant.numel() * static_cast<int64_t>(dtype_size(constant.dtype()));
-  return bytes + module_->object_bytes();
+  return bytes + packed_inputs_->bytes() + module_->object_bytes();
 }
 
 // ---- StepCache --------------------------------------------------------------------------------

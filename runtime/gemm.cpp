@@ -468,6 +468,27 @@ void row_gemm(const Operands<T>& op) {
   }
 }
 
+// The columns of one row_times_b pass: the block width of PackedB.
+template <typename T>
+constexpr int64_t row_block_columns = 16 * Tile<T>::lanes;
+
+// The copies of B that gemm reads instead of B on this thread (PackedBScope).
+thread_local std::span<const PackedB* const> packed_operands;
+
+// row_gemm from PackedB's copy of op.b: each block of columns is a B of its own, its rows
+// contiguous, and each column's sum is taken in the same order as from B itself.
+template <typename T>
+void row_gemm_packed(const Operands<T>& op, const PackedB& packed) {
+  for (int64_t j0 = 0; j0 < op.n; j0 += packed.block_columns()) {
+    Operands<T> block = op;
+    block.n = std::min(packed.block_columns(), op.n - j0);
+    block.b = packed.block<T>(j0);
+    block.ldb = block.n;
+    block.c = op.c + j0;
+    row_gemm(block);
+  }
+}
+
 // The pool's workers are awake between a step's products, but a product split across cores
 // still moves its operands and its result from one core's caches to the other's. The steady
 // stream of small products of an RNN step is better left on one core: split, W2's per-step
@@ -501,6 +522,12 @@ void gemm_impl(Operands<T> op) {
   }
 
   if (op.m == 1 && op.tb == Trans::no) {
+    for (const PackedB* packed : packed_operands) {
+      if (packed->copies(op.b, op.k, op.n, op.ldb)) {
+        row_gemm_packed(op, *packed);
+        return;
+      }
+    }
     row_gemm(op);
     return;
   }
@@ -552,6 +579,53 @@ void gemm_impl(Operands<T> op) {
 }
 
 }  // namespace
+
+PackedB::PackedB(const float* b, int64_t k, int64_t n, int64_t ldb)
+    : source_(b),
+      k_(k),
+      n_(n),
+      ldb_(ldb),
+      element_bytes_(sizeof(float)),
+      block_columns_(row_block_columns<float>) {
+  pack(b);
+}
+
+PackedB::PackedB(const double* b, int64_t k, int64_t n, int64_t ldb)
+    : source_(b),
+      k_(k),
+      n_(n),
+      ldb_(ldb),
+      element_bytes_(sizeof(double)),
+      block_columns_(row_block_columns<double>) {
+  pack(b);
+}
+
+bool PackedB::reorders(int64_t n, size_t element_bytes) {
+  return n >
+         (element_bytes == sizeof(double) ? row_block_columns<double> : row_block_columns<float>);
+}
+
+constexpr std::align_val_t packed_alignment{64};
+
+void PackedB::Free::operator()(std::byte* p) const { ::operator delete(p, packed_alignment); }
+
+template <typename T>
+void PackedB::pack(const T* b) {
+  WEFT_CHECK(k_ >= 0 && n_ >= 0 && ldb_ >= std::max<int64_t>(1, n_),
+             "PackedB: a {} x {} matrix with rows {} apart", k_, n_, ldb_);
+  data_.reset(static_cast<std::byte*>(
+      ::operator new(static_cast<size_t>(std::max<int64_t>(bytes(), 1)), packed_alignment)));
+  T* out = reinterpret_cast<T*>(data_.get());
+  for (int64_t j0 = 0; j0 < n_; j0 += block_columns_) {
+    const int64_t width = std::min(block_columns_, n_ - j0);
+    for (int64_t k = 0; k < k_; ++k, out += width) std::copy_n(b + k * ldb_ + j0, width, out);
+  }
+}
+
+PackedBScope::PackedBScope(std::span<const PackedB* const> packed)
+    : previous_(std::exchange(packed_operands, packed)) {}
+
+PackedBScope::~PackedBScope() { packed_operands = previous_; }
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -346,6 +346,55 @@ TEST(Compile, StridedInputsAreReadAndStoredThroughTheirViews) {
 }
 
 // finite_output names a 0-d floating-point output, whether or not the step has stores.
+// A weight read as B by a product of one row (a streaming step's kernel) is read from a packed
+// copy (PackedB) from the second run in a row that finds it unchanged, and never once it changed:
+// written in place (assign_, or a write through data() with mark_modified()), or another tensor.
+TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
+  Generator gen(12);
+  const int64_t k = 37, n = 300;
+  const Tensor x = randn({1, k}, {}, gen);
+  Tensor w = randn({k, n}, {}, gen);
+  const Graph graph = capture({{"x", x}, {"w", w}}, [&]() -> Named {
+    return {{"y", tanh(matmul(x, w))}};
+  });
+  const CompiledStep step = compile(graph);
+  const int64_t unpacked = step.memory_bytes();
+  const int64_t packed = unpacked + k * n * 4;
+  const auto run_matches_evaluate = [&](const std::string& when, int64_t memory_bytes) {
+    const Tensor y = step.run({x, w})[0];
+    expect_close(y, evaluate(graph, {x, w})[0], 0, when);
+    EXPECT_EQ(step.memory_bytes(), memory_bytes) << when;
+  };
+  run_matches_evaluate("first run", unpacked);
+  run_matches_evaluate("second run", packed);
+  run_matches_evaluate("third run", packed);
+  w.assign_(randn({k, n}, {}, gen));
+  run_matches_evaluate("after assign_", unpacked);
+  run_matches_evaluate("after assign_, again", packed);
+  w.data<float>()[k * n - 1] = 50.0f;
+  w.mark_modified();
+  run_matches_evaluate("after a write through data()", unpacked);
+  run_matches_evaluate("after a write through data(), again", packed);
+  w = randn({k, n}, {}, gen);
+  run_matches_evaluate("another tensor", unpacked);
+  run_matches_evaluate("another tensor, again", packed);
+
+  // A step that stores into the weight changes it every run: never packed.
+  Tensor v = w.copy();
+  const Graph updating = capture({{"x", x}, {"v", v}}, [&]() -> Named {
+    const Tensor y = matmul(x, v);
+    v.assign_(v * 0.5);
+    return {{"y", y}};
+  });
+  const CompiledStep update = compile(updating);
+  const int64_t bytes = update.memory_bytes();
+  for (int run = 0; run < 3; ++run) {
+    const Tensor want = matmul(x, v);
+    expect_close(update.run({x, v})[0], want, 0, fmt::format("updating run {}", run));
+    EXPECT_EQ(update.memory_bytes(), bytes);
+  }
+}
+
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores
   expect_error([&] { compile(graph, {.finite_output = "loss"}); }, {"\"loss\"", "not an output"});
@@ -572,21 +621,30 @@ TEST(CompiledModels, EmbeddingReadsEachBatchOfFloatIndices) {
   expect_close(compiled, model.predict_on_batch(second), 1e-6, "second batch");
 }
 
+// A batch of 1 with 4 x 72 gates per step: single rows times kernels wider than a block of
+// PackedB, which the compiled step reads from packed copies.
 TEST(CompiledModels, StatefulStreamingMatchesEager) {
-  std::vector<Tensor> outputs[2];
-  for (bool jit : {false, true}) {
-    manual_seed(4);
-    Sequential model{LSTM(4).stateful(true).input_shape({1, 2}), Dense(1)};
-    model.jit_compile = jit;
-    Generator gen(9);
-    for (int step = 0; step < 5; ++step)
-      outputs[jit].push_back(model.predict_on_batch(randn({3, 1, 2}, {}, gen)));
-    model.reset_states();  // the stream starts over, and goes on from there
-    for (int step = 0; step < 2; ++step)
-      outputs[jit].push_back(model.predict_on_batch(randn({3, 1, 2}, {}, gen)));
+  for (const auto& [batch, units] : {std::pair<int64_t, int64_t>{3, 4}, {1, 72}}) {
+    std::vector<Tensor> outputs[2];
+    for (bool jit : {false, true}) {
+      manual_seed(4);
+      Sequential model{LSTM(units).stateful(true).input_shape({1, 2}), Dense(1)};
+      model.jit_compile = jit;
+      Generator gen(9);
+      for (int step = 0; step < 5; ++step)
+        outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
+      // New weights mid-stream are read from the next step on.
+      for (Weight* weight : model.weights()) weight->value.assign_(weight->value * 0.5);
+      for (int step = 0; step < 3; ++step)
+        outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
+      model.reset_states();  // the stream starts over, and goes on from there
+      for (int step = 0; step < 2; ++step)
+        outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
+    }
+    for (size_t i = 0; i < outputs[0].size(); ++i)
+      expect_close(outputs[1][i], outputs[0][i], 1e-5,
+                   fmt::format("batch {}, streaming step {}", batch, i));
   }
-  for (size_t i = 0; i < outputs[0].size(); ++i)
-    expect_close(outputs[1][i], outputs[0][i], 1e-5, fmt::format("streaming step {}", i));
 }
 
 // A step recorded for rows [first, first + rows) of a batch (BatchRows) draws exactly those rows

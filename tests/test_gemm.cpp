@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -259,6 +260,73 @@ TEST(Gemm, SameResultInsideAParallelRegion) {
     multiply(serial);
   });
   EXPECT_EQ(threaded, serial);
+}
+
+// A product of one row by B inside a PackedBScope reads PackedB's copy of B, with each column
+// summed in the same order, so the results are bit-identical to B's own. Widths around the copy's
+// blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial.
+template <typename T>
+void check_packed_rows() {
+  struct Case {
+    int64_t k, n, padding;
+    Trans ta;
+    Scalars scalars;
+  };
+  const Case cases[] = {{1, 1, 0, no, {1, 0}},        {37, 100, 3, no, {1, 0}},
+                        {128, 512, 0, no, {1, 0}},    {32, 512, 5, yes, {-1.5, 1}},
+                        {17, 1001, 0, no, {0.5, -2}}, {200, 257, 1, yes, {1, 0}}};
+  Random rng(21);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << "K=" << c.k << " N=" << c.n << " ldb=N+" << c.padding);
+    const Matrix<T> a(c.ta == yes ? c.k : 1, c.ta == yes ? 1 : c.k, 0, rng);
+    Matrix<T> b(c.k, c.n, c.padding, rng);
+    const Matrix<T> c0(1, c.n, 0, rng);
+    const auto multiply = [&] {
+      std::vector<T> out = c0.data;
+      gemm(c.ta, no, 1, c.n, c.k, static_cast<T>(c.scalars.alpha), a.data.data(), a.ld,
+           b.data.data(), b.ld, static_cast<T>(c.scalars.beta), out.data(), c.n);
+      return out;
+    };
+    const std::vector<T> in_place = multiply();
+    const PackedB packed(b.data.data(), c.k, c.n, b.ld);
+    const PackedB* copies[] = {&packed};
+    {
+      const PackedBScope scope(copies);
+      EXPECT_EQ(multiply(), in_place);
+      // What the scope's products read is the copy: B changed since is not seen.
+      std::fill(b.data.begin(), b.data.end(), T(3));
+      EXPECT_EQ(multiply(), in_place);
+    }
+    EXPECT_NE(multiply(), in_place);  // outside the scope, B itself
+  }
+}
+
+TEST(Gemm, FloatRowProductsFromPackedB) { check_packed_rows<float>(); }
+
+TEST(Gemm, DoubleRowProductsFromPackedB) { check_packed_rows<double>(); }
+
+// Inside the scope, only a single row times the very matrix the copy was made of reads it: not
+// another K, N or row stride over the same address, not B transposed, not two rows.
+TEST(Gemm, PackedBServesOnlyItsOwnMatrix) {
+  Random rng(22);
+  Matrix<float> b(64, 300, 0, rng);
+  const PackedB packed(b.data.data(), 64, 300, 300);
+  const PackedB* copies[] = {&packed};
+  const PackedBScope scope(copies);
+  std::fill(b.data.begin(), b.data.end(), 1.0f);  // so a product that reads B itself sees ones
+  const std::vector<float> a(64 * 2, 1.0f);
+  std::vector<float> c(600);
+  const auto reads_b_itself = [&](Trans tb, int64_t m, int64_t n, int64_t k, int64_t ldb) {
+    std::fill(c.begin(), c.end(), 0.0f);
+    gemm(no, tb, m, n, k, 1.0f, a.data(), k, b.data.data(), ldb, 0.0f, c.data(), n);
+    return std::all_of(c.begin(), c.begin() + m * n, [&](float x) { return x == float(k); });
+  };
+  EXPECT_FALSE(reads_b_itself(no, 1, 300, 64, 300));  // the copy
+  EXPECT_TRUE(reads_b_itself(no, 1, 300, 63, 300));
+  EXPECT_TRUE(reads_b_itself(no, 1, 299, 64, 300));
+  EXPECT_TRUE(reads_b_itself(no, 1, 150, 64, 150));
+  EXPECT_TRUE(reads_b_itself(yes, 1, 64, 64, 64));
+  EXPECT_TRUE(reads_b_itself(no, 2, 300, 64, 300));
 }
 
 TEST(ParallelFor, CoversEveryIndexOnce) {

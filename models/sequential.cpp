@@ -27,6 +27,9 @@ void Sequential::add(const LayerRef& layer) {
     WEFT_CHECK(existing->name() != added->name(),
                "model \"{}\": a layer named \"{}\" is already in the model", name_, added->name());
   layers_.push_back(std::move(added));
+  // Steps compiled so far ran without this layer, and one without weights (Dropout) would not even
+  // change their keys.
+  compiled_.reset();
   Layer& last = *layers_.back();
   // Keras builds as soon as the input shape is known, so shape errors surface at construction.
   if (layers_.size() == 1 && last.declared_input_shape())

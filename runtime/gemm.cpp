@@ -580,26 +580,6 @@ void gemm_impl(Operands<T> op) {
 
 }  // namespace
 
-PackedB::PackedB(const float* b, int64_t k, int64_t n, int64_t ldb)
-    : source_(b),
-      k_(k),
-      n_(n),
-      ldb_(ldb),
-      element_bytes_(sizeof(float)),
-      block_columns_(row_block_columns<float>) {
-  pack(b);
-}
-
-PackedB::PackedB(const double* b, int64_t k, int64_t n, int64_t ldb)
-    : source_(b),
-      k_(k),
-      n_(n),
-      ldb_(ldb),
-      element_bytes_(sizeof(double)),
-      block_columns_(row_block_columns<double>) {
-  pack(b);
-}
-
 bool PackedB::reorders(int64_t n, size_t element_bytes) {
   return n >
          (element_bytes == sizeof(double) ? row_block_columns<double> : row_block_columns<float>);
@@ -610,7 +590,13 @@ constexpr std::align_val_t packed_alignment{64};
 void PackedB::Free::operator()(std::byte* p) const { ::operator delete(p, packed_alignment); }
 
 template <typename T>
-void PackedB::pack(const T* b) {
+PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
+    : source_(b),
+      k_(k),
+      n_(n),
+      ldb_(ldb),
+      element_bytes_(sizeof(T)),
+      block_columns_(row_block_columns<T>) {
   WEFT_CHECK(k_ >= 0 && n_ >= 0 && ldb_ >= std::max<int64_t>(1, n_),
              "PackedB: a {} x {} matrix with rows {} apart", k_, n_, ldb_);
   data_.reset(static_cast<std::byte*>(
@@ -618,9 +604,13 @@ void PackedB::pack(const T* b) {
   T* out = reinterpret_cast<T*>(data_.get());
   for (int64_t j0 = 0; j0 < n_; j0 += block_columns_) {
     const int64_t width = std::min(block_columns_, n_ - j0);
-    for (int64_t k = 0; k < k_; ++k, out += width) std::copy_n(b + k * ldb_ + j0, width, out);
+    for (int64_t row = 0; row < k_; ++row, out += width)
+      std::copy_n(b + row * ldb_ + j0, width, out);
   }
 }
+
+template PackedB::PackedB(const float*, int64_t, int64_t, int64_t);
+template PackedB::PackedB(const double*, int64_t, int64_t, int64_t);
 
 PackedBScope::PackedBScope(std::span<const PackedB* const> packed)
     : previous_(std::exchange(packed_operands, packed)) {}

@@ -28,8 +28,9 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, con
 // so a compiled step keeps them packed while they stay unchanged (compile.h).
 class PackedB {
  public:
-  PackedB(const float* b, int64_t k, int64_t n, int64_t ldb);
-  PackedB(const double* b, int64_t k, int64_t n, int64_t ldb);
+  // T: float or double.
+  template <typename T>
+  PackedB(const T* b, int64_t k, int64_t n, int64_t ldb);
 
   // Whether the copy of a B of N columns of `element_bytes` each, its rows N apart, is laid out
   // otherwise than B: only one wider than a block.
@@ -50,8 +51,6 @@ class PackedB {
   int64_t block_columns() const { return block_columns_; }
 
  private:
-  template <typename T>
-  void pack(const T* b);
   struct Free {
     void operator()(std::byte* p) const;
   };

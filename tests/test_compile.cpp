@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -395,6 +396,35 @@ TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
   }
 }
 
+// Runs of one step may overlap (compile.h): threads running it at once share its packed copies.
+TEST(Compile, OverlappingRunsShareThePackedCopies) {
+  Generator gen(13);
+  const Tensor w = randn({64, 300}, {}, gen);
+  const Tensor x0 = randn({1, 64}, {}, gen);
+  const Graph graph = capture({{"x", x0}, {"w", w}}, [&]() -> Named {
+    return {{"y", tanh(matmul(x0, w))}};
+  });
+  const CompiledStep step = compile(graph);
+  std::vector<Tensor> xs, want;
+  for (int t = 0; t < 2; ++t) {
+    xs.push_back(randn({1, 64}, {}, gen));
+    want.push_back(evaluate(graph, {xs[t], w})[0]);
+  }
+  std::vector<int> mismatches(2, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      std::vector<Tensor> outputs;
+      for (int run = 0; run < 200; ++run) {
+        step.run({xs[t], w}, outputs);
+        mismatches[t] += !allclose(outputs[0], want[t], 0, 0);
+      }
+    });
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, (std::vector<int>{0, 0}));
+  EXPECT_EQ(step.memory_bytes(), compile(graph).memory_bytes() + 64 * 300 * 4);
+}
+
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores
   expect_error([&] { compile(graph, {.finite_output = "loss"}); }, {"\"loss\"", "not an output"});
@@ -645,6 +675,28 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
       expect_close(outputs[1][i], outputs[0][i], 1e-5,
                    fmt::format("batch {}, streaming step {}", batch, i));
   }
+}
+
+// A layer added after steps were compiled takes part from the next step on, even one without
+// weights, which leaves the inputs' names, and so the old step's key, as they were.
+TEST(CompiledModels, ALayerAddedAfterAStepTakesPartInTheNext) {
+  std::vector<double> losses[2];
+  for (bool jit : {false, true}) {
+    manual_seed(1);
+    Sequential model{Dense(4).input_shape({3})};
+    model.jit_compile = jit;
+    model.compile("sgd", "mse");
+    Generator gen(2);
+    const Tensor x = randn({8, 3}, {}, gen), y = randn({8, 4}, {}, gen);
+    model.fit(x, y, {.epochs = 1, .batch_size = 8, .shuffle = false, .verbose = 0});
+    model.add(Dropout(0.5));
+    losses[jit] = model.fit(x, y, {.epochs = 3, .batch_size = 8, .shuffle = false, .verbose = 0})
+                      .history.at("loss");
+  }
+  ASSERT_EQ(losses[1].size(), losses[0].size());
+  for (size_t epoch = 0; epoch < losses[0].size(); ++epoch)
+    EXPECT_NEAR(losses[1][epoch], losses[0][epoch], 1e-5 * std::abs(losses[0][epoch]))
+        << "epoch " << epoch;
 }
 
 // A step recorded for rows [first, first + rows) of a batch (BatchRows) draws exactly those rows

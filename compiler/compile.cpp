@@ -6,6 +6,7 @@
 #include <llvm/IR/Module.h>
 
 #include <chrono>
+#include <map>
 
 #include "weft/compiler/analysis.h"
 #include "weft/compiler/emit.h"
@@ -78,19 +79,19 @@ void count_fusion_by_post_dominators(const Graph& graph, const Fusion& fusion,
   }
 }
 
-// The inputs that some matmul reads as its right operand, whole and 2-D, for one row of output,
+// How many matmuls read each input whole and 2-D as their right operand for one row of output,
 // where a packed copy (PackedB) is laid out otherwise: the products gemm reads faster from one.
-std::vector<int> row_product_operands(const Graph& graph) {
-  std::vector<int> operands;
+std::map<int, int64_t> row_products_by_operand(const Graph& graph) {
+  std::map<int, int64_t> products;
   for (const GraphNode& node : graph.nodes()) {
     if (node.kind != GraphNode::Kind::op || node.op != &matmul_op || node.spec.shape.size() != 2 ||
         node.spec.shape[0] != 1 ||
         !PackedB::reorders(node.spec.shape[1], dtype_size(node.spec.dtype)))
       continue;
     const int right = node.inputs[1];
-    if (graph.node(right).kind == GraphNode::Kind::input) operands.push_back(right);
+    if (graph.node(right).kind == GraphNode::Kind::input) ++products[right];
   }
-  return operands;
+  return products;
 }
 
 }  // namespace
@@ -159,11 +160,12 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
         std::find(input_ids.begin(), input_ids.end(), store.input) - input_ids.begin()));
   for (const GraphOutput& output : graph.outputs)
     step.outputs_.push_back(graph.node(output.node).spec);
-  const std::vector<int> row_operands = row_product_operands(graph);
+  const std::map<int, int64_t> row_products = row_products_by_operand(graph);
   for (size_t i = 0; i < input_ids.size(); ++i)
-    if (std::ranges::find(row_operands, input_ids[i]) != row_operands.end() &&
+    if (const auto read = row_products.find(input_ids[i]);
+        read != row_products.end() &&
         std::ranges::find(step.stored_inputs_, i) == step.stored_inputs_.end())
-      step.row_product_inputs_.push_back(i);
+      step.row_product_inputs_.push_back({i, read->second});
   step.packed_inputs_ = CompiledStep::make_packed_inputs(step.row_product_inputs_.size());
   for (int id : plan.constant_nodes) step.constants_.push_back(graph.node(id).value.copy());
   const int64_t arena_bytes = schedule.placement.arena_bytes;

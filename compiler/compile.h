@@ -118,11 +118,16 @@ class CompiledStep {
   std::vector<size_t> stored_inputs_;  // the input each store writes
   std::vector<Tensor> constants_;
   std::shared_ptr<Arenas> arenas_;
-  // The inputs that a product of one row reads as its right operand, and the step does not store
-  // into (a streaming step's weights): from the second run in a row that finds one unchanged (the
-  // same storage, version and address), the products read a packed copy of it (gemm.h's PackedB),
-  // kept until it changes. A write through Tensor::data must call mark_modified(), as for the tape.
-  std::vector<size_t> row_product_inputs_;
+  // The inputs that products of one row read as their right operand, and the step does not store
+  // into (a streaming step's weights), with how many such products a run computes. Once enough
+  // products have read one unchanged (the same storage, version and address; step.cpp says how
+  // many), they read a packed copy of it (gemm.h's PackedB), kept until it changes. A write
+  // through Tensor::data must call mark_modified(), as for the tape.
+  struct RowProductInput {
+    size_t input;
+    int64_t products;  // per run
+  };
+  std::vector<RowProductInput> row_product_inputs_;
   std::shared_ptr<PackedInputs> packed_inputs_;
   CompileStats stats_;
 };

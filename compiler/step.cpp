@@ -28,25 +28,31 @@ std::shared_ptr<CompiledStep::Arenas> CompiledStep::make_arenas(int64_t arena_by
   return std::make_shared<Arenas>(arena_bytes);
 }
 
-// A packed copy is made on the second run in a row that finds its input unchanged, so that a step
-// run once per change of the weights (inference between training steps) never pays for the copy.
+// Making a packed copy costs about what 5 to 7 products gain from it (1 x 32 x 512 to
+// 1 x 512 x 2048, measured), so an input is packed once this many products have read it unchanged
+// since it last changed, this run's included: weights that change more often than that never
+// cost more copying than the copies would have gained (ski rental), and a run that reads them
+// that often itself (a long sequence of batch 1) packs them before its first product.
+constexpr int64_t products_worth_a_copy = 6;
+
 struct CompiledStep::PackedInputs {
   struct Seen {
     std::weak_ptr<Storage> storage;
     uint64_t version = 0;
     const void* data = nullptr;
-    std::shared_ptr<const PackedB> packed;  // once seen unchanged
+    int64_t products = 0;  // read since it last changed
+    std::shared_ptr<const PackedB> packed;
   };
   explicit PackedInputs(size_t count) : seen(count) {}
 
   // The copies this run reads, made now where due; `inputs` are the run's.
   llvm::SmallVector<std::shared_ptr<const PackedB>, 4> for_run(
-      const std::vector<Tensor>& inputs, std::span<const size_t> row_product_inputs) {
+      const std::vector<Tensor>& inputs, std::span<const RowProductInput> row_product_inputs) {
     llvm::SmallVector<std::shared_ptr<const PackedB>, 4> copies;
     if (row_product_inputs.empty()) return copies;
     std::lock_guard lock(mutex);
     for (size_t p = 0; p < row_product_inputs.size(); ++p) {
-      const Tensor& input = inputs[row_product_inputs[p]];
+      const Tensor& input = inputs[row_product_inputs[p].input];
       Seen& last = seen[p];
       // A strided input is copied for each run anyway.
       if (!input.is_contiguous()) continue;
@@ -54,11 +60,12 @@ struct CompiledStep::PackedInputs {
       const bool unchanged = !last.storage.owner_before(storage) &&
                              !storage.owner_before(last.storage) && last.data == input.raw_data() &&
                              last.version == storage->version();
-      if (!unchanged) {
-        last = {storage, storage->version(), input.raw_data(), nullptr};
-        continue;
+      if (!unchanged) last = {storage, storage->version(), input.raw_data(), 0, nullptr};
+      last.products += row_product_inputs[p].products;
+      if (last.packed == nullptr) {
+        if (last.products < products_worth_a_copy) continue;
+        last.packed = pack(input);
       }
-      if (last.packed == nullptr) last.packed = pack(input);
       copies.push_back(last.packed);
     }
     return copies;

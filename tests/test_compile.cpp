@@ -347,38 +347,49 @@ TEST(Compile, StridedInputsAreReadAndStoredThroughTheirViews) {
 }
 
 // finite_output names a 0-d floating-point output, whether or not the step has stores.
-// A weight read as B by a product of one row (a streaming step's kernel) is read from a packed
-// copy (PackedB) from the second run in a row that finds it unchanged, and never once it changed:
-// written in place (assign_, or a write through data() with mark_modified()), or another tensor.
+// A weight read as B by products of one row (a streaming step's kernel) is read from a packed
+// copy (PackedB) once 6 such products have read it unchanged, and never once it changed: written
+// in place (assign_, or a write through data() with mark_modified()), or another tensor. A step
+// whose run reads it 6 times or more packs it at once.
 TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
   Generator gen(12);
-  const int64_t k = 37, n = 300;
-  const Tensor x = randn({1, k}, {}, gen);
-  Tensor w = randn({k, n}, {}, gen);
-  const Graph graph = capture({{"x", x}, {"w", w}}, [&]() -> Named {
-    return {{"y", tanh(matmul(x, w))}};
-  });
-  const CompiledStep step = compile(graph);
-  const int64_t unpacked = step.memory_bytes();
-  const int64_t packed = unpacked + k * n * 4;
-  const auto run_matches_evaluate = [&](const std::string& when, int64_t memory_bytes) {
-    const Tensor y = step.run({x, w})[0];
-    expect_close(y, evaluate(graph, {x, w})[0], 0, when);
-    EXPECT_EQ(step.memory_bytes(), memory_bytes) << when;
+  const int64_t n = 300;
+  const Tensor x = randn({1, n}, {}, gen);
+  Tensor w = randn({n, n}, {}, gen) * 0.05;
+  // A recurrence of `products` steps h = tanh(h w): one-row products that cannot be merged.
+  const auto recurrence = [&](int products) {
+    return capture({{"x", x}, {"w", w}}, [&]() -> Named {
+      Tensor h = x;
+      for (int p = 0; p < products; ++p) h = tanh(matmul(h, w));
+      return {{"h", h}};
+    });
   };
-  run_matches_evaluate("first run", unpacked);
-  run_matches_evaluate("second run", packed);
-  run_matches_evaluate("third run", packed);
-  w.assign_(randn({k, n}, {}, gen));
-  run_matches_evaluate("after assign_", unpacked);
-  run_matches_evaluate("after assign_, again", packed);
-  w.data<float>()[k * n - 1] = 50.0f;
-  w.mark_modified();
-  run_matches_evaluate("after a write through data()", unpacked);
-  run_matches_evaluate("after a write through data(), again", packed);
-  w = randn({k, n}, {}, gen);
-  run_matches_evaluate("another tensor", unpacked);
-  run_matches_evaluate("another tensor, again", packed);
+  for (const int products : {1, 2, 7}) {
+    SCOPED_TRACE(testing::Message() << products << " products a run");
+    const Graph graph = recurrence(products);
+    const CompiledStep step = compile(graph);
+    const int64_t unpacked = step.memory_bytes();
+    // Runs until the copy is made, each checked against evaluate(); 0 if none within 10.
+    const auto runs_until_packed = [&](const std::string& when) {
+      for (int run = 1; run <= 10; ++run) {
+        expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 1e-5,
+                     fmt::format("{}, run {}", when, run));
+        if (step.memory_bytes() == unpacked + n * n * 4) return run;
+        EXPECT_EQ(step.memory_bytes(), unpacked) << when;
+      }
+      return 0;
+    };
+    const int runs = (6 + products - 1) / products;
+    EXPECT_EQ(runs_until_packed("first runs"), runs);
+    EXPECT_EQ(runs_until_packed("later runs"), 1);
+    w.assign_(randn({n, n}, {}, gen) * 0.05);
+    EXPECT_EQ(runs_until_packed("after assign_"), runs);
+    w.data<float>()[n * n - 1] = 0.5f;
+    w.mark_modified();
+    EXPECT_EQ(runs_until_packed("after a write through data()"), runs);
+    w = randn({n, n}, {}, gen) * 0.05;
+    EXPECT_EQ(runs_until_packed("another tensor"), runs);
+  }
 
   // A step that stores into the weight changes it every run: never packed.
   Tensor v = w.copy();
@@ -389,7 +400,7 @@ TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
   });
   const CompiledStep update = compile(updating);
   const int64_t bytes = update.memory_bytes();
-  for (int run = 0; run < 3; ++run) {
+  for (int run = 0; run < 8; ++run) {
     const Tensor want = matmul(x, v);
     expect_close(update.run({x, v})[0], want, 0, fmt::format("updating run {}", run));
     EXPECT_EQ(update.memory_bytes(), bytes);
@@ -661,11 +672,11 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
       Sequential model{LSTM(units).stateful(true).input_shape({1, 2}), Dense(1)};
       model.jit_compile = jit;
       Generator gen(9);
-      for (int step = 0; step < 5; ++step)
+      for (int step = 0; step < 8; ++step)
         outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
       // New weights mid-stream are read from the next step on.
       for (Weight* weight : model.weights()) weight->value.assign_(weight->value * 0.5);
-      for (int step = 0; step < 3; ++step)
+      for (int step = 0; step < 8; ++step)
         outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
       model.reset_states();  // the stream starts over, and goes on from there
       for (int step = 0; step < 2; ++step)

@@ -416,6 +416,7 @@ TEST(Compile, OverlappingRunsShareThePackedCopies) {
     return {{"y", tanh(matmul(x0, w))}};
   });
   const CompiledStep step = compile(graph);
+  const int64_t unpacked = step.memory_bytes();
   std::vector<Tensor> xs, want;
   for (int t = 0; t < 2; ++t) {
     xs.push_back(randn({1, 64}, {}, gen));
@@ -433,7 +434,10 @@ TEST(Compile, OverlappingRunsShareThePackedCopies) {
     });
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(mismatches, (std::vector<int>{0, 0}));
-  EXPECT_EQ(step.memory_bytes(), compile(graph).memory_bytes() + 64 * 300 * 4);
+  // One copy, and a second arena where the runs overlapped.
+  const int64_t grown = step.memory_bytes() - unpacked;
+  const int64_t copy = 64 * 300 * 4, arena = std::max<int64_t>(step.stats().arena_bytes, 64);
+  EXPECT_TRUE(grown == copy || grown == copy + arena) << grown << " bytes more";
 }
 
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {

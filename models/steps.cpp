@@ -147,8 +147,9 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
       inputs.named.emplace_back(layer->weight_path(*weight), weight->value);
     if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
+    // Concatenated, not formatted: fmt::format took a tenth of a streaming call's own cost.
     for (size_t i = 0; i < states.size(); ++i)
-      inputs.named.emplace_back(fmt::format("{}/state{}", layer->name(), i), states[i]);
+      inputs.named.emplace_back(layer->name() + "/state" + std::to_string(i), states[i]);
   }
   if (updates)
     for (const auto& [name, variable] : training_->state->variables(trainable_weight_paths()))

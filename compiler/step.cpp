@@ -72,10 +72,10 @@ struct CompiledStep::PackedInputs {
   }
 
   static std::shared_ptr<const PackedB> pack(const Tensor& matrix) {
-    const int64_t k = matrix.size(0), n = matrix.size(1);
-    if (matrix.dtype() == DType::f64)
-      return std::make_shared<const PackedB>(matrix.data<double>(), k, n, n);
-    return std::make_shared<const PackedB>(matrix.data<float>(), k, n, n);
+    return dispatch_floating(matrix.dtype(), "PackedB", [&]<typename T>() {
+      return std::make_shared<const PackedB>(matrix.data<T>(), matrix.size(0), matrix.size(1),
+                                             matrix.size(1));
+    });
   }
 
   int64_t bytes() {

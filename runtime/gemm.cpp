@@ -22,6 +22,17 @@
 #include "weft/runtime/thread_pool.h"
 
 namespace weft {
+
+constexpr std::align_val_t kAlignedBufferAlignment{64};
+
+AlignedBuffer::AlignedBuffer(std::size_t bytes)
+    : data_(static_cast<std::byte*>(
+          ::operator new(std::max<std::size_t>(bytes, 1), kAlignedBufferAlignment))) {}
+
+void AlignedBuffer::Free::operator()(std::byte* p) const {
+  ::operator delete(p, kAlignedBufferAlignment);
+}
+
 namespace {
 
 // GCC vector extensions instead of intrinsics: one kernel source serves AVX-512, AVX2 and the
@@ -152,18 +163,14 @@ class Scratch {
   T* get(std::size_t count) {
     const std::size_t bytes = count * sizeof(T);
     if (bytes > bytes_) {
-      data_.reset(static_cast<std::byte*>(::operator new(bytes, alignment)));
+      data_ = AlignedBuffer(bytes);
       bytes_ = bytes;
     }
-    return reinterpret_cast<T*>(data_.get());
+    return reinterpret_cast<T*>(data_.data());
   }
 
  private:
-  static constexpr std::align_val_t alignment{64};
-  struct Free {
-    void operator()(std::byte* p) const { ::operator delete(p, alignment); }
-  };
-  std::unique_ptr<std::byte, Free> data_;
+  AlignedBuffer data_;
   std::size_t bytes_ = 0;
 };
 
@@ -585,10 +592,6 @@ bool PackedB::reorders(int64_t n, size_t element_bytes) {
          (element_bytes == sizeof(double) ? row_block_columns<double> : row_block_columns<float>);
 }
 
-constexpr std::align_val_t packed_alignment{64};
-
-void PackedB::Free::operator()(std::byte* p) const { ::operator delete(p, packed_alignment); }
-
 template <typename T>
 PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     : source_(b),
@@ -599,9 +602,8 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
       block_columns_(row_block_columns<T>) {
   WEFT_CHECK(k_ >= 0 && n_ >= 0 && ldb_ >= std::max<int64_t>(1, n_),
              "PackedB: a {} x {} matrix with rows {} apart", k_, n_, ldb_);
-  data_.reset(static_cast<std::byte*>(
-      ::operator new(static_cast<size_t>(std::max<int64_t>(bytes(), 1)), packed_alignment)));
-  T* out = reinterpret_cast<T*>(data_.get());
+  data_ = AlignedBuffer(static_cast<size_t>(bytes()));
+  T* out = reinterpret_cast<T*>(data_.data());
   for (int64_t j0 = 0; j0 < n_; j0 += block_columns_) {
     const int64_t width = std::min(block_columns_, n_ - j0);
     for (int64_t row = 0; row < k_; ++row, out += width)

@@ -20,6 +20,21 @@ void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, cons
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// 64-byte aligned bytes (a cache line, and one AVX-512 register), freed with their owner: gemm's
+// scratch buffers and PackedB's copy.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(std::size_t bytes);
+  std::byte* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte, Free> data_;
+};
+
 // A copy of a K x N matrix B (row-major, rows ldb apart) in the layout that a product of one row
 // of A by B reads fastest: blocks of 16 vectors' worth of columns, each block's K rows one after
 // another. Read in place, each row's part for a block is followed by a jump to the next row, and
@@ -46,19 +61,16 @@ class PackedB {
   // that block's width apart.
   template <typename T>
   const T* block(int64_t j0) const {
-    return reinterpret_cast<const T*>(data_.get()) + j0 * k_;
+    return reinterpret_cast<const T*>(data_.data()) + j0 * k_;
   }
   int64_t block_columns() const { return block_columns_; }
 
  private:
-  struct Free {
-    void operator()(std::byte* p) const;
-  };
   const void* source_;
   int64_t k_, n_, ldb_;
   size_t element_bytes_;
   int64_t block_columns_;
-  std::unique_ptr<std::byte, Free> data_;
+  AlignedBuffer data_;
 };
 
 // While a scope lives, gemm on its thread computes each product of a single row of op(A) by a

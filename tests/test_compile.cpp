@@ -346,7 +346,6 @@ TEST(Compile, StridedInputsAreReadAndStoredThroughTheirViews) {
   expect_close(strided[1], g0, 0, "g, not stored");
 }
 
-// finite_output names a 0-d floating-point output, whether or not the step has stores.
 // A weight read as B by products of one row (a streaming step's kernel) is read from a packed
 // copy (PackedB) once 6 such products have read it unchanged, and never once it changed: written
 // in place (assign_, or a write through data() with mark_modified()), or another tensor. A step
@@ -440,6 +439,7 @@ TEST(Compile, OverlappingRunsShareThePackedCopies) {
   EXPECT_TRUE(grown == copy || grown == copy + arena) << grown << " bytes more";
 }
 
+// finite_output names a 0-d floating-point output, whether or not the step has stores.
 TEST(Compile, FiniteOutputMustBeAScalarOutput) {
   const Graph graph = lstm_gates(DType::f32, {3});  // no stores
   expect_error([&] { compile(graph, {.finite_output = "loss"}); }, {"\"loss\"", "not an output"});

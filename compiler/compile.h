@@ -81,6 +81,8 @@ class CompiledStep {
   // block is mapped page by page as the step writes it, which costs more than a short step).
   // The caller must not hand those tensors out while it reuses them.
   void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
+  // Whether `inputs` are what run() takes: as many, defined, of the captured dtypes and shapes.
+  bool accepts(const std::vector<Tensor>& inputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
   // Each pass's name and the graph it produced, in pipeline order (with keep_stages).

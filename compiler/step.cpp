@@ -181,6 +181,12 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
   }
 }
 
+bool CompiledStep::accepts(const std::vector<Tensor>& inputs) const {
+  return std::ranges::equal(inputs, inputs_, [](const Tensor& input, const TensorSpec& spec) {
+    return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;
+  });
+}
+
 int64_t CompiledStep::memory_bytes() const {
   int64_t bytes = 0;
   {

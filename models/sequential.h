@@ -110,9 +110,15 @@ class Sequential {
  private:
   Shape input_shape_for_build() const;
   struct StepInputs;
+  // Whether step_inputs names the inputs and builds the step's key, or only gathers the tensors
+  // (for a step already found by the tensors' dtypes and shapes).
+  enum class InputNames { named, unnamed };
   // `part`: the rows x holds of a larger batch (gradients and infer).
   StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
-                         std::optional<BatchRows> part = {});
+                         std::optional<BatchRows> part = {}, InputNames names = InputNames::named);
+  // An inference step on x by the step of the last whole-batch inference, if x and the other
+  // inputs have its dtypes and shapes: {y_pred}, or nothing.
+  std::optional<std::vector<Tensor>> run_recent_inference(const Tensor& x);
   // Calls `visit` with each trainable weight and the name of its gradient (StepKind::gradients).
   void for_each_trainable(
       const std::function<void(const std::string& gradient, Weight& weight)>& visit) const;

@@ -2,6 +2,7 @@
 // first batch of each shape, compiled, and served from a cache (Sequential::jit_compile).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -30,6 +31,16 @@ struct Sequential::CompiledSteps {
   std::map<std::string, bool> in_halves;
   // The halves' outputs, by the whole batch's key, written again by each run (CompiledStep::run).
   std::map<std::string, std::array<std::vector<Tensor>, 2>> half_outputs;
+  // The last inference step run on a whole batch, served again to each next call whose inputs
+  // it accepts (the same dtypes and shapes, in order): such a call would build the same key
+  // while the layers stay the same (`add` and `compile` drop every compiled step), and naming
+  // the inputs and building the key took a tenth of a streaming call (W4). Dropped when a step
+  // is stored, which may evict it.
+  struct RecentInference {
+    const CompiledStep* step = nullptr;
+    uint64_t counters = 0;  // its draws
+  };
+  std::optional<RecentInference> recent_inference;
 };
 
 // The named tensors a step reads and may write: the batch, the random state, the weights, the
@@ -126,7 +137,8 @@ void Sequential::for_each_trainable(
 }
 
 Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
-                                               std::optional<BatchRows> part) {
+                                               std::optional<BatchRows> part, InputNames names) {
+  const bool named = names == InputNames::named;
   const bool forward = kind != StepKind::apply;
   const bool labels = kind == StepKind::train || kind == StepKind::gradients;
   const bool updates = kind == StepKind::train || kind == StepKind::apply;
@@ -144,17 +156,18 @@ Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, c
   }
   for (const auto& layer : layers_) {
     for (Weight* weight : layer->weights())
-      inputs.named.emplace_back(layer->weight_path(*weight), weight->value);
+      inputs.named.emplace_back(named ? layer->weight_path(*weight) : std::string(), weight->value);
     if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
     // Concatenated, not formatted: fmt::format took a tenth of a streaming call's own cost.
     for (size_t i = 0; i < states.size(); ++i)
-      inputs.named.emplace_back(layer->name() + "/state" + std::to_string(i), states[i]);
+      inputs.named.emplace_back(
+          named ? layer->name() + "/state" + std::to_string(i) : std::string(), states[i]);
   }
   if (updates)
     for (const auto& [name, variable] : training_->state->variables(trainable_weight_paths()))
-      inputs.named.emplace_back("optimizer/" + name, variable);
-  inputs.key = step_key(kind, part, inputs.named);
+      inputs.named.emplace_back(named ? "optimizer/" + name : std::string(), variable);
+  if (named) inputs.key = step_key(kind, part, inputs.named);
   return inputs;
 }
 
@@ -269,6 +282,7 @@ const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
   // like every later batch.
   RecordedStep recorded = record_step(x, y, inputs);
   compiled_->draws[inputs.key] = recorded.draws;
+  compiled_->recent_inference.reset();
   return compiled_->cache.insert(
       inputs.key, weft::compile(std::move(recorded.graph),
                                 {.name = fmt::format("{}_{}", name_, kind_name(inputs.kind)),
@@ -379,6 +393,8 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   }
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
+  if (kind == StepKind::infer)
+    if (auto outputs = run_recent_inference(x)) return std::move(*outputs);
   const StepInputs inputs = step_inputs(kind, x, y);
   if (auto halves = run_in_halves(kind, x, y, inputs.key, {0, x.size(0), x.size(0)})) {
     const auto& [first, second] = *halves;
@@ -390,8 +406,23 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   }
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
   std::vector<Tensor> outputs;
-  run_compiled(x, y, inputs, outputs);
+  const CompiledStep& step = run_compiled(x, y, inputs, outputs);
+  if (kind == StepKind::infer)
+    compiled_->recent_inference = {.step = &step,
+                                   .counters = compiled_->draws.at(inputs.key).counters};
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
+  return outputs;
+}
+
+std::optional<std::vector<Tensor>> Sequential::run_recent_inference(const Tensor& x) {
+  const std::optional<CompiledSteps::RecentInference>& recent = compiled_->recent_inference;
+  if (!recent) return std::nullopt;
+  const std::vector<Tensor> inputs =
+      values(step_inputs(StepKind::infer, x, {}, {}, InputNames::unnamed).named);
+  if (!recent->step->accepts(inputs)) return std::nullopt;
+  std::vector<Tensor> outputs;
+  recent->step->run(inputs, outputs);
+  default_generator().take(recent->counters);
   return outputs;
 }
 

@@ -107,5 +107,9 @@ def w4_step():
 
 
 time_calls("W4-stream-step", w4_step)
+# The same LSTM with float16 weights, PyTorch's dynamic quantization (weft: quantize("float16")).
+w4 = torch.ao.quantization.quantize_dynamic(w4, {nn.LSTM}, dtype=torch.float16)
+w4_state = None
+time_calls("W4f16-stream-step", w4_step)
 dense1, dense1_input = nn.Linear(1, 1), torch.randn(1, 1)
 time_calls("Dense1-call", lambda: dense1(dense1_input))

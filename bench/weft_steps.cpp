@@ -292,6 +292,17 @@ int main(int argc, char** argv) {
             return Sequential{LSTM(128).stateful(true).input_shape({1, 32})};
           },
           randn({1, 1, 32}, {}, generator));
+    // W4 deployed with its weights rounded to float16 values (Sequential::quantize): the
+    // compiled step reads its packed copies in 2 bytes a weight.
+    if (run.wants("W4f16-stream-step"))
+      time_predict_on_batch(
+          run, "W4f16-stream-step",
+          [] {
+            Sequential model{LSTM(128).stateful(true).input_shape({1, 32})};
+            model.quantize("float16");
+            return model;
+          },
+          randn({1, 1, 32}, {}, generator));
     // A model too small to compute anything: the call's own cost, a cache hit when compiled.
     if (run.wants("Dense1-call"))
       time_predict_on_batch(

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iostream>
 #include <map>
 
@@ -57,6 +58,33 @@ std::vector<Weight*> Sequential::weights() const {
   for (const auto& layer : layers_)
     for (Weight* w : layer->weights()) all.push_back(w);
   return all;
+}
+
+void Sequential::quantize(const std::string& mode) {
+  WEFT_CHECK(mode == "float16", "quantize: mode \"{}\" is not one weft has; it has \"float16\"",
+             mode);
+  WEFT_CHECK(built(),
+             "quantize: model \"{}\" has no weights yet; give the first layer an input_shape or "
+             "call build() first",
+             name_);
+  constexpr double largest_half = 65504;
+  std::vector<std::pair<Weight*, std::vector<double>>> rounded;
+  // Every weight checked before any changes, so an error leaves the model as it was.
+  for (const auto& layer : layers_)
+    for (Weight* weight : layer->weights()) {
+      if (!is_floating(weight->value.dtype())) continue;
+      std::vector<double> values = weight->value.to_vector<double>();
+      for (size_t i = 0; i < values.size(); ++i) {
+        WEFT_CHECK(!std::isfinite(values[i]) || std::abs(values[i]) <= largest_half,
+                   "quantize(\"float16\"): weight \"{}\" holds {} at flat index {}, beyond "
+                   "float16's largest value {}; no weight was changed",
+                   layer->weight_path(*weight), values[i], i, largest_half);
+        values[i] = static_cast<double>(static_cast<_Float16>(values[i]));
+      }
+      rounded.emplace_back(weight, std::move(values));
+    }
+  for (const auto& [weight, values] : rounded)
+    weight->value.assign_(from_vector(values, weight->value.shape()));
 }
 
 std::vector<std::string> Sequential::trainable_weight_paths() const {

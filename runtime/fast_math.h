@@ -28,6 +28,10 @@ inline float mul_add(float a, float b, float c) {
   if constexpr (kFusedMultiplyAdd) return std::fma(a, b, c);
   return a * b + c;
 }
+inline double mul_add(double a, double b, double c) {
+  if constexpr (kFusedMultiplyAdd) return std::fma(a, b, c);
+  return a * b + c;
+}
 
 // The constants of exp and tanh, shared with the JIT's lowering (ops/lowering.cpp), which
 // emits the same operations in the same order, so compiled and eager code agree bit for bit (the

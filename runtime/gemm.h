@@ -56,9 +56,15 @@ class PackedB {
   bool copies(const T* b, int64_t k, int64_t n, int64_t ldb) const {
     return b == source_ && k == k_ && n == n_ && ldb == ldb_ && sizeof(T) == element_bytes_;
   }
-  int64_t bytes() const { return k_ * n_ * static_cast<int64_t>(element_bytes_); }
+  int64_t bytes() const {
+    return k_ * n_ * static_cast<int64_t>(halves_ ? sizeof(std::uint16_t) : element_bytes_);
+  }
+  // Whether the copy holds B's floats as halves (IEEE binary16): where this build converts
+  // halves quickly (stores_halves()) and every value of B is exactly a half.
+  bool holds_halves() const { return halves_; }
+  static bool stores_halves();
   // The packed block of columns [j0, j0 + block_columns()) (fewer in the last block), its rows
-  // that block's width apart.
+  // that block's width apart. T: B's element type, or std::uint16_t where the copy holds halves.
   template <typename T>
   const T* block(int64_t j0) const {
     return reinterpret_cast<const T*>(data_.data()) + j0 * k_;
@@ -70,6 +76,7 @@ class PackedB {
   int64_t k_, n_, ldb_;
   size_t element_bytes_;
   int64_t block_columns_;
+  bool halves_ = false;
   AlignedBuffer data_;
 };
 

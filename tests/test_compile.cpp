@@ -18,6 +18,7 @@
 #include "weft/compiler/graph.h"
 #include "weft/compiler/jit.h"
 #include "weft/ops/lowering.h"
+#include "weft/runtime/gemm.h"
 #include "weft/weft.h"
 
 namespace weft {
@@ -406,6 +407,35 @@ TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
   }
 }
 
+// A weight whose values are all float16 values (Sequential::quantize) is packed in 2 bytes a
+// value where the build converts halves quickly, and read at exactly the floats' results; one
+// value that is not a half packs it in floats again.
+TEST(Compile, WeightsOfFloat16ValuesArePackedInHalves) {
+  Generator gen(14);
+  const int64_t n = 300;
+  const auto halves = [](const Tensor& t) {
+    std::vector<float> values = t.to_vector<float>();
+    for (float& v : values) v = static_cast<float>(static_cast<_Float16>(v));
+    return from_vector(values, t.shape());
+  };
+  const Tensor x = randn({1, n}, {}, gen);
+  const Tensor w = halves(randn({n, n}, {}, gen) * 0.05);
+  const Graph graph = capture({{"x", x}, {"w", w}}, [&]() -> Named {
+    Tensor h = x;
+    for (int p = 0; p < 7; ++p) h = tanh(matmul(h, w));
+    return {{"h", h}};
+  });
+  const CompiledStep step = compile(graph);
+  const int64_t unpacked = step.memory_bytes();
+  const int64_t half_bytes = PackedB::stores_halves() ? 2 : 4;
+  expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "halves");
+  EXPECT_EQ(step.memory_bytes(), unpacked + n * n * half_bytes);
+  w.data<float>()[12] = 0.1f;  // not a float16 value
+  w.mark_modified();
+  expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "floats");
+  EXPECT_EQ(step.memory_bytes(), unpacked + n * n * 4);
+}
+
 // Runs of one step may overlap (compile.h): threads running it at once share its packed copies.
 TEST(Compile, OverlappingRunsShareThePackedCopies) {
   Generator gen(13);
@@ -667,13 +697,19 @@ TEST(CompiledModels, EmbeddingReadsEachBatchOfFloatIndices) {
 }
 
 // A batch of 1 with 4 x 72 gates per step: single rows times kernels wider than a block of
-// PackedB, which the compiled step reads from packed copies.
+// PackedB, which the compiled step reads from packed copies (of halves, once quantized).
 TEST(CompiledModels, StatefulStreamingMatchesEager) {
-  for (const auto& [batch, units] : {std::pair<int64_t, int64_t>{3, 4}, {1, 72}}) {
+  struct Case {
+    int64_t batch, units;
+    bool quantized;  // packed in halves (PackedB::stores_halves)
+  };
+  for (const auto& [batch, units, quantized] :
+       {Case{3, 4, false}, Case{1, 72, false}, Case{1, 72, true}}) {
     std::vector<Tensor> outputs[2];
     for (bool jit : {false, true}) {
       manual_seed(4);
       Sequential model{LSTM(units).stateful(true).input_shape({1, 2}), Dense(1)};
+      if (quantized) model.quantize("float16");
       model.jit_compile = jit;
       Generator gen(9);
       for (int step = 0; step < 8; ++step)
@@ -687,8 +723,9 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
         outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
     }
     for (size_t i = 0; i < outputs[0].size(); ++i)
-      expect_close(outputs[1][i], outputs[0][i], 1e-5,
-                   fmt::format("batch {}, streaming step {}", batch, i));
+      expect_close(
+          outputs[1][i], outputs[0][i], 1e-5,
+          fmt::format("batch {}{}, streaming step {}", batch, quantized ? ", quantized" : "", i));
   }
 }
 

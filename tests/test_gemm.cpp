@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "weft/runtime/error.h"
@@ -265,8 +266,10 @@ TEST(Gemm, SameResultInsideAParallelRegion) {
 // A product of one row by B inside a PackedBScope reads PackedB's copy of B, with each column
 // summed in the same order, so the results are bit-identical to B's own. Widths around the copy's
 // blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial.
+// With `half_values`, B's values are all float16 values, which a copy of floats holds as halves
+// where the build has fast conversions (the padding between rows is not copied, nor checked).
 template <typename T>
-void check_packed_rows() {
+void check_packed_rows(bool half_values) {
   struct Case {
     int64_t k, n, padding;
     Trans ta;
@@ -280,6 +283,9 @@ void check_packed_rows() {
     SCOPED_TRACE(testing::Message() << "K=" << c.k << " N=" << c.n << " ldb=N+" << c.padding);
     const Matrix<T> a(c.ta == yes ? c.k : 1, c.ta == yes ? 1 : c.k, 0, rng);
     Matrix<T> b(c.k, c.n, c.padding, rng);
+    for (int64_t i = 0; i < c.k && half_values; ++i)
+      for (int64_t j = 0; j < c.n; ++j)
+        b.at(i, j) = static_cast<T>(static_cast<_Float16>(b.at(i, j)));
     const Matrix<T> c0(1, c.n, 0, rng);
     const auto multiply = [&] {
       std::vector<T> out = c0.data;
@@ -289,6 +295,9 @@ void check_packed_rows() {
     };
     const std::vector<T> in_place = multiply();
     const PackedB packed(b.data.data(), c.k, c.n, b.ld);
+    const bool halves = half_values && std::is_same_v<T, float> && PackedB::stores_halves();
+    EXPECT_EQ(packed.holds_halves(), halves);
+    EXPECT_EQ(packed.bytes(), c.k * c.n * static_cast<int64_t>(halves ? 2 : sizeof(T)));
     const PackedB* copies[] = {&packed};
     {
       const PackedBScope scope(copies);
@@ -301,9 +310,29 @@ void check_packed_rows() {
   }
 }
 
-TEST(Gemm, FloatRowProductsFromPackedB) { check_packed_rows<float>(); }
+TEST(Gemm, FloatRowProductsFromPackedB) { check_packed_rows<float>(false); }
 
-TEST(Gemm, DoubleRowProductsFromPackedB) { check_packed_rows<double>(); }
+TEST(Gemm, FloatRowProductsFromPackedHalves) { check_packed_rows<float>(true); }
+
+TEST(Gemm, DoubleRowProductsFromPackedB) { check_packed_rows<double>(false); }
+
+TEST(Gemm, DoublesOfHalfValuesArePackedAsDoubles) { check_packed_rows<double>(true); }
+
+// One value that is not a half, wherever it is, keeps the whole copy in floats.
+TEST(Gemm, PackedBHoldsHalvesOnlyWhereEveryValueIsOne) {
+  Random rng(23);
+  Matrix<float> b(40, 300, 0, rng);
+  for (float& x : b.data) x = static_cast<float>(static_cast<_Float16>(x));
+  EXPECT_EQ(PackedB(b.data.data(), 40, 300, 300).holds_halves(), PackedB::stores_halves());
+  for (const auto& [row, col] : {std::pair<int64_t, int64_t>{0, 0}, {17, 263}, {39, 299}}) {
+    Matrix<float> one_off = b;
+    one_off.at(row, col) += 1e-4f;
+    EXPECT_FALSE(PackedB(one_off.data.data(), 40, 300, 300).holds_halves()) << row << ", " << col;
+  }
+  Matrix<float> large = b;
+  large.at(5, 5) = 1e5f;  // beyond float16's range
+  EXPECT_FALSE(PackedB(large.data.data(), 40, 300, 300).holds_halves());
+}
 
 // Inside the scope, only a single row times the very matrix the copy was made of reads it: not
 // another K, N or row stride over the same address, not B transposed, not two rows.

@@ -13,6 +13,7 @@
 #include "test_support.h"
 #include "training_data.h"
 #include "weft/models/core_layers.h"
+#include "weft/models/recurrent.h"
 #include "weft/models/sequential.h"
 #include "weft/ops/ops.h"
 
@@ -459,6 +460,47 @@ TEST_F(WeightsFile, SavingIntoAMissingFolderLeavesNothing) {
   fs::create_directories(folder + "/inside");
   expect_error([&] { model.save_weights(folder); }, {"save_weights", folder});
   EXPECT_EQ(files(), std::vector<std::string>{"taken"});
+}
+
+// ---- Quantize ------------------------------------------------------------------------------
+
+// Every floating-point weight, of float32 and float64 models, becomes the float16 value nearest
+// it, kept in its dtype; predictions move by about float16's precision.
+TEST(Quantize, RoundsEveryWeightToTheNearestFloat16) {
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    manual_seed(5);
+    Sequential model{LSTM(6).dtype(dtype).input_shape({4, 3}), Dense(1).dtype(dtype)};
+    const Tensor x = cast(randn({5, 4, 3}), dtype);
+    const Tensor before = model.predict_on_batch(x);
+    const std::vector<std::vector<double>> original = weight_values(model);
+    model.quantize("float16");
+    const std::vector<std::vector<double>> rounded = weight_values(model);
+    ASSERT_EQ(rounded.size(), original.size());
+    for (size_t w = 0; w < original.size(); ++w)
+      for (size_t i = 0; i < original[w].size(); ++i) {
+        const double half = static_cast<double>(static_cast<_Float16>(original[w][i]));
+        ASSERT_EQ(rounded[w][i], half) << "weight " << w << ", value " << i;
+        // Half a float16 ulp: 2^-11 relative for normal values, 2^-25 absolute below them.
+        ASSERT_LE(std::abs(half - original[w][i]),
+                  std::max(std::abs(original[w][i]) * 0x1p-11, 0x1p-25));
+      }
+    for (Weight* weight : model.weights()) EXPECT_EQ(weight->value.dtype(), dtype);
+    EXPECT_TRUE(allclose(model.predict_on_batch(x), before, 1e-2, 1e-3));
+  }
+}
+
+TEST(Quantize, BadRequestsChangeNothing) {
+  Sequential unbuilt{Dense(2)};
+  expect_error([&] { unbuilt.quantize("float16"); }, {"no weights yet", "build()"});
+  Sequential model{Dense(2).input_shape({3})};
+  expect_error([&] { model.quantize("int8"); }, {"\"int8\"", "\"float16\""});
+  model.weights()[1]->value.data<float>()[1] = 70000.0f;  // the bias
+  model.weights()[1]->value.mark_modified();
+  const std::vector<std::vector<double>> before = weight_values(model);
+  expect_error([&] { model.quantize("float16"); },
+               {"\"dense/bias\"", "70000", "flat index 1", "65504", "no weight was changed"});
+  EXPECT_EQ(weight_values(model), before);
 }
 
 TEST_F(WeightsFile, AnUnbuiltModelCannotSaveOrLoad) {

@@ -406,8 +406,10 @@ int list() {
 // ---- saved models -------------------------------------------------------------------------
 
 // One line per input row: the model's outputs for that sample, flattened, comma-separated.
-int predict_csv(const std::string& model_path, const std::string& input_path) {
+int predict_csv(const std::string& model_path, const std::string& input_path,
+                const std::string& quantize_mode) {
   Sequential model = load_model(model_path);
+  if (!quantize_mode.empty()) model.quantize(quantize_mode);
   const Tensor x = read_csv_batch(model, input_path);
   const Tensor y = model.predict(x);
   const int64_t rows = x.size(0), width = y.numel() / rows;
@@ -456,7 +458,13 @@ int main(int argc, char** argv) {
                    "a CSV file without header, one sample per row: token ids, or timesteps x "
                    "features values flattened")
       ->required();
-  predict->callback([&] { command = [&] { return predict_csv(model_path, input_path); }; });
+  std::string quantize_mode;
+  predict
+      ->add_option("--quantize", quantize_mode,
+                   "round the weights first, as Sequential::quantize, to see how the outputs move")
+      ->check(CLI::IsMember({"float16"}));
+  predict->callback(
+      [&] { command = [&] { return predict_csv(model_path, input_path, quantize_mode); }; });
 
   CLI::App* gradcheck = app.add_subcommand(
       "gradcheck", "check gradients against central differences in float64 (exit 1 on FAIL)");

@@ -58,8 +58,13 @@ inline float exp(float x) {
   x = x < kExpLow ? kExpLow : x > kExpHigh ? kExpHigh : x;
   const float n = mul_add(x, kLog2e, kRoundMagic) - kRoundMagic;
   const float r = mul_add(n, kLn2Low, mul_add(-n, kLn2High, x));
-  float p = kExpPoly[0];
-  for (int i = 1; i < 6; ++i) p = mul_add(p, r, kExpPoly[i]);
+  // Horner's rule written out: GCC vectorises a loop over elements that calls exp only without
+  // a loop inside, and it does not unroll this one first (an eager sigmoid ran scalar).
+  float p = mul_add(kExpPoly[0], r, kExpPoly[1]);
+  p = mul_add(p, r, kExpPoly[2]);
+  p = mul_add(p, r, kExpPoly[3]);
+  p = mul_add(p, r, kExpPoly[4]);
+  p = mul_add(p, r, kExpPoly[5]);
   p = mul_add(p * r, r, r) + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   const float scale = std::bit_cast<float>(bits);

@@ -48,6 +48,7 @@ const Shape& Layer::output_shape() const {
 
 std::vector<Weight*> Layer::weights() {
   std::vector<Weight*> out;
+  out.reserve(weights_.size());  // one allocation: a streaming call asks every layer
   for (Weight& w : weights_) out.push_back(&w);
   return out;
 }

@@ -118,12 +118,16 @@ class Sequential {
  private:
   Shape input_shape_for_build() const;
   struct StepInputs;
-  // Whether step_inputs names the inputs and builds the step's key, or only gathers the tensors
-  // (for a step already found by the tensors' dtypes and shapes).
-  enum class InputNames { named, unnamed };
+  // Calls add(name, tensor) for each input of a step of `kind`, in the step's order: x, y (train,
+  // gradients), `random` (the generator's state; not for apply), each layer's weights and (not
+  // for apply) states, and the optimizer's variables (train, apply). `name` makes the input's
+  // name when called (a step run again by its inputs' shapes needs none).
+  template <typename Add>
+  void for_each_step_input(StepKind kind, const Tensor& x, const Tensor& y, const Tensor& random,
+                           Add&& add);
   // `part`: the rows x holds of a larger batch (gradients and infer).
   StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
-                         std::optional<BatchRows> part = {}, InputNames names = InputNames::named);
+                         std::optional<BatchRows> part = {});
   // An inference step on x by the step of the last whole-batch inference, if x and the other
   // inputs have its dtypes and shapes: {y_pred}, or nothing.
   std::optional<std::vector<Tensor>> run_recent_inference(const Tensor& x);

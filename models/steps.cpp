@@ -39,6 +39,8 @@ struct Sequential::CompiledSteps {
   struct RecentInference {
     const CompiledStep* step = nullptr;
     uint64_t counters = 0;  // its draws
+    size_t inputs = 0;
+    Tensor random = {};  // the generator's state, written again for each call
   };
   std::optional<RecentInference> recent_inference;
 };
@@ -136,38 +138,46 @@ void Sequential::for_each_trainable(
     }
 }
 
-Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
-                                               std::optional<BatchRows> part, InputNames names) {
-  const bool named = names == InputNames::named;
+template <typename Add>
+void Sequential::for_each_step_input(StepKind kind, const Tensor& x, const Tensor& y,
+                                     const Tensor& random, Add&& add) {
   const bool forward = kind != StepKind::apply;
   const bool labels = kind == StepKind::train || kind == StepKind::gradients;
   const bool updates = kind == StepKind::train || kind == StepKind::apply;
-  StepInputs inputs{.kind = kind, .part = part};
-  // Enough for most models' inputs (a streaming step's call is about a microsecond, and each
-  // reallocation moves every name).
-  inputs.named.reserve(4 + 4 * layers_.size());
+  const auto literal = [](const char* name) { return [name] { return std::string(name); }; };
   if (forward) {
-    inputs.named.emplace_back("x", x);
-    if (labels) inputs.named.emplace_back("y", y);
-    inputs.random = random_state(default_generator());
-    // Read at run time, so that every part of one size runs the same step.
-    if (part) inputs.random.data<int64_t>()[2] = part->first;
-    inputs.named.emplace_back("random", inputs.random);
+    add(literal("x"), x);
+    if (labels) add(literal("y"), y);
+    add(literal("random"), random);
   }
   for (const auto& layer : layers_) {
     for (Weight* weight : layer->weights())
-      inputs.named.emplace_back(named ? layer->weight_path(*weight) : std::string(), weight->value);
+      add([&] { return layer->weight_path(*weight); }, weight->value);
     if (!forward) continue;
     const std::vector<Tensor> states = layer->states(x.size(0));
     // Concatenated, not formatted: fmt::format took a tenth of a streaming call's own cost.
     for (size_t i = 0; i < states.size(); ++i)
-      inputs.named.emplace_back(
-          named ? layer->name() + "/state" + std::to_string(i) : std::string(), states[i]);
+      add([&] { return layer->name() + "/state" + std::to_string(i); }, states[i]);
   }
   if (updates)
     for (const auto& [name, variable] : training_->state->variables(trainable_weight_paths()))
-      inputs.named.emplace_back(named ? "optimizer/" + name : std::string(), variable);
-  if (named) inputs.key = step_key(kind, part, inputs.named);
+      add([&] { return "optimizer/" + name; }, variable);
+}
+
+Sequential::StepInputs Sequential::step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
+                                               std::optional<BatchRows> part) {
+  StepInputs inputs{.kind = kind, .part = part};
+  // Enough for most models' inputs (each reallocation moves every name).
+  inputs.named.reserve(4 + 4 * layers_.size());
+  if (kind != StepKind::apply) {
+    inputs.random = random_state(default_generator());
+    // Read at run time, so that every part of one size runs the same step.
+    if (part) inputs.random.data<int64_t>()[2] = part->first;
+  }
+  for_each_step_input(kind, x, y, inputs.random, [&](const auto& name, const Tensor& tensor) {
+    inputs.named.emplace_back(name(), tensor);
+  });
+  inputs.key = step_key(kind, part, inputs.named);
   return inputs;
 }
 
@@ -409,7 +419,9 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   const CompiledStep& step = run_compiled(x, y, inputs, outputs);
   if (kind == StepKind::infer)
     compiled_->recent_inference = {.step = &step,
-                                   .counters = compiled_->draws.at(inputs.key).counters};
+                                   .counters = compiled_->draws.at(inputs.key).counters,
+                                   .inputs = inputs.named.size(),
+                                   .random = inputs.random};
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
@@ -417,8 +429,11 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
 std::optional<std::vector<Tensor>> Sequential::run_recent_inference(const Tensor& x) {
   const std::optional<CompiledSteps::RecentInference>& recent = compiled_->recent_inference;
   if (!recent) return std::nullopt;
-  const std::vector<Tensor> inputs =
-      values(step_inputs(StepKind::infer, x, {}, {}, InputNames::unnamed).named);
+  write_random_state(recent->random, default_generator());
+  std::vector<Tensor> inputs;
+  inputs.reserve(recent->inputs);
+  for_each_step_input(StepKind::infer, x, {}, recent->random,
+                      [&](const auto&, const Tensor& tensor) { inputs.push_back(tensor); });
   if (!recent->step->accepts(inputs)) return std::nullopt;
   std::vector<Tensor> outputs;
   recent->step->run(inputs, outputs);

@@ -69,6 +69,8 @@ Tensor dropout_mask(const Shape& shape, DType dtype, double rate,
 // A generator's seed and counter as an int64 (3,) tensor [seed, counter, first row]; the first
 // row is 0 (see BatchRows).
 Tensor random_state(const Generator& generator);
+// The same values written into `state`, a random_state() tensor: a stream of calls keeps one.
+void write_random_state(const Tensor& state, const Generator& generator);
 
 // Rows [first, first + rows) of a batch of `whole_rows`, recorded as a step of its own: its
 // masks draw the counters the whole batch's masks give those rows, so a batch split into parts

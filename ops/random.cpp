@@ -115,13 +115,18 @@ uint64_t RandomStateScope::take(const Shape& mask_shape) {
 
 namespace {
 
-// [seed, offset, 0], written in place: every step's call makes one.
-Tensor state_tensor(uint64_t seed, uint64_t offset) {
-  Tensor state = empty({3}, {.dtype = DType::i64});
+void write_state(const Tensor& state, uint64_t seed, uint64_t offset) {
   int64_t* values = state.data<int64_t>();
   values[0] = static_cast<int64_t>(seed);
   values[1] = static_cast<int64_t>(offset);
   values[2] = 0;
+  state.mark_modified();
+}
+
+// [seed, offset, 0], written in place: every step's call makes one.
+Tensor state_tensor(uint64_t seed, uint64_t offset) {
+  Tensor state = empty({3}, {.dtype = DType::i64});
+  write_state(state, seed, offset);
   return state;
 }
 
@@ -129,6 +134,13 @@ Tensor state_tensor(uint64_t seed, uint64_t offset) {
 
 Tensor random_state(const Generator& generator) {
   return state_tensor(generator.seed(), generator.offset());
+}
+
+void write_random_state(const Tensor& state, const Generator& generator) {
+  WEFT_CHECK(state.dtype() == DType::i64 && state.shape() == Shape{3} && state.is_contiguous(),
+             "write_random_state: expects a contiguous int64 (3,) tensor, got {} {}",
+             dtype_name(state.dtype()), shape_str(state.shape()));
+  write_state(state, generator.seed(), generator.offset());
 }
 
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate, Generator& generator) {

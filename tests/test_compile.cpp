@@ -729,28 +729,43 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
   }
 }
 
+// Dropout at inference too (Monte Carlo dropout): every call draws new masks.
+class DropsAtInference : public LayerBase<DropsAtInference> {
+ public:
+  std::string type_name() const override { return "DropsAtInference"; }
+  Shape build(const Shape& input_shape, Generator&) override { return input_shape; }
+  Tensor call(const Tensor& x, CallContext& context) override {
+    return x * dropout_mask(x.shape(), x.dtype(), 0.5, *context.generator);
+  }
+};
+
 // An inference call whose inputs have the last call's shapes runs that call's step without
-// naming its inputs again; calls of other shapes, training steps between them and a layer added
-// (which changes no input's shape) each find their own step.
+// naming its inputs again, with the generator's state of this call; calls of other shapes,
+// training steps between them and a layer added (which changes no input's shape) each find their
+// own step.
 TEST(CompiledModels, InferenceCallsOfChangingShapesMatchEager) {
   const std::vector<Shape> calls = {{2, 5, 3}, {2, 5, 3}, {3, 5, 3}, {2, 5, 3},
                                     {4, 5, 3}, {4, 5, 3}, {4, 5, 3}};
-  std::vector<Tensor> outputs[2];
-  for (bool jit : {false, true}) {
-    manual_seed(3);
-    Sequential model{LSTM(4), Dense(1)};
-    model.jit_compile = jit;
-    model.compile("sgd", "mse");
-    Generator gen(7);
-    for (size_t call = 0; call < calls.size(); ++call) {
-      if (call == 3)
-        model.fit(randn({2, 5, 3}, {}, gen), randn({2, 1}, {}, gen), {.epochs = 1, .verbose = 0});
-      if (call == 6) model.add(Dense(2));
-      outputs[jit].push_back(model.predict_on_batch(randn(calls[call], {}, gen)));
+  for (const bool drops : {false, true}) {
+    std::vector<Tensor> outputs[2];
+    for (bool jit : {false, true}) {
+      manual_seed(3);
+      Sequential model{LSTM(4), Dense(1)};
+      if (drops) model.add(DropsAtInference());
+      model.jit_compile = jit;
+      model.compile("sgd", "mse");
+      Generator gen(7);
+      for (size_t call = 0; call < calls.size(); ++call) {
+        if (call == 3)
+          model.fit(randn({2, 5, 3}, {}, gen), randn({2, 1}, {}, gen), {.epochs = 1, .verbose = 0});
+        if (call == 6) model.add(Dense(2));
+        outputs[jit].push_back(model.predict_on_batch(randn(calls[call], {}, gen)));
+      }
     }
+    for (size_t call = 0; call < calls.size(); ++call)
+      expect_close(outputs[1][call], outputs[0][call], 1e-5,
+                   fmt::format("call {}{}", call, drops ? ", dropping at inference" : ""));
   }
-  for (size_t call = 0; call < calls.size(); ++call)
-    expect_close(outputs[1][call], outputs[0][call], 1e-5, fmt::format("call {}", call));
 }
 
 // A layer added after steps were compiled takes part from the next step on, even one without

@@ -691,11 +691,13 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     }
     return true;
   };
-  if constexpr (half_copies && std::is_same_v<T, float>) {
+#if defined(__F16C__)
+  if constexpr (std::is_same_v<T, float>) {
     data_ = AlignedBuffer(static_cast<size_t>(k_ * n_) * sizeof(std::uint16_t));
     halves_ = copy_blocks(reinterpret_cast<std::uint16_t*>(data_.data()), halves_of);
     if (halves_) return;
   }
+#endif
   data_ = AlignedBuffer(static_cast<size_t>(bytes()));
   copy_blocks(reinterpret_cast<T*>(data_.data()), [](const T* row, int64_t width, T* out) {
     std::copy_n(row, width, out);

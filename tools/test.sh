@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # weft's test command: installs the build dependencies, then builds and runs the whole suite
-# twice: a Release build (warnings are errors) in build/, and an AddressSanitizer +
+# three times: a Release build (warnings are errors) in build/, an AddressSanitizer +
 # UndefinedBehaviorSanitizer build in build-asan/ (Debug: it compiles about five times faster
-# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way);
-# then fuzzes the file readers briefly (tools/fuzz.sh, build-fuzz/).
+# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way),
+# and a portable Release build (no -march=native) in build-portable/; then fuzzes the file
+# readers briefly (tools/fuzz.sh, build-fuzz/).
 # Exits non-zero if any phase fails. Safe to rerun: the build folders are reused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -78,7 +79,18 @@ else
   summary+=("asan-tests skipped")
 fi
 
-# 3. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
+# 3. Portable: without -march=native (WEFT_NATIVE_ARCH=OFF: SSE2, no FMA, no F16C), the paths
+# other CPUs and distributed binaries take, in build-portable/. A native build compiles none of
+# them (a half-precision path once broke only here).
+if phase "portable-build" configure_and_build build-portable -DCMAKE_BUILD_TYPE=Release \
+    -DWEFT_NATIVE_ARCH=OFF -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON -DWEFT_BUILD_EXAMPLES=OFF \
+    -DWEFT_BUILD_BENCH=OFF; then
+  phase "portable-tests" run_tests build-portable || true
+else
+  summary+=("portable-tests skipped")
+fi
+
+# 4. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
 # target; `bash tools/fuzz.sh` alone runs a million inputs each.
 phase "fuzz" bash tools/fuzz.sh --runs 20000 || true
 

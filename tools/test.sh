@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # weft's test command: installs the build dependencies, then builds and runs the whole suite
-# three times: a Release build (warnings are errors) in build/, an AddressSanitizer +
-# UndefinedBehaviorSanitizer build in build-asan/ (Debug: it compiles about five times faster
-# than -O2 with the sanitizers, and the suite's time is mostly process start-up either way),
-# and a portable Release build (no -march=native) in build-portable/; then fuzzes the file
-# readers briefly (tools/fuzz.sh, build-fuzz/).
+# three times: a Release build (warnings are errors) in build/, a portable Release build (no
+# -march=native) in build-portable/, and an AddressSanitizer + UndefinedBehaviorSanitizer build
+# in build-asan/ (Debug: it compiles about five times faster than -O2 with the sanitizers, and
+# the suite's time is mostly process start-up either way); then fuzzes the file readers briefly
+# (tools/fuzz.sh, build-fuzz/).
 # Exits non-zero if any phase fails. Safe to rerun: the build folders are reused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -59,36 +59,33 @@ run_tests() {
   ctest --test-dir "$1" --output-on-failure -j2 --timeout 1200
 }
 
-# 1. Release, warnings as errors, everything built (examples and benchmarks included).
-if phase "release-build" configure_and_build build -DCMAKE_BUILD_TYPE=Release \
-    -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON -DWEFT_BUILD_EXAMPLES=ON -DWEFT_BUILD_BENCH=ON; then
-  phase "release-tests" run_tests build || true
-else
-  summary+=("release-tests skipped")
-fi
+# build_and_test NAME DIR CMAKE_ARGS...: phase NAME-build in DIR, then NAME-tests if it built.
+build_and_test() {
+  local name=$1 dir=$2
+  shift 2
+  if phase "$name-build" configure_and_build "$dir" "$@"; then
+    phase "$name-tests" run_tests "$dir" || true
+  else
+    summary+=("$name-tests skipped")
+  fi
+}
 
-# 2. ASan + UBSan. The options are exported for the build too: test discovery runs the tests.
+# 1. Release, warnings as errors, everything built (examples and benchmarks included).
+build_and_test release build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON \
+  -DWEFT_BUILD_EXAMPLES=ON -DWEFT_BUILD_BENCH=ON
+
+# 2. Portable: without -march=native (WEFT_NATIVE_ARCH=OFF: SSE2, no FMA, no F16C), the paths
+# other CPUs and distributed binaries take, in build-portable/. A native build compiles none of
+# them (a half-precision path once broke only here).
+build_and_test portable build-portable -DCMAKE_BUILD_TYPE=Release -DWEFT_NATIVE_ARCH=OFF \
+  -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF
+
+# 3. ASan + UBSan. The options are exported for the build too: test discovery runs the tests.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Without MPI: LeakSanitizer reports OpenMPI's own allocations, which live until exit.
-if phase "asan-build" configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug \
-    -DWEFT_SANITIZE=ON -DWEFT_WERROR=OFF -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF \
-    -DWEFT_MPI=OFF; then
-  phase "asan-tests" run_tests build-asan || true
-else
-  summary+=("asan-tests skipped")
-fi
-
-# 3. Portable: without -march=native (WEFT_NATIVE_ARCH=OFF: SSE2, no FMA, no F16C), the paths
-# other CPUs and distributed binaries take, in build-portable/. A native build compiles none of
-# them (a half-precision path once broke only here).
-if phase "portable-build" configure_and_build build-portable -DCMAKE_BUILD_TYPE=Release \
-    -DWEFT_NATIVE_ARCH=OFF -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON -DWEFT_BUILD_EXAMPLES=OFF \
-    -DWEFT_BUILD_BENCH=OFF; then
-  phase "portable-tests" run_tests build-portable || true
-else
-  summary+=("portable-tests skipped")
-fi
+build_and_test asan build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_WERROR=OFF \
+  -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_MPI=OFF
 
 # 4. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
 # target; `bash tools/fuzz.sh` alone runs a million inputs each.

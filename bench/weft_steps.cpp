@@ -285,24 +285,20 @@ int main(int argc, char** argv) {
   try {
     for (const Workload& workload : workloads(generator))
       if (run.wants(workload.id)) time_workload(run, workload);
-    if (run.wants("W4-stream-step"))
+    // W4, and W4 deployed with its weights rounded to float16 values (Sequential::quantize),
+    // whose compiled step reads its packed copies in 2 bytes a weight.
+    for (const bool quantized : {false, true}) {
+      const std::string figure = quantized ? "W4f16-stream-step" : "W4-stream-step";
+      if (!run.wants(figure)) continue;
       time_predict_on_batch(
-          run, "W4-stream-step",
-          [] {
-            return Sequential{LSTM(128).stateful(true).input_shape({1, 32})};
-          },
-          randn({1, 1, 32}, {}, generator));
-    // W4 deployed with its weights rounded to float16 values (Sequential::quantize): the
-    // compiled step reads its packed copies in 2 bytes a weight.
-    if (run.wants("W4f16-stream-step"))
-      time_predict_on_batch(
-          run, "W4f16-stream-step",
-          [] {
+          run, figure,
+          [quantized] {
             Sequential model{LSTM(128).stateful(true).input_shape({1, 32})};
-            model.quantize("float16");
+            if (quantized) model.quantize("float16");
             return model;
           },
           randn({1, 1, 32}, {}, generator));
+    }
     // A model too small to compute anything: the call's own cost, a cache hit when compiled.
     if (run.wants("Dense1-call"))
       time_predict_on_batch(

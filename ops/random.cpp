@@ -123,7 +123,7 @@ void write_state(const Tensor& state, uint64_t seed, uint64_t offset) {
   state.mark_modified();
 }
 
-// [seed, offset, 0], written in place: every step's call makes one.
+// A new [seed, offset, 0]: every step's call but a repeated inference makes one.
 Tensor state_tensor(uint64_t seed, uint64_t offset) {
   Tensor state = empty({3}, {.dtype = DType::i64});
   write_state(state, seed, offset);
@@ -137,7 +137,9 @@ Tensor random_state(const Generator& generator) {
 }
 
 void write_random_state(const Tensor& state, const Generator& generator) {
-  WEFT_CHECK(state.dtype() == DType::i64 && state.shape() == Shape{3} && state.is_contiguous(),
+  // Sizes compared one by one: a Shape to compare with would allocate on every streaming call.
+  WEFT_CHECK(state.dtype() == DType::i64 && state.dim() == 1 && state.size(0) == 3 &&
+                 state.is_contiguous(),
              "write_random_state: expects a contiguous int64 (3,) tensor, got {} {}",
              dtype_name(state.dtype()), shape_str(state.shape()));
   write_state(state, generator.seed(), generator.offset());

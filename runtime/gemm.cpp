@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <utility>
 
-#if defined(__F16C__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -43,7 +43,7 @@ void AlignedBuffer::Free::operator()(std::byte* p) const {
 namespace {
 
 // GCC vector extensions instead of intrinsics: one kernel source serves AVX-512, AVX2 and the
-// 16-byte baseline (SSE2, NEON), and -O3 contracts `acc += a * b` into FMA where it exists.
+// 16-byte baseline (SSE2, NEON); only the multiply-add is an intrinsic (mul_add below).
 #if defined(__AVX512F__)
 constexpr int vector_bytes = 64;
 constexpr int vector_registers = 32;
@@ -82,6 +82,31 @@ struct Tile {
   static constexpr int64_t a_block = 2 << 20;    // bytes of packed A, read from L3 block by block
 };
 
+// acc + a * b, in one rounding where the target has FMA. Written out rather than left to GCC's
+// contraction of `acc += a * b`, which its tuning for some CPUs (-march=znver2: "avoid FMA
+// chains") declines for a single accumulator: the loops of one source would then round
+// differently from one instantiation to another, and a copy of halves must sum as its floats do.
+template <typename V, typename T>
+V mul_add(T a, V b, V acc) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    return std::bit_cast<V>(
+        _mm512_fmadd_ps(_mm512_set1_ps(a), std::bit_cast<__m512>(b), std::bit_cast<__m512>(acc)));
+  else
+    return std::bit_cast<V>(
+        _mm512_fmadd_pd(_mm512_set1_pd(a), std::bit_cast<__m512d>(b), std::bit_cast<__m512d>(acc)));
+#elif defined(__FMA__) && defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>)
+    return std::bit_cast<V>(
+        _mm256_fmadd_ps(_mm256_set1_ps(a), std::bit_cast<__m256>(b), std::bit_cast<__m256>(acc)));
+  else
+    return std::bit_cast<V>(
+        _mm256_fmadd_pd(_mm256_set1_pd(a), std::bit_cast<__m256d>(b), std::bit_cast<__m256d>(acc)));
+#else
+  return acc + a * b;
+#endif
+}
+
 template <typename V, typename T>
 V load(const T* p) {
   V v;
@@ -89,23 +114,20 @@ V load(const T* p) {
   return v;
 }
 
-// Half-precision copies (PackedB): where the target converts a vector of halves to floats in one
-// instruction (F16C; 16 at once with AVX-512), the copy of a float matrix whose values are all
-// halves (Sequential::quantize) holds them in 2 bytes each. A product of one row reads half the
-// bytes (1 x 128 x 512: 1.2 us against 1.7) and computes exactly what it would from the floats,
-// as each half converts back to the float it was made from.
-#if defined(__F16C__)
+// Half-precision copies (PackedB): where the target converts 16 halves to floats in one
+// instruction (AVX-512), the copy of a float matrix whose values are all halves
+// (Sequential::quantize) holds them in 2 bytes each. A product of one row reads half the bytes
+// (1 x 128 x 512 on Zen 5: 1.2 us against 1.7) and computes exactly what it would from the floats,
+// as each half converts back to the float it was made from. Eight at a time (AVX2 and F16C) the
+// conversions cost more than the bytes save: 3.7 us against 2.64 from floats on Zen 2.
+#if defined(__AVX512F__) && defined(__F16C__)
 constexpr bool half_copies = true;
 
 template <typename V>
 V load(const std::uint16_t* p) {
-#if defined(__AVX512F__)
   // Masked with every lane: GCC 12 warns about the unmasked intrinsic's undefined pass-through.
   return std::bit_cast<V>(
       _mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-#else
-  return std::bit_cast<V>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-#endif
 }
 
 float element(const std::uint16_t* p) { return _cvtsh_ss(*p); }
@@ -174,7 +196,8 @@ void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, 
     WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) bv[v] = load<V>(bk + v * P::lanes);
     WEFT_UNROLL for (int i = 0; i < rows; ++i) {
       const T ai = a_in_place ? a[i * lda + k] : a[k * P::mr + i];
-      WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[s][i][v] += ai * bv[v];
+      WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[s][i][v] =
+          mul_add(ai, bv[v], acc[s][i][v]);
     }
   };
   int64_t k = 0;
@@ -520,7 +543,8 @@ int64_t row_times_b(const Operands<T>& op, const E* b, int64_t j0) {
     for (int64_t k = 0; k < op.k; ++k) {
       const T a = op.a[k * a_step];
       const E* row = b + k * op.ldb + j0;
-      WEFT_UNROLL for (int v = 0; v < vectors; ++v) acc[v] += a * load<V>(row + v * lanes);
+      WEFT_UNROLL for (int v = 0; v < vectors; ++v) acc[v] =
+          mul_add(a, load<V>(row + v * lanes), acc[v]);
     }
     WEFT_UNROLL for (int v = 0; v < vectors; ++v) {
       T* c = op.c + j0 + v * lanes;
@@ -691,7 +715,7 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     }
     return true;
   };
-#if defined(__F16C__)
+#if defined(__AVX512F__) && defined(__F16C__)
   if constexpr (std::is_same_v<T, float>) {
     data_ = AlignedBuffer(static_cast<size_t>(k_ * n_) * sizeof(std::uint16_t));
     halves_ = copy_blocks(reinterpret_cast<std::uint16_t*>(data_.data()), halves_of);

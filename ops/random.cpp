@@ -36,16 +36,16 @@ const Lowering dropout_mask_lowering =
       llvm::Value* keep = k.constant(out.dtype, 1 / (1 - rate));
       const Access flat{out.data, {shape_numel(out.shape)}, {1}, out.dtype};
       k.loop(shape_numel(out.shape), [&](llvm::Value* i) {
-        // random_bits(seed, base + i), then random_uniform's 53-bit fraction (runtime/random.h).
+        // random_fraction_bits(seed, base + i) (runtime/random.h), compared as the eager kernel
+        // compares it.
         llvm::Value* counter = b.CreateAdd(base, i);
         llvm::Value* z = b.CreateAdd(
             seed, b.CreateMul(b.CreateAdd(counter, k.i64(1)), k.i64(0x9E3779B97F4A7C15ll)));
         z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 30)), k.i64(0xBF58476D1CE4E5B9ll));
         z = b.CreateMul(b.CreateXor(z, b.CreateLShr(z, 27)), k.i64(0x94D049BB133111EBll));
         z = b.CreateXor(z, b.CreateLShr(z, 31));
-        llvm::Value* u = b.CreateFMul(b.CreateUIToFP(b.CreateLShr(z, 11), b.getDoubleTy()),
-                                      llvm::ConstantFP::get(b.getDoubleTy(), 0x1.0p-53));
-        llvm::Value* kept = b.CreateFCmpOGE(u, llvm::ConstantFP::get(b.getDoubleTy(), rate));
+        llvm::Value* kept = b.CreateICmpUGE(
+            b.CreateLShr(z, 11), k.i64(static_cast<int64_t>(least_fraction_bits_at(rate))));
         k.store(flat, std::vector<llvm::Value*>{i},
                 b.CreateSelect(kept, keep, k.constant(out.dtype, 0)));
       });
@@ -75,11 +75,12 @@ const OpDef& dropout_mask_op = register_op({
           Tensor out = empty(spec.shape, {.dtype = spec.dtype});
           dispatch_floating(spec.dtype, "dropout", [&]<typename T>() {
             const T keep = static_cast<T>(1 / (1 - rate));
+            const uint64_t least_kept = least_fraction_bits_at(rate);
             T* data = out.data<T>();
             // The count read once: GCC vectorises the loop only then.
             const int64_t count = out.numel();
             for (int64_t i = 0; i < count; ++i)
-              data[i] = random_uniform(seed, base + i) >= rate ? keep : T(0);
+              data[i] = random_fraction_bits(seed, base + i) >= least_kept ? keep : T(0);
           });
           return out;
         },

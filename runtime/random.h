@@ -17,9 +17,22 @@ constexpr uint64_t random_bits(uint64_t seed, uint64_t counter) {
   return z ^ (z >> 31);
 }
 
+// The 53 random bits of a uniform draw.
+constexpr uint64_t random_fraction_bits(uint64_t seed, uint64_t counter) {
+  return random_bits(seed, counter) >> 11;
+}
+
 // Uniform in [0, 1) with 53 random bits.
 constexpr double random_uniform(uint64_t seed, uint64_t counter) {
-  return static_cast<double>(random_bits(seed, counter) >> 11) * 0x1.0p-53;
+  return static_cast<double>(random_fraction_bits(seed, counter)) * 0x1.0p-53;
+}
+
+// The least random_fraction_bits whose random_uniform is >= p, for p in [0, 1]:
+// random_uniform(s, c) >= p exactly when random_fraction_bits(s, c) >= least_fraction_bits_at(p),
+// as scaling by 2^53 is exact. An integer comparison draws the same decisions without converting
+// 64-bit integers to double, which CPUs without AVX-512 do one element at a time.
+inline uint64_t least_fraction_bits_at(double p) {
+  return static_cast<uint64_t>(std::ceil(p * 0x1.0p53));
 }
 
 // Standard normal by Box-Muller from draws 2i and 2i+1.

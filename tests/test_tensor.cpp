@@ -450,6 +450,30 @@ TEST(RandomStreams, DrawsDoNotDependOnHowTheyAreSplit) {
   EXPECT_EQ(all, pieces);
 }
 
+// dropout_mask compares random_fraction_bits with least_fraction_bits_at(rate), eager and compiled;
+// that must keep exactly the draws whose random_uniform is >= rate.
+TEST(RandomStreams, LeastFractionBitsDecideAsTheUniformDraws) {
+  const double rates[] = {0.0, 0x1p-60, 0x1p-53,     1e-9,     0.2, 0.25,
+                          0.3, 0.5,     1 - 0x1p-53, 0.999999, 1.0};
+  for (const double rate : rates) {
+    SCOPED_TRACE(testing::Message() << "rate " << rate);
+    const uint64_t least = least_fraction_bits_at(rate);
+    ASSERT_LE(least, uint64_t{1} << 53);
+    for (const uint64_t bits : {least - 1, least, least + 1}) {
+      if (bits >= uint64_t{1} << 53) continue;  // past the largest draw (or below 0, wrapped)
+      EXPECT_EQ(static_cast<double>(bits) * 0x1.0p-53 >= rate, bits >= least) << bits;
+    }
+  }
+  // A mask drawn from a fresh generator: element i keeps where the i-th uniform draw is >= rate.
+  for (const double rate : {0.0, 0.3, 0.5}) {
+    Generator generator(3);
+    const Values mask = dropout_mask({4000}, DType::f64, rate, generator).to_vector<double>();
+    for (size_t i = 0; i < mask.size(); ++i) {
+      ASSERT_EQ(mask[i], random_uniform(3, i) >= rate ? 1 / (1 - rate) : 0.0) << rate << " " << i;
+    }
+  }
+}
+
 TEST(RandomStreams, ManualSeedResetsTheDefaultGenerator) {
   manual_seed(1234);
   const Values a = randn({8}, {.dtype = DType::f64}).to_vector<double>();

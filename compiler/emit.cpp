@@ -226,32 +226,41 @@ class Emitter {
     for (Access& access : reads) access.shape = shape;
     for (Access& access : writes) access.shape = shape;
     const Graph& graph = graph_;
-    k.for_each(shape, [&](std::span<llvm::Value* const> index) {
-      std::vector<llvm::Value*> read_values;
-      for (const Access& access : reads) read_values.push_back(k.load(access, index));
-      std::vector<llvm::Value*> values;
-      for (int member : call.members) {
-        const GraphNode& node = graph.node(member);
-        std::vector<llvm::Value*> args;
-        std::vector<DType> dtypes;
-        for (int input : node.inputs) {
-          const Operand operand = operand_of(call, input);
-          const DType dtype = graph.node(input).spec.dtype;
-          args.push_back(operand.kind == Operand::Kind::member ? values[operand.index]
-                         : operand.kind == Operand::Kind::read
-                             ? read_values[operand.index]
-                             : k.constant(dtype, graph.node(input).value.item()));
-          dtypes.push_back(dtype);
-        }
-        values.push_back(std::get<ElementLowering>(lowering_of(graph, member))
-                             .emit(k, {.args = args,
-                                       .arg_dtypes = dtypes,
-                                       .dtype = node.spec.dtype,
-                                       .attrs = node.attrs}));
-      }
-      for (size_t w = 0; w < writes.size(); ++w)
-        k.store(writes[w], index, values[member_index(call, call.written_members[w])]);
-    });
+    // A loop of many ops (an LSTM cell: five exps and five divisions, one after another) runs an
+    // iteration's chain of dependent operations longer than the CPU's out-of-order window can
+    // overlap with the next iteration's; two interleaved vector iterations give it independent
+    // work. W1's step on Zen 2 took 4-6% less; short loops gain nothing and compile longer.
+    constexpr size_t long_loop_members = 8;
+    const int interleave = call.members.size() >= long_loop_members ? 2 : 0;
+    k.for_each(
+        shape,
+        [&](std::span<llvm::Value* const> index) {
+          std::vector<llvm::Value*> read_values;
+          for (const Access& access : reads) read_values.push_back(k.load(access, index));
+          std::vector<llvm::Value*> values;
+          for (int member : call.members) {
+            const GraphNode& node = graph.node(member);
+            std::vector<llvm::Value*> args;
+            std::vector<DType> dtypes;
+            for (int input : node.inputs) {
+              const Operand operand = operand_of(call, input);
+              const DType dtype = graph.node(input).spec.dtype;
+              args.push_back(operand.kind == Operand::Kind::member ? values[operand.index]
+                             : operand.kind == Operand::Kind::read
+                                 ? read_values[operand.index]
+                                 : k.constant(dtype, graph.node(input).value.item()));
+              dtypes.push_back(dtype);
+            }
+            values.push_back(std::get<ElementLowering>(lowering_of(graph, member))
+                                 .emit(k, {.args = args,
+                                           .arg_dtypes = dtypes,
+                                           .dtype = node.spec.dtype,
+                                           .attrs = node.attrs}));
+          }
+          for (size_t w = 0; w < writes.size(); ++w)
+            k.store(writes[w], index, values[member_index(call, call.written_members[w])]);
+        },
+        interleave);
   }
 
   const Graph& graph_;

@@ -84,7 +84,7 @@ void KernelBuilder::store(const Access& access, std::span<llvm::Value* const> in
   b.CreateStore(value, address(access, index));
 }
 
-void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& body) {
+void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& body, int interleave) {
   if (n <= 0) return;
   llvm::Function* function = b.GetInsertBlock()->getParent();
   llvm::BasicBlock* before = b.GetInsertBlock();
@@ -97,23 +97,36 @@ void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& bod
   body(i);
   llvm::Value* next = b.CreateAdd(i, i64(1), "next", true, true);
   i->addIncoming(next, b.GetInsertBlock());
-  b.CreateCondBr(b.CreateICmpSLT(next, i64(n)), header, after);
+  llvm::BranchInst* latch = b.CreateCondBr(b.CreateICmpSLT(next, i64(n)), header, after);
+  if (interleave > 1) {
+    llvm::LLVMContext& context = b.getContext();
+    llvm::Metadata* count[] = {llvm::MDString::get(context, "llvm.loop.interleave.count"),
+                               llvm::ConstantAsMetadata::get(b.getInt32(interleave))};
+    llvm::Metadata* operands[] = {nullptr, llvm::MDNode::get(context, count)};
+    llvm::MDNode* self = llvm::MDNode::getDistinct(context, operands);  // a loop ID names itself
+    self->replaceOperandWith(0, self);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+  }
   b.SetInsertPoint(after);
 }
 
 void KernelBuilder::for_each(const Shape& shape,
-                             const std::function<void(std::span<llvm::Value* const>)>& body) {
+                             const std::function<void(std::span<llvm::Value* const>)>& body,
+                             int interleave) {
   std::vector<llvm::Value*> index;
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == shape.size()) {
       body(index);
       return;
     }
-    loop(shape[d], [&](llvm::Value* i) {
-      index.push_back(i);
-      nest(d + 1);
-      index.pop_back();
-    });
+    loop(
+        shape[d],
+        [&](llvm::Value* i) {
+          index.push_back(i);
+          nest(d + 1);
+          index.pop_back();
+        },
+        d + 1 == shape.size() ? interleave : 0);
   };
   nest(0);
 }

@@ -61,10 +61,12 @@ class KernelBuilder {
   llvm::Value* load(const Access& access, std::span<llvm::Value* const> index);
   void store(const Access& access, std::span<llvm::Value* const> index, llvm::Value* value);
 
-  // Emits a counted loop 0 <= i < n around what `body` emits.
-  void loop(int64_t n, const std::function<void(llvm::Value* i)>& body);
-  // Nested loops over every index of `shape`, the last dimension innermost.
-  void for_each(const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body);
+  // Emits a counted loop 0 <= i < n around what `body` emits. With `interleave` > 1, the
+  // vectoriser interleaves that many vector iterations (llvm.loop.interleave.count).
+  void loop(int64_t n, const std::function<void(llvm::Value* i)>& body, int interleave = 0);
+  // Nested loops over every index of `shape`, the last dimension innermost (and interleaved so).
+  void for_each(const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body,
+                int interleave = 0);
 
   // When `condition` holds at run time, records `message` (a fmt format string with one {} for
   // `value`) for jit_take_runtime_error() and ends the step with a failure status.

@@ -83,6 +83,25 @@ TEST(Compile, Float32GatesAreVectorised) {
       << compiled.module().ir_after();
 }
 
+// A fused loop of many ops (a cell) interleaves two vector iterations, whose chains of dependent
+// operations the CPU can then overlap; a short loop is left to the vectoriser's own choice.
+TEST(Compile, LongFusedLoopsInterleaveTwoVectorIterations) {
+  const std::string interleave = "!{!\"llvm.loop.interleave.count\", i32 2}";
+  const CompiledStep cell = compile(lstm_gates(DType::f32, {64}), {.keep_stages = true});
+  EXPECT_EQ(cell.stats().kernel_calls, 1) << cell.schedule();
+  EXPECT_NE(cell.module().ir_before().find(interleave), std::string::npos)
+      << cell.module().ir_before();
+  Generator gen(5);
+  const Tensor x = randn({64}, {}, gen);
+  const CompiledStep short_loop = compile(capture({{"x", x}},
+                                                  [&]() -> Named {
+                                                    return {{"y", exp(x) + x}};
+                                                  }),
+                                          {.keep_stages = true});
+  EXPECT_EQ(short_loop.module().ir_before().find("llvm.loop.interleave.count"), std::string::npos)
+      << short_loop.module().ir_before();
+}
+
 // A loop that writes in place of a read dying there gets that buffer as one argument: two
 // pointers to one buffer would need run-time overlap checks, which fail, and leave it scalar.
 TEST(Compile, InPlaceLoopsTakeOneArgumentAndStayVectorised) {

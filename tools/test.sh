@@ -4,7 +4,8 @@
 # -march=native) in build-portable/, and an AddressSanitizer + UndefinedBehaviorSanitizer build
 # in build-asan/ (Debug: it compiles about five times faster than -O2 with the sanitizers, and
 # the suite's time is mostly process start-up either way); then fuzzes the file readers briefly
-# (tools/fuzz.sh, build-fuzz/).
+# (tools/fuzz.sh, build-fuzz/). Before the sanitizers, it compiles the GEMM's kernels for the x86
+# instruction sets this CPU may lack (AVX-512, AVX2).
 # Exits non-zero if any phase fails. Safe to rerun: the build folders are reused.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,14 +81,32 @@ build_and_test release build -DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZE=OFF -DWE
 build_and_test portable build-portable -DCMAKE_BUILD_TYPE=Release -DWEFT_NATIVE_ARCH=OFF \
   -DWEFT_SANITIZE=OFF -DWEFT_WERROR=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF
 
-# 3. ASan + UBSan. The options are exported for the build too: test discovery runs the tests.
+# 3. The GEMM's kernels for the x86 instruction sets this CPU may not have, compiled with the
+# Release warnings, not run: runtime/gemm.cpp chooses them at compile time, so a native build
+# compiles only this CPU's (on a Zen 2, no AVX-512 path at all). AVX-512 (x86-64-v4), then
+# AVX2 + FMA + F16C (x86-64-v3).
+compile_isa_variants() {
+  if [[ $(uname -m) != x86_64 ]]; then
+    echo "not an x86-64 machine: skipped"
+    return 0
+  fi
+  local march
+  for march in x86-64-v4 x86-64-v3; do
+    echo "runtime/gemm.cpp -march=$march"
+    "${CXX:-c++}" -std=c++20 -O2 -march="$march" -Wall -Wextra -Wpedantic -Wshadow -Werror \
+      -Ibuild/include -c runtime/gemm.cpp -o /dev/null || return 1
+  done
+}
+phase "isa-compile" compile_isa_variants || true
+
+# 4. ASan + UBSan. The options are exported for the build too: test discovery runs the tests.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Without MPI: LeakSanitizer reports OpenMPI's own allocations, which live until exit.
 build_and_test asan build-asan -DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=ON -DWEFT_WERROR=OFF \
   -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_MPI=OFF
 
-# 4. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
+# 5. The parsers under libFuzzer (clang-16, ASan + UBSan) in build-fuzz/: a short pass of each
 # target; `bash tools/fuzz.sh` alone runs a million inputs each.
 phase "fuzz" bash tools/fuzz.sh --runs 20000 || true
 

@@ -25,6 +25,14 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_LIBTORCH
 cmake --build "$build" --target weft_steps libtorch_steps > /dev/null
 # Without PASSIVE, PyTorch's OpenMP threads spin against OpenBLAS's on 2 cores.
 export OMP_WAIT_POLICY=PASSIVE
+# The machine first: weft's kernels follow the CPU's vector width (AVX-512 or AVX2) and caches,
+# so a table means little without it (the same commit ran W1 twice as fast on a Zen 5 as on a
+# Zen 2, where PyTorch's time hardly moved).
+vector_isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || (grep -qw avx2 /proc/cpuinfo && echo AVX2) || echo "no AVX2")
+cpu_field() { lscpu | sed -n "s/^$1: *//p" | head -1; }
+echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), model" \
+  "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cpu_field 'L2 cache');" \
+  "weft $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
 {
   "$build"/bench/weft_steps compiled "$@" | sed 's/^/compiled /'
   "$build"/bench/weft_steps eager "$@" | sed 's/^/eager /'

@@ -121,8 +121,13 @@ V load(const T* p) {
 // as each half converts back to the float it was made from. Eight at a time (AVX2 and F16C) the
 // conversions cost more than the bytes save: 3.7 us against 2.64 from floats on Zen 2.
 #if defined(__AVX512F__) && defined(__F16C__)
-constexpr bool half_copies = true;
+#define WEFT_HALF_COPIES 1  // a macro too: what only such a build has is compiled only there
+#else
+#define WEFT_HALF_COPIES 0
+#endif
+constexpr bool half_copies = WEFT_HALF_COPIES;
 
+#if WEFT_HALF_COPIES
 template <typename V>
 V load(const std::uint16_t* p) {
   // Masked with every lane: GCC 12 warns about the unmasked intrinsic's undefined pass-through.
@@ -148,8 +153,6 @@ bool halves_of(const float* floats, int64_t count, std::uint16_t* halves) {
   }
   return true;
 }
-#else
-constexpr bool half_copies = false;
 #endif
 
 template <typename T>
@@ -715,7 +718,7 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     }
     return true;
   };
-#if defined(__AVX512F__) && defined(__F16C__)
+#if WEFT_HALF_COPIES
   if constexpr (std::is_same_v<T, float>) {
     data_ = AlignedBuffer(static_cast<size_t>(k_ * n_) * sizeof(std::uint16_t));
     halves_ = copy_blocks(reinterpret_cast<std::uint16_t*>(data_.data()), halves_of);

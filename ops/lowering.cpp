@@ -176,23 +176,23 @@ llvm::Value* KernelBuilder::fast_mul_add(llvm::Value* x, llvm::Value* y, llvm::V
   return b.CreateFAdd(b.CreateFMul(x, y), addend);
 }
 
-llvm::Value* KernelBuilder::fast_exp(llvm::Value* x) {
+std::pair<llvm::Value*, llvm::Value*> KernelBuilder::fast_exp_parts(llvm::Value* x) {
   const auto c = [&](double v) { return constant(DType::f32, v); };
-  x = b.CreateSelect(b.CreateFCmpOLT(x, c(fast::kExpLow)), c(fast::kExpLow),
-                     b.CreateSelect(b.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x));
-  llvm::Value* n =
-      b.CreateFSub(fast_mul_add(x, c(fast::kLog2e), c(fast::kRoundMagic)), c(fast::kRoundMagic));
+  x = b.CreateSelect(b.CreateFCmpOGT(x, c(fast::kExpHigh)), c(fast::kExpHigh), x);
+  x = b.CreateSelect(b.CreateFCmpOLT(x, c(fast::kExpLow)), c(fast::kExpLow), x);
+  llvm::Value* rounded = fast_mul_add(x, c(fast::kLog2e), c(fast::kRoundMagic));
+  llvm::Value* n = b.CreateFSub(rounded, c(fast::kRoundMagic));
   llvm::Value* r =
       fast_mul_add(n, c(fast::kLn2Low), fast_mul_add(b.CreateFNeg(n), c(fast::kLn2High), x));
   llvm::Value* p = c(fast::kExpPoly[0]);
   for (int i = 1; i < 6; ++i) p = fast_mul_add(p, r, c(fast::kExpPoly[i]));
-  p = b.CreateFAdd(fast_mul_add(b.CreateFMul(p, r), r, r), c(1.0f));
-  // fptosi of a NaN is poison; freeze keeps it an arbitrary value (the result is NaN anyway).
-  llvm::Value* bits = b.CreateShl(
-      b.CreateAdd(b.CreateFreeze(b.CreateFPToSI(n, b.getInt32Ty())), b.getInt32(127)), 23);
-  llvm::Value* scale = b.CreateBitCast(bits, b.getFloatTy());
-  return b.CreateSelect(b.CreateFCmpOGE(x, c(fast::kExpHigh)),
-                        llvm::ConstantFP::getInfinity(b.getFloatTy()), b.CreateFMul(p, scale));
+  llvm::Value* bits = b.CreateShl(b.CreateBitCast(rounded, b.getInt32Ty()), 23);
+  return {b.CreateBitCast(bits, b.getFloatTy()), fast_mul_add(b.CreateFMul(p, r), r, r)};
+}
+
+llvm::Value* KernelBuilder::fast_exp(llvm::Value* x) {
+  const auto [scale, q] = fast_exp_parts(x);
+  return b.CreateFMul(b.CreateFAdd(q, constant(DType::f32, 1)), scale);
 }
 
 llvm::Value* KernelBuilder::exp(DType dtype, llvm::Value* x) {
@@ -215,16 +215,11 @@ llvm::Value* KernelBuilder::tanh(DType dtype, llvm::Value* x) {
     return call("tanh", type(dtype), args);
   }
   const auto c = [&](double v) { return constant(dtype, v); };
-  llvm::Value* negative = b.CreateFCmpOLT(x, c(0));
-  llvm::Value* a = b.CreateSelect(negative, b.CreateFNeg(x), x);
-  llvm::Value* e = fast_exp(b.CreateFMul(c(-2.0f), a));
-  llvm::Value* large = b.CreateFDiv(b.CreateFSub(c(1), e), b.CreateFAdd(c(1), e));
-  llvm::Value* x2 = b.CreateFMul(x, x);
-  llvm::Value* series = fast_mul_add(x2, c(fast::kTanhSeries[2]), c(fast::kTanhSeries[1]));
-  series = fast_mul_add(x2, series, c(fast::kTanhSeries[0]));
-  llvm::Value* small = b.CreateFMul(a, fast_mul_add(x2, series, c(1.0f)));
-  llvm::Value* t = b.CreateSelect(b.CreateFCmpOLT(a, c(fast::kTanhSeriesBelow)), small, large);
-  return b.CreateSelect(negative, b.CreateFNeg(t), t);
+  const auto [scale, q] =
+      fast_exp_parts(b.CreateFMul(c(-2.0f), b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+  llvm::Value* m = fast_mul_add(b.CreateFNeg(scale), q, b.CreateFSub(c(1), scale));
+  llvm::Value* t = b.CreateFDiv(m, b.CreateFSub(c(2), m));
+  return b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, t, x);
 }
 
 namespace {

@@ -87,6 +87,8 @@ class KernelBuilder {
   llvm::Value* sigmoid(DType dtype, llvm::Value* x);
 
  private:
+  // fast::exp_parts: the scale 2^n and q = exp(r) - 1, with exp(x) = scale (1 + q).
+  std::pair<llvm::Value*, llvm::Value*> fast_exp_parts(llvm::Value* x);
   llvm::Value* fast_exp(llvm::Value* x);
   // x * y + addend for float32 as fast::mul_add computes it: one rounding where that fuses.
   llvm::Value* fast_mul_add(llvm::Value* x, llvm::Value* y, llvm::Value* addend);

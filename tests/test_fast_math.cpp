@@ -51,5 +51,15 @@ TEST(FastMath, SaturatesOutsideFloatRange) {
   EXPECT_EQ(fast::tanh(0.0f), 0.0f);
 }
 
+TEST(FastMath, KeepsInfinitiesNaNsAndTheSignOfZero) {
+  for (const float x : {88.5f, 88.7f, 1e30f, INFINITY}) EXPECT_EQ(fast::exp(x), INFINITY) << x;
+  EXPECT_EQ(fast::exp(-INFINITY), std::exp(-87.3f));
+  EXPECT_EQ(fast::tanh(INFINITY), 1.0f);
+  EXPECT_EQ(fast::tanh(-INFINITY), -1.0f);
+  EXPECT_TRUE(std::signbit(fast::tanh(-0.0f)));
+  EXPECT_FALSE(std::signbit(fast::tanh(0.0f)));
+  for (const auto f : {fast::exp, fast::sigmoid, fast::tanh}) EXPECT_TRUE(std::isnan(f(NAN)));
+}
+
 }  // namespace
 }  // namespace weft

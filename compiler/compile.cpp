@@ -169,7 +169,7 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
   step.packed_inputs_ = CompiledStep::make_packed_inputs(step.row_product_inputs_.size());
   for (int id : plan.constant_nodes) step.constants_.push_back(graph.node(id).value.copy());
   const int64_t arena_bytes = schedule.placement.arena_bytes;
-  step.arenas_ = CompiledStep::make_arenas(arena_bytes);
+  step.arenas_ = std::make_shared<ArenaPool>(arena_bytes);
 
   CompileStats& stats = step.stats_;
   stats.graph_nodes = static_cast<int64_t>(graph.nodes().size());

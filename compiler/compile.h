@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "weft/compiler/arena_pool.h"
 #include "weft/compiler/graph.h"
 #include "weft/compiler/jit.h"
 #include "weft/compiler/passes.h"
@@ -99,8 +100,6 @@ class CompiledStep {
   // Bytes this step holds: its arenas, constants, packed weights and code.
   int64_t memory_bytes() const;
 
-  struct Arenas;  // the step's working memory: an arena per run in flight (step.cpp)
-  static std::shared_ptr<Arenas> make_arenas(int64_t arena_bytes);
   struct PackedInputs;  // the packed copies of the inputs in row_product_inputs_ (step.cpp)
   static std::shared_ptr<PackedInputs> make_packed_inputs(size_t count);
 
@@ -119,7 +118,7 @@ class CompiledStep {
   std::vector<std::string> input_names_;
   std::vector<size_t> stored_inputs_;  // the input each store writes
   std::vector<Tensor> constants_;
-  std::shared_ptr<Arenas> arenas_;
+  std::shared_ptr<ArenaPool> arenas_;
   // The inputs that products of one row read as their right operand, and the step does not store
   // into (a streaming step's weights), with how many such products a run computes. Once enough
   // products have read one unchanged (the same storage, version and address; step.cpp says how

@@ -12,22 +12,6 @@
 
 namespace weft {
 
-// Arenas are kept for later runs: one while runs come one at a time, more while they overlap.
-struct CompiledStep::Arenas {
-  explicit Arenas(int64_t arena_bytes)
-      : bytes(static_cast<size_t>(std::max<int64_t>(arena_bytes, 64))) {
-    free.push_back(Storage::allocate(bytes, false));
-  }
-  const size_t bytes;
-  std::mutex mutex;
-  std::vector<std::shared_ptr<Storage>> free;  // guarded by mutex
-  int64_t held = 1;                            // arenas made; guarded by mutex
-};
-
-std::shared_ptr<CompiledStep::Arenas> CompiledStep::make_arenas(int64_t arena_bytes) {
-  return std::make_shared<Arenas>(arena_bytes);
-}
-
 // Making a packed copy costs about what 5 to 7 products gain from it (1 x 32 x 512 to
 // 1 x 512 x 2048, measured), so an input is packed once this many products have read it unchanged
 // since it last changed, this run's included: weights that change more often than that never
@@ -93,38 +77,6 @@ std::shared_ptr<CompiledStep::PackedInputs> CompiledStep::make_packed_inputs(siz
   return std::make_shared<PackedInputs>(count);
 }
 
-namespace {
-
-// One run's arena, handed back when the run ends.
-class ArenaLease {
- public:
-  explicit ArenaLease(CompiledStep::Arenas& arenas) : arenas_(arenas) {
-    {
-      std::lock_guard lock(arenas_.mutex);
-      if (!arenas_.free.empty()) {
-        arena_ = std::move(arenas_.free.back());
-        arenas_.free.pop_back();
-        return;
-      }
-      ++arenas_.held;
-    }
-    arena_ = Storage::allocate(arenas_.bytes, false);
-  }
-  ~ArenaLease() {
-    std::lock_guard lock(arenas_.mutex);
-    arenas_.free.push_back(std::move(arena_));
-  }
-  ArenaLease(const ArenaLease&) = delete;
-  ArenaLease& operator=(const ArenaLease&) = delete;
-  char* data() { return static_cast<char*>(arena_->data()); }
-
- private:
-  CompiledStep::Arenas& arenas_;
-  std::shared_ptr<Storage> arena_;
-};
-
-}  // namespace
-
 std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
   std::vector<Tensor> outputs;
   run(inputs, outputs);
@@ -170,7 +122,7 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
   llvm::SmallVector<const PackedB*, 4> packed;
   for (const auto& copy : packed_copies) packed.push_back(copy.get());
   const PackedBScope read_packed(packed);
-  ArenaLease arena(*arenas_);
+  const ArenaPool::Lease arena(*arenas_);
   const int32_t status = step_(buffers.data(), arena.data());
   WEFT_CHECK(status != 1, "compiled step '{}': {}", module_->name(), jit_take_runtime_error());
   if (status != 0) return;
@@ -188,11 +140,7 @@ bool CompiledStep::accepts(const std::vector<Tensor>& inputs) const {
 }
 
 int64_t CompiledStep::memory_bytes() const {
-  int64_t bytes = 0;
-  {
-    std::lock_guard lock(arenas_->mutex);
-    bytes = arenas_->held * static_cast<int64_t>(arenas_->bytes);
-  }
+  int64_t bytes = arenas_->bytes_held();
   for (const Tensor& constant : constants_)
     bytes += constant.numel() * static_cast<int64_t>(dtype_size(constant.dtype()));
   return bytes + packed_inputs_->bytes() + module_->object_bytes();

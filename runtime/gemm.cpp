@@ -165,6 +165,21 @@ void store(T* p, V v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// `x`, which the optimiser cannot see through: a product passed through it is not fused into the
+// sum it joins (GCC fuses either product of alpha * x + beta * c into an FMA, and not the same
+// one in every instantiation, where a copy of halves must give exactly what its floats give), and
+// a value loaded from memory stays in a register rather than being loaded again by each
+// instruction that reads it.
+template <typename V>
+V opaque(V x) {
+#if defined(__x86_64__)
+  asm("" : "+v"(x));
+#elif defined(__aarch64__)
+  asm("" : "+w"(x));
+#endif
+  return x;
+}
+
 // Unrolls a loop over tile rows or vectors completely. Without it GCC unrolls them only after
 // deciding to keep the accumulator array on the stack, and every kernel call pays to spill it.
 #define WEFT_UNROLL _Pragma("GCC unroll 16")
@@ -196,7 +211,9 @@ void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, 
   const auto step = [&](int s, int64_t k) {
     const T* bk = b + k * ldb;
     V bv[P::vectors];
-    WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) bv[v] = load<V>(bk + v * P::lanes);
+    // In registers: GCC would otherwise fold the load into every row's FMA where registers are
+    // to spare (4 rows), and the tile's loads, not its FMAs, would set its pace (1.5x as long).
+    WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) bv[v] = opaque(load<V>(bk + v * P::lanes));
     WEFT_UNROLL for (int i = 0; i < rows; ++i) {
       const T ai = a_in_place ? a[i * lda + k] : a[k * P::mr + i];
       WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) acc[s][i][v] =
@@ -517,19 +534,6 @@ void gemm_serial(const Operands<T>& op) {
       }
     }
   }
-}
-
-// `x`, which the optimiser cannot see through: a product passed through it is not fused into the
-// sum it joins. GCC fuses either product of alpha * x + beta * c into an FMA, and not the same one
-// in every instantiation, where a copy of halves must give exactly what its floats give.
-template <typename V>
-V opaque(V x) {
-#if defined(__x86_64__)
-  asm("" : "+v"(x));
-#elif defined(__aarch64__)
-  asm("" : "+w"(x));
-#endif
-  return x;
 }
 
 // One row of C = alpha * (a row of op(A)) * B + beta * C, B not transposed (a streaming step of

@@ -30,8 +30,11 @@ export OMP_WAIT_POLICY=PASSIVE
 # Zen 2, where PyTorch's time hardly moved).
 vector_isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || (grep -qw avx2 /proc/cpuinfo && echo AVX2) || echo "no AVX2")
 cpu_field() { lscpu | sed -n "s/^$1: *//p" | head -1; }
+# One cache's size (lscpu's summary gives the sum over the cores' caches).
+cache_size() { lscpu -C=NAME,ONE-SIZE 2>/dev/null | awk -v level="$1" '$1 == level { print $2 }'; }
 echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), model" \
-  "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cpu_field 'L2 cache');" \
+  "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cache_size L2) a core, L3" \
+  "$(cache_size L3);" \
   "weft $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
 {
   "$build"/bench/weft_steps compiled "$@" | sed 's/^/compiled /'

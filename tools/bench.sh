@@ -30,8 +30,16 @@ export OMP_WAIT_POLICY=PASSIVE
 # Zen 2, where PyTorch's time hardly moved).
 vector_isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || (grep -qw avx2 /proc/cpuinfo && echo AVX2) || echo "no AVX2")
 cpu_field() { lscpu | sed -n "s/^$1: *//p" | head -1; }
-# One cache's size (lscpu's summary gives the sum over the cores' caches).
-cache_size() { lscpu -C=NAME,ONE-SIZE 2>/dev/null | awk -v level="$1" '$1 == level { print $2 }'; }
+# One cache's size (lscpu's summary gives the sum over the cores' caches). Some virtual machines
+# have no cache table in /sys for lscpu to read; glibc's getconf then asks CPUID, as the
+# hypervisor presents it (one such Zen 5 said 1 MiB of L2, right, and 508 MiB of L3).
+cache_size() {
+  local size
+  size=$(lscpu -C=NAME,ONE-SIZE 2>/dev/null | awk -v level="$1" '$1 == level { print $2 }')
+  [[ -n $size ]] || size=$(getconf "LEVEL${1#L}_CACHE_SIZE" 2>/dev/null |
+    awk '$1 + 0 > 0 { print ($1 >= 1048576 ? $1 / 1048576 "M (CPUID)" : $1 / 1024 "K (CPUID)") }')
+  echo "${size:-unknown}"
+}
 echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), model" \
   "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cache_size L2) a core, L3" \
   "$(cache_size L3);" \

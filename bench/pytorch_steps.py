@@ -76,7 +76,7 @@ w1 = nn.Sequential(
     nn.Dropout(0.3), Last(nn.LSTM(128, 32, batch_first=True)), nn.Dropout(0.3),
     nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
 time_workload("W1-train", w1, torch.randint(0, 10000, (64, 200)),
-              torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 5, "W1i-predict")
+              torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 11, "W1i-predict")
 # The process's peak resident memory once W1 has trained and predicted (Linux counts KiB).
 report("W1-peak-memory", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 

@@ -109,7 +109,7 @@ Workload chapter_workload(std::string id, const std::string& model, int64_t batc
 
 std::vector<Workload> workloads(Generator& generator) {
   std::vector<Workload> list{
-      chapter_workload("W1-train", "sentiment_imdb", 64, 5, generator, "W1i-predict"),
+      chapter_workload("W1-train", "sentiment_imdb", 64, 11, generator, "W1i-predict"),
       chapter_workload("W2-SimpleRNN-train", "compare_simple_rnn", 128, 9, generator),
       chapter_workload("W2-LSTM-train", "compare_lstm", 128, 9, generator),
       chapter_workload("W2-GRU-train", "compare_gru", 128, 9, generator),

@@ -111,7 +111,7 @@ int main() {
                     recurrent(lstm(128, 32), false), nn::Dropout(0.3), nn::Linear(32, 32),
                     nn::ReLU(), nn::Linear(32, 1), nn::Sigmoid());
   time_workload("W1-train", w1, torch::randint(0, 10000, {64, 200}), labels(64),
-                binary_crossentropy(), 5, "W1i-predict");
+                binary_crossentropy(), 11, "W1i-predict");
   report("W1-peak-memory", "MiB", peak_resident_mib());
 
   const auto w2 = [](const std::string& figure, auto rnn) {

@@ -184,12 +184,23 @@ TEST(Gemm, BlockBoundaries) {
 }
 
 // Products large enough (over 30 MFLOP) for gemm to split them across the default pool, by rows
-// (M >= N) and by columns, with the operand that the split offsets both plain and transposed.
+// (M >= N) and by columns, with the operand that the split offsets both plain and transposed; and
+// by K (K at least 4x M and N: partial products summed after), with ragged tiles, a K that ends
+// in a short pass, and beta 0 (C's NaN must not leak), 0.5 and 1.
 TEST(Gemm, ThreadedSplits) {
   Random rng(5);
   for (Trans t : {no, yes}) {
     ASSERT_NO_FATAL_FAILURE(check_gemm<float>(t, no, {161, 64, 1536}, {1, 0}, 1, rng, true));
     ASSERT_NO_FATAL_FAILURE(check_gemm<float>(no, t, {64, 161, 1536}, {0.5, 1}, 2, rng));
+  }
+  for (Trans ta : {no, yes}) {
+    for (Trans tb : {no, yes}) {
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {37, 45, 9100}, {1, 0}, 1, rng, true));
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {45, 37, 9100}, {0.5, 1}, 0, rng));
+      ASSERT_NO_FATAL_FAILURE(check_gemm<double>(ta, tb, {20, 33, 23000}, {1, 1}, 2, rng));
+      // N a fraction of a tile: computed as C^T, whose columns are C's rows.
+      ASSERT_NO_FATAL_FAILURE(check_gemm<float>(ta, tb, {300, 6, 9100}, {1, 0.5}, 1, rng));
+    }
   }
 }
 

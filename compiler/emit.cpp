@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <variant>
 
@@ -97,6 +98,9 @@ class Emitter {
         bytes = b_.CreateAdd(bytes, b_.CreateMul(repeat, b_.getInt64(deltas[a])));
       args.push_back(b_.CreateInBoundsGEP(b_.getInt8Ty(), base(site_args[a].slot), bytes));
     }
+    // A kernel's streamed reads take how far they move next time round (0 outside loops).
+    for (size_t r : streamed_reads_[fusion_.kernel_of[c]])
+      args.push_back(b_.getInt64(repeat != nullptr ? deltas[r] : 0));
     llvm::Value* status = b_.CreateCall(kernel_for(c), args);
     auto* next = llvm::BasicBlock::Create(context_, "next", step_);
     b_.CreateCondBr(b_.CreateICmpNE(status, b_.getInt32(0)), failed_, next);
@@ -153,17 +157,42 @@ class Emitter {
   llvm::Function* kernel_for(size_t c) {
     const int id = fusion_.kernel_of[c];
     if (kernels_[id] == nullptr)
-      kernels_[id] = emit_kernel(fusion_.calls[c], fmt::format("k{}", id));
+      kernels_[id] = emit_kernel(fusion_.calls[c], fmt::format("k{}", id), streamed_reads_[id]);
     return kernels_[id];
   }
 
-  llvm::Function* emit_kernel(const Call& call, const std::string& name) {
+  // By kernel: the reads of its fused loop that some loop moves from one time round to the next
+  // (a time step's rows of the input projection, the activations saved for the backward pass).
+  // Those were written long before and come from memory, and the caches' prefetchers lose their
+  // stream between one call and the next, so the kernel asks for the next round's rows while it
+  // computes this round's.
+  std::vector<std::vector<size_t>> find_streamed_reads() const {
+    std::vector<std::vector<size_t>> streamed(static_cast<size_t>(fusion_.kernel_count));
+    for (const Segment& segment : schedule_.segments) {
+      if (segment.run.count < 2) continue;
+      for (size_t j = 0; j < segment.run.period; ++j) {
+        const size_t c = segment.run.first + j;
+        if (fusion_.calls[c].kind != Call::Kind::fused) continue;
+        std::vector<size_t>& reads = streamed[static_cast<size_t>(fusion_.kernel_of[c])];
+        for (size_t r = 0; r < fusion_.calls[c].reads.size(); ++r)
+          if (segment.deltas[j][r] != 0 && std::find(reads.begin(), reads.end(), r) == reads.end())
+            reads.push_back(r);
+      }
+    }
+    for (std::vector<size_t>& reads : streamed) std::sort(reads.begin(), reads.end());
+    return streamed;
+  }
+
+  // Its parameters: the reads, the writes of their own, then how far each of `streamed` reads
+  // moves next time round, in bytes.
+  llvm::Function* emit_kernel(const Call& call, const std::string& name,
+                              const std::vector<size_t>& streamed) {
     size_t params = call.reads.size();
     for (size_t w = 0; w < call.writes.size(); ++w) params += own_argument(call, w) ? 1 : 0;
-    auto* function = llvm::Function::Create(
-        llvm::FunctionType::get(b_.getInt32Ty(), std::vector<llvm::Type*>(params, b_.getPtrTy()),
-                                false),
-        llvm::Function::InternalLinkage, name, module_);
+    std::vector<llvm::Type*> types(params, b_.getPtrTy());
+    types.insert(types.end(), streamed.size(), b_.getInt64Ty());
+    auto* function = llvm::Function::Create(llvm::FunctionType::get(b_.getInt32Ty(), types, false),
+                                            llvm::Function::InternalLinkage, name, module_);
     // Kept out of line: the step is a list of calls, and its size stays that of the list.
     function->addFnAttr(llvm::Attribute::NoInline);
     function->addFnAttr(llvm::Attribute::NoUnwind);
@@ -199,9 +228,13 @@ class Emitter {
             .emit(k, reads, writes[0], node.attrs);
         break;
       }
-      case Call::Kind::fused:
-        emit_fused(k, call, reads, writes);
+      case Call::Kind::fused: {
+        std::vector<std::pair<size_t, llvm::Value*>> moves;
+        for (size_t i = 0; i < streamed.size(); ++i)
+          moves.emplace_back(streamed[i], function->getArg(static_cast<unsigned>(params + i)));
+        emit_fused(k, call, reads, writes, moves);
         break;
+      }
     }
     b_.CreateRet(b_.getInt32(0));
     b_.SetInsertPoint(fail);
@@ -217,8 +250,11 @@ class Emitter {
     });
   }
 
+  // `moves`: reads that move from one time round to the next, and how far (bytes); each outer
+  // iteration asks for their rows of the next round before its own innermost loop.
   void emit_fused(KernelBuilder& k, const Call& call, std::vector<Access> reads,
-                  std::vector<Access> writes) {
+                  std::vector<Access> writes,
+                  const std::vector<std::pair<size_t, llvm::Value*>>& moves) {
     std::vector<Shape*> strides;
     for (Access& access : reads) strides.push_back(&access.strides);
     for (Access& access : writes) strides.push_back(&access.strides);
@@ -260,7 +296,29 @@ class Emitter {
           for (size_t w = 0; w < writes.size(); ++w)
             k.store(writes[w], index, values[member_index(call, call.written_members[w])]);
         },
-        interleave);
+        interleave,
+        [&](std::span<llvm::Value* const> outer) {
+          for (const auto& [read, delta] : moves) prefetch_row(k, reads[read], outer, delta);
+        });
+  }
+
+  // Asks for the lines of `access`'s innermost row at `outer`, moved `delta` bytes, to be brought
+  // into L2. Left to the hardware: a loop with no outer dimension (it would ask for all of it at
+  // once, and stall), rows that are not contiguous, and long rows, which its prefetchers follow.
+  void prefetch_row(KernelBuilder& k, const Access& access, std::span<llvm::Value* const> outer,
+                    llvm::Value* delta) {
+    constexpr int64_t line = 64, max_lines = 16;
+    const auto bytes = access.shape.back() * static_cast<int64_t>(dtype_size(access.dtype));
+    if (outer.empty() || access.strides.back() != 1 || bytes > max_lines * line) return;
+    std::vector<llvm::Value*> index(outer.begin(), outer.end());
+    index.push_back(k.i64(0));
+    llvm::Value* first = b_.CreateGEP(b_.getInt8Ty(), k.address(access, index), delta);
+    // From the line of the first byte to the line of the last, wherever the row starts.
+    for (int64_t at = 0; at < bytes + line - 1; at += line) {
+      llvm::Value* address = b_.CreateGEP(b_.getInt8Ty(), first, k.i64(std::min(at, bytes - 1)));
+      b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {b_.getPtrTy()},
+                         {address, b_.getInt32(0), b_.getInt32(1), b_.getInt32(1)});
+    }
   }
 
   const Graph& graph_;
@@ -270,6 +328,7 @@ class Emitter {
   llvm::LLVMContext& context_;
   llvm::IRBuilder<> b_;
   std::vector<llvm::Function*> kernels_ = std::vector<llvm::Function*>(fusion_.kernel_count);
+  const std::vector<std::vector<size_t>> streamed_reads_ = find_streamed_reads();
   llvm::Function* step_ = nullptr;
   llvm::BasicBlock* failed_ = nullptr;
   std::map<int64_t, llvm::Value*> slot_pointers_;

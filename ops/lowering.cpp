@@ -110,15 +110,17 @@ void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& bod
   b.SetInsertPoint(after);
 }
 
-void KernelBuilder::for_each(const Shape& shape,
-                             const std::function<void(std::span<llvm::Value* const>)>& body,
-                             int interleave) {
+void KernelBuilder::for_each(
+    const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body,
+    int interleave,
+    const std::function<void(std::span<llvm::Value* const>)>& before_innermost) {
   std::vector<llvm::Value*> index;
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == shape.size()) {
       body(index);
       return;
     }
+    if (before_innermost && d + 1 == shape.size()) before_innermost(index);
     loop(
         shape[d],
         [&](llvm::Value* i) {

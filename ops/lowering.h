@@ -65,8 +65,10 @@ class KernelBuilder {
   // vectoriser interleaves that many vector iterations (llvm.loop.interleave.count).
   void loop(int64_t n, const std::function<void(llvm::Value* i)>& body, int interleave = 0);
   // Nested loops over every index of `shape`, the last dimension innermost (and interleaved so).
+  // `before_innermost`, when given, runs once per outer index, before the innermost loop.
   void for_each(const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body,
-                int interleave = 0);
+                int interleave = 0,
+                const std::function<void(std::span<llvm::Value* const>)>& before_innermost = {});
 
   // When `condition` holds at run time, records `message` (a fmt format string with one {} for
   // `value`) for jit_take_runtime_error() and ends the step with a failure status.

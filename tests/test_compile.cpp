@@ -1135,6 +1135,26 @@ TEST(CompiledModels, ElementwiseOpsShareTheLoopOfTheirPostDominator) {
     }
 }
 
+// In a time loop, a cell's loop reads its time step's rows of sequences written long before (the
+// input projection forward, the saved activations backward) and asks for the next time step's
+// rows as it goes; a kernel outside any loop asks for nothing.
+TEST(CompiledModels, LoopedCellsAskForTheNextTimeStepsRows) {
+  const auto prefetches = [](const CompiledStep& step) {
+    const std::string& ir = step.module().ir_before();
+    size_t count = 0;
+    for (size_t at = ir.find("call void @llvm.prefetch"); at != std::string::npos;
+         at = ir.find("call void @llvm.prefetch", at + 1))
+      ++count;
+    return count;
+  };
+  for (const ModelCase& c : model_cases()) {
+    if (std::string_view(c.name) != "lstm_sequences") continue;
+    for (const StepKind kind : {StepKind::train, StepKind::infer})
+      EXPECT_GT(prefetches(compiled_step(c, kind)), 0u) << c.name;
+  }
+  EXPECT_EQ(prefetches(compile(lstm_gates(DType::f32, {4, 64}), {.keep_stages = true})), 0u);
+}
+
 // Compile time flat in the sequence length, measured as code size: a training step's time loops
 // are re-rolled, so 400 time steps emit the code of 50 (within 1.2x) for every recurrent model.
 TEST(CompiledModels, CodeDoesNotGrowWithSequenceLength) {

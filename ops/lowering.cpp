@@ -112,8 +112,7 @@ void KernelBuilder::loop(int64_t n, const std::function<void(llvm::Value*)>& bod
 
 void KernelBuilder::for_each(
     const Shape& shape, const std::function<void(std::span<llvm::Value* const>)>& body,
-    int interleave,
-    const std::function<void(std::span<llvm::Value* const>)>& before_innermost) {
+    int interleave, const std::function<void(std::span<llvm::Value* const>)>& before_innermost) {
   std::vector<llvm::Value*> index;
   std::function<void(size_t)> nest = [&](size_t d) {
     if (d == shape.size()) {

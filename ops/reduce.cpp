@@ -63,6 +63,12 @@ struct ReductionLoops {
 
 // The accumulators of a column reduction: this many consecutive outputs at a time, in float64.
 constexpr int64_t kColumnBlock = 64;
+// A column reduction over one dimension folds this many rows into every block of outputs in turn
+// while they are in cache, so that the input is read from memory once (block by block down the
+// whole column, a 256-wide bias gradient read it four times, a quarter of every line each time).
+// The outputs' running values wait in a stack array between slabs, when the row is this short.
+constexpr int64_t kColumnSlabRows = 32;
+constexpr int64_t kMaxSlabbedWidth = 4096;
 
 // Each output element folds its inputs in float64, as the eager kernel does, then rounds once.
 // When the input's last dimension is kept and contiguous (a bias gradient: a sum over rows), a
@@ -105,31 +111,78 @@ void emit_reduction(KernelBuilder& k, std::span<const Access> in, const Access& 
   const auto slot = [&](llvm::Value* j) {
     return k.b.CreateInBoundsGEP(block_type, acc, {k.i64(0), j});
   };
+  const bool slabs = loops.reduced_sizes.size() == 1 && width <= kMaxSlabbedWidth &&
+                     loops.reduced_sizes[0] > kColumnSlabRows && width > block;
+  llvm::Type* row_type = llvm::ArrayType::get(f64, static_cast<uint64_t>(slabs ? width : 1));
+  llvm::Value* running = slabs ? entry_slot(k, row_type) : nullptr;
+  const auto running_slot = [&](llvm::Value* j) {
+    return k.b.CreateInBoundsGEP(row_type, running, {k.i64(0), j});
+  };
   const Shape outer_sizes(loops.kept_sizes.begin(), loops.kept_sizes.end() - 1);
   k.for_each(outer_sizes, [&](std::span<llvm::Value* const> outer) {
-    // Folds outputs first, first + 1, ..., first + count - 1 of the row `outer`.
-    const auto fold_block = [&](llvm::Value* first, int64_t count) {
-      const auto kept = [&](llvm::Value* j) {
-        std::vector<llvm::Value*> index(outer.begin(), outer.end());
-        index.push_back(k.b.CreateAdd(first, j, "", true, true));
-        return index;
-      };
-      k.loop(count, [&](llvm::Value* j) {
-        k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), slot(j));
-      });
-      k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
+    const auto kept = [&](llvm::Value* first, llvm::Value* j) {
+      std::vector<llvm::Value*> index(outer.begin(), outer.end());
+      index.push_back(k.b.CreateAdd(first, j, "", true, true));
+      return index;
+    };
+    // Output first + j of the block (in slot j) folds input `inner` of its column.
+    const auto fold_into_block = [&](llvm::Value* first, llvm::Value* j,
+                                     std::span<llvm::Value* const> inner) {
+      llvm::Value* v =
+          k.convert(k.load(x, input_index(kept(first, j), inner)), x.dtype, DType::f64);
+      k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, slot(j)), v), slot(j));
+    };
+    // Calls `each(first, count)` for the blocks of outputs across the row.
+    const auto for_each_block = [&](const std::function<void(llvm::Value*, int64_t)>& each) {
+      k.loop(width / block, [&](llvm::Value* b) { each(k.b.CreateMul(b, k.i64(block)), block); });
+      if (width % block != 0) each(k.i64(width - width % block), width % block);
+    };
+    if (!slabs) {
+      for_each_block([&](llvm::Value* first, int64_t count) {
         k.loop(count, [&](llvm::Value* j) {
-          llvm::Value* v = k.convert(k.load(x, input_index(kept(j), inner)), x.dtype, DType::f64);
-          k.b.CreateStore(Fold::lower(k, k.b.CreateLoad(f64, slot(j)), v), slot(j));
+          k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), slot(j));
+        });
+        k.for_each(loops.reduced_sizes, [&](std::span<llvm::Value* const> inner) {
+          k.loop(count, [&](llvm::Value* j) { fold_into_block(first, j, inner); });
+        });
+        k.loop(count, [&](llvm::Value* j) {
+          k.store(target, kept(first, j),
+                  k.convert(k.b.CreateLoad(f64, slot(j)), DType::f64, out.dtype));
         });
       });
-      k.loop(count, [&](llvm::Value* j) {
-        k.store(target, kept(j), k.convert(k.b.CreateLoad(f64, slot(j)), DType::f64, out.dtype));
+      return;
+    }
+    k.loop(width, [&](llvm::Value* j) {
+      k.b.CreateStore(llvm::ConstantFP::get(f64, Fold::initial), running_slot(j));
+    });
+    // Rows row0 .. row0 + rows - 1 into every block in turn, each block's running values in
+    // registers meanwhile.
+    const auto fold_slab = [&](llvm::Value* row0, int64_t rows) {
+      for_each_block([&](llvm::Value* first, int64_t count) {
+        k.loop(count, [&](llvm::Value* j) {
+          k.b.CreateStore(
+              k.b.CreateLoad(f64, running_slot(k.b.CreateAdd(first, j, "", true, true))), slot(j));
+        });
+        k.loop(rows, [&](llvm::Value* r) {
+          llvm::Value* row = k.b.CreateAdd(row0, r, "", true, true);
+          k.loop(count, [&](llvm::Value* j) { fold_into_block(first, j, {&row, 1}); });
+        });
+        k.loop(count, [&](llvm::Value* j) {
+          k.b.CreateStore(k.b.CreateLoad(f64, slot(j)),
+                          running_slot(k.b.CreateAdd(first, j, "", true, true)));
+        });
       });
     };
-    k.loop(width / block,
-           [&](llvm::Value* b) { fold_block(k.b.CreateMul(b, k.i64(block)), block); });
-    if (width % block != 0) fold_block(k.i64(width - width % block), width % block);
+    const int64_t reduced = loops.reduced_sizes[0];
+    k.loop(reduced / kColumnSlabRows, [&](llvm::Value* s) {
+      fold_slab(k.b.CreateMul(s, k.i64(kColumnSlabRows)), kColumnSlabRows);
+    });
+    if (reduced % kColumnSlabRows != 0)
+      fold_slab(k.i64(reduced - reduced % kColumnSlabRows), reduced % kColumnSlabRows);
+    k.loop(width, [&](llvm::Value* j) {
+      k.store(target, kept(k.i64(0), j),
+              k.convert(k.b.CreateLoad(f64, running_slot(j)), DType::f64, out.dtype));
+    });
   });
 }
 

@@ -77,6 +77,31 @@ TEST(Compile, LstmGatesMatchEvaluate) {
   }
 }
 
+// A reduction over rows keeping a contiguous last dimension (a bias gradient) folds every output
+// in float64 in row order, as the eager kernel does, whichever way the compiled loop walks the
+// input: slabs of rows into blocks of outputs (rows past a slab, a row past a block, ragged
+// ends of both), blocks down whole columns (a narrow or very wide row, several reduced axes).
+TEST(Compile, ColumnReductionsMatchTheEagerKernelBitForBit) {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> axes;
+  };
+  const Case cases[] = {{{100, 300}, {0}},      {{64, 256}, {0}}, {{33, 65}, {0}},
+                        {{3, 40, 70}, {1}},     {{200, 48}, {0}}, {{40, 4100}, {0}},
+                        {{5, 20, 130}, {0, 1}}, {{32, 130}, {0}}};
+  for (const Case& c : cases) {
+    Generator gen(7);
+    const Tensor x = randn(c.shape, {}, gen) * 1e3;
+    const CompiledStep compiled = compile(capture({{"x", x}}, [&]() -> Named {
+      return {{"sum", sum(x, c.axes)}, {"max", max(x, c.axes)}};
+    }));
+    const std::vector<Tensor> outputs = compiled.run({x});
+    const std::string name = shape_str(c.shape);
+    EXPECT_EQ(outputs[0].to_vector<float>(), sum(x, c.axes).to_vector<float>()) << name;
+    EXPECT_EQ(outputs[1].to_vector<float>(), max(x, c.axes).to_vector<float>()) << name;
+  }
+}
+
 TEST(Compile, Float32GatesAreVectorised) {
   const CompiledStep compiled = compile(lstm_gates(DType::f32, {64}), {.keep_stages = true});
   EXPECT_NE(compiled.module().ir_after().find("x float>"), std::string::npos)

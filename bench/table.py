@@ -1,7 +1,9 @@
 """Formats tools/bench.sh's figures as one table: reads "SOURCE FIGURE UNIT VALUE" lines (sources:
 compiled and eager from bench/weft_steps, libtorch and python from PyTorch's two sides), adds the
 figures benchmarks.md derives from them, and prints one line per figure with weft's speed-up
-over the faster PyTorch side, measured in this run."""
+over the faster PyTorch side, measured in this run. A figure a source reports more than once
+(rounds) counts as the median of its values."""
+import statistics
 import sys
 
 SOURCES = ["compiled", "eager", "libtorch", "python"]
@@ -18,10 +20,14 @@ TARGETS = {
     "compile-W1-T400/T100": "<= 1.2", "Dense1-call": "<= 1000 us",
 }
 
-figures = {}  # figure -> (unit, {source: value}), in the order first seen
+# A figure measured in several rounds (tools/bench.sh times W1 on every side in turn, more than
+# once) counts as its median over them.
+measured = {}  # figure -> (unit, {source: [value, ...]}), in the order first seen
 for line in sys.stdin:
     source, figure, unit, value = line.split()
-    figures.setdefault(figure, (unit, {}))[1][source] = float(value)
+    measured.setdefault(figure, (unit, {}))[1].setdefault(source, []).append(float(value))
+figures = {figure: (unit, {source: statistics.median(values) for source, values in by.items()})
+           for figure, (unit, by) in measured.items()}
 
 
 def derive(figure, unit, after, compute):

@@ -1,11 +1,8 @@
 """PyTorch's side of bench/weft_steps.cpp: the same workloads, shapes and batches, forward +
 backward + Adam step (Keras semantics: dropout active, one LSTM bias folded into the other).
-Prints "FIGURE UNIT VALUE" per figure. Run by tools/bench.sh with Debian's python3-torch.
-Arguments (figure name prefixes, as bench/weft_steps takes) keep only the workloads whose first
-figure starts with one of them."""
+Prints "FIGURE UNIT VALUE" per figure. Run by tools/bench.sh with Debian's python3-torch."""
 import resource
 import statistics
-import sys
 import time
 
 import torch
@@ -33,10 +30,6 @@ class Seq(nn.Module):
 
     def forward(self, x):
         return self.rnn(x)[0]
-
-
-def wants(figure):
-    return len(sys.argv) < 2 or any(figure.startswith(prefix) for prefix in sys.argv[1:])
 
 
 def median_seconds(call, repeats, calls=1):
@@ -78,36 +71,30 @@ def time_calls(figure, call):
         report(figure, "us", 1e6 * median_seconds(call, 9, 1000))
 
 
-if wants("W1-train"):
-    w1 = nn.Sequential(
-        nn.Embedding(10000, 64), Seq(nn.LSTM(64, 64, batch_first=True, bidirectional=True)),
-        nn.Dropout(0.3), Last(nn.LSTM(128, 32, batch_first=True)), nn.Dropout(0.3),
-        nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
-    time_workload("W1-train", w1, torch.randint(0, 10000, (64, 200)),
-                  torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 11, "W1i-predict")
-    # The process's peak resident memory once W1 has trained and predicted (Linux counts KiB).
-    report("W1-peak-memory", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+w1 = nn.Sequential(
+    nn.Embedding(10000, 64), Seq(nn.LSTM(64, 64, batch_first=True, bidirectional=True)),
+    nn.Dropout(0.3), Last(nn.LSTM(128, 32, batch_first=True)), nn.Dropout(0.3),
+    nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())
+time_workload("W1-train", w1, torch.randint(0, 10000, (64, 200)),
+              torch.randint(0, 2, (64,)).float(), nn.BCELoss(), 11, "W1i-predict")
+# The process's peak resident memory once W1 has trained and predicted (Linux counts KiB).
+report("W1-peak-memory", "MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 for figure, rnn in [("W2-SimpleRNN-train", nn.RNN(32, 64, batch_first=True)),
                     ("W2-LSTM-train", nn.LSTM(32, 64, batch_first=True)),
                     ("W2-GRU-train", nn.GRU(32, 64, batch_first=True))]:
-    if not wants(figure):
-        continue
     model = nn.Sequential(nn.Embedding(5000, 32), Last(rnn), nn.Linear(64, 1), nn.Sigmoid())
     time_workload(figure, model, torch.randint(0, 5000, (128, 100)),
                   torch.randint(0, 2, (128,)).float(), nn.BCELoss(), 9)
 
-if wants("W3-train"):
-    w3 = nn.Sequential(
-        Seq(nn.LSTM(1, 64, batch_first=True)), nn.Dropout(0.2),
-        Last(nn.LSTM(64, 32, batch_first=True)), nn.Dropout(0.2), nn.Linear(32, 16), nn.ReLU(),
-        nn.Linear(16, 1))
-    time_workload("W3-train", w3, torch.randn(32, 30, 1), torch.randn(32), nn.MSELoss(), 21)
+w3 = nn.Sequential(
+    Seq(nn.LSTM(1, 64, batch_first=True)), nn.Dropout(0.2), Last(nn.LSTM(64, 32, batch_first=True)),
+    nn.Dropout(0.2), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1))
+time_workload("W3-train", w3, torch.randn(32, 30, 1), torch.randn(32), nn.MSELoss(), 21)
 
-if wants("W5-train"):
-    w5 = nn.Sequential(Last(nn.LSTM(512, 512, batch_first=True)), nn.Linear(512, 1))
-    time_workload("W5-train", w5, torch.randn(64, 100, 512), torch.randn(64), nn.MSELoss(), 5,
-                  "W5-predict")
+w5 = nn.Sequential(Last(nn.LSTM(512, 512, batch_first=True)), nn.Linear(512, 1))
+time_workload("W5-train", w5, torch.randn(64, 100, 512), torch.randn(64), nn.MSELoss(), 5,
+              "W5-predict")
 
 # Stateful streaming: each call's final states are the next call's initial states.
 w4 = nn.LSTM(32, 128, batch_first=True)
@@ -119,14 +106,10 @@ def w4_step():
     _, w4_state = w4(w4_input, w4_state)
 
 
-if wants("W4-stream-step"):
-    time_calls("W4-stream-step", w4_step)
-if wants("W4f16-stream-step"):
-    # The same LSTM with float16 weights, PyTorch's dynamic quantization (weft:
-    # quantize("float16")).
-    w4 = torch.ao.quantization.quantize_dynamic(w4, {nn.LSTM}, dtype=torch.float16)
-    w4_state = None
-    time_calls("W4f16-stream-step", w4_step)
-if wants("Dense1-call"):
-    dense1, dense1_input = nn.Linear(1, 1), torch.randn(1, 1)
-    time_calls("Dense1-call", lambda: dense1(dense1_input))
+time_calls("W4-stream-step", w4_step)
+# The same LSTM with float16 weights, PyTorch's dynamic quantization (weft: quantize("float16")).
+w4 = torch.ao.quantization.quantize_dynamic(w4, {nn.LSTM}, dtype=torch.float16)
+w4_state = None
+time_calls("W4f16-stream-step", w4_step)
+dense1, dense1_input = nn.Linear(1, 1), torch.randn(1, 1)
+time_calls("Dense1-call", lambda: dense1(dense1_input))

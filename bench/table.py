@@ -1,9 +1,7 @@
 """Formats tools/bench.sh's figures as one table: reads "SOURCE FIGURE UNIT VALUE" lines (sources:
 compiled and eager from bench/weft_steps, libtorch and python from PyTorch's two sides), adds the
 figures benchmarks.md derives from them, and prints one line per figure with weft's speed-up
-over the faster PyTorch side, measured in this run. A figure a source reports more than once
-(rounds) counts as the median of its values."""
-import statistics
+over the faster PyTorch side, measured in this run."""
 import sys
 
 SOURCES = ["compiled", "eager", "libtorch", "python"]
@@ -20,14 +18,10 @@ TARGETS = {
     "compile-W1-T400/T100": "<= 1.2", "Dense1-call": "<= 1000 us",
 }
 
-# A figure measured in several rounds (tools/bench.sh times W1 on every side in turn, more than
-# once) counts as its median over them.
-measured = {}  # figure -> (unit, {source: [value, ...]}), in the order first seen
+figures = {}  # figure -> (unit, {source: value}), in the order first seen
 for line in sys.stdin:
     source, figure, unit, value = line.split()
-    measured.setdefault(figure, (unit, {}))[1].setdefault(source, []).append(float(value))
-figures = {figure: (unit, {source: statistics.median(values) for source, values in by.items()})
-           for figure, (unit, by) in measured.items()}
+    figures.setdefault(figure, (unit, {}))[1][source] = float(value)
 
 
 def derive(figure, unit, after, compute):

@@ -44,27 +44,9 @@ echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), mode
   "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cache_size L2) a core, L3" \
   "$(cache_size L3);" \
   "weft $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
-# side NAME [FIGURE_PREFIX...]: one side's figures, each line led by the side's name.
-side() {
-  local name=$1
-  shift
-  case $name in
-    compiled | eager) "$build"/bench/weft_steps "$name" "$@" ;;
-    libtorch) "$build"/bench/libtorch_steps "$@" ;;
-    python) /usr/bin/python3 bench/pytorch_steps.py "$@" ;;
-  esac | sed "s/^/$name /"
-}
-# W1 train sits near its 10x target, and this shared machine has slow spells that last minutes:
-# one pass times weft's side and PyTorch's a minute or more apart. So W1 is timed in two more
-# rounds, every side in turn (the order reversed in the second), and the table takes each side's
-# median of the three. Every side's raw lines, rounds included, are kept in
-# $build/bench-figures.txt.
 {
-  for name in compiled eager; do side "$name" "$@"; done
-  for name in libtorch python; do side "$name"; done
-  if (($# == 0)) || printf '%s\n' "$@" | grep -q '^W1'; then
-    for name in python libtorch eager compiled compiled eager libtorch python; do
-      side "$name" W1-train
-    done
-  fi
-} | tee "$build/bench-figures.txt" | /usr/bin/python3 bench/table.py
+  "$build"/bench/weft_steps compiled "$@" | sed 's/^/compiled /'
+  "$build"/bench/weft_steps eager "$@" | sed 's/^/eager /'
+  "$build"/bench/libtorch_steps | sed 's/^/libtorch /'
+  /usr/bin/python3 bench/pytorch_steps.py | sed 's/^/python /'
+} | /usr/bin/python3 bench/table.py

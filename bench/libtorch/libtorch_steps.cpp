@@ -1,9 +1,7 @@
 // PyTorch's C++ side of bench/weft_steps.cpp (libtorch-dev, what a C++ user would pick instead of
 // weft): the workloads of bench/pytorch_steps.py, forward + backward + Adam step with Keras
 // semantics (dropout active, one LSTM bias folded into the other). Prints "FIGURE UNIT VALUE" per
-// figure. Arguments (figure name prefixes, as bench/weft_steps takes) keep only the workloads whose
-// first figure starts with one of them. Built only with -DWEFT_BUILD_LIBTORCH_BENCH=ON, as
-// tools/bench.sh does.
+// figure. Built only with -DWEFT_BUILD_LIBTORCH_BENCH=ON, as tools/bench.sh does.
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -19,14 +17,6 @@ namespace nn = torch::nn;
 namespace {
 
 using Loss = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
-
-std::vector<std::string> prefixes;  // of the figures to run; none: all
-
-bool wants(const std::string& figure) {
-  return prefixes.empty() || std::any_of(prefixes.begin(), prefixes.end(), [&](const auto& prefix) {
-           return figure.rfind(prefix, 0) == 0;
-         });
-}
 
 // A recurrent layer as Keras's return_sequences makes it: every step's output, or the last one.
 template <typename Rnn>
@@ -79,7 +69,6 @@ double median_seconds(const std::function<void()>& call, int repeats, int calls 
 void time_workload(const std::string& figure, nn::Sequential model, const torch::Tensor& x,
                    const torch::Tensor& y, const Loss& loss, int repeats,
                    const std::string& predict_figure = {}) {
-  if (!wants(figure)) return;
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-3).eps(1e-7));
   model->train();
   const auto step = [&] {
@@ -96,7 +85,6 @@ void time_workload(const std::string& figure, nn::Sequential model, const torch:
 
 // Microseconds per call of a single-sample forward (a streaming step), without gradients.
 void time_calls(const std::string& figure, const std::function<void()>& call) {
-  if (!wants(figure)) return;
   torch::NoGradGuard no_grad;
   report(figure, "us", 1e6 * median_seconds(call, 9, 1000));
 }
@@ -115,8 +103,7 @@ torch::Tensor labels(int64_t batch) { return torch::randint(0, 2, {batch}).to(to
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  prefixes.assign(argv + 1, argv + argc);
+int main() {
   torch::set_num_threads(2);
   torch::manual_seed(1);
 
@@ -125,7 +112,7 @@ int main(int argc, char** argv) {
                     nn::ReLU(), nn::Linear(32, 1), nn::Sigmoid());
   time_workload("W1-train", w1, torch::randint(0, 10000, {64, 200}), labels(64),
                 binary_crossentropy(), 11, "W1i-predict");
-  if (wants("W1-train")) report("W1-peak-memory", "MiB", peak_resident_mib());
+  report("W1-peak-memory", "MiB", peak_resident_mib());
 
   const auto w2 = [](const std::string& figure, auto rnn) {
     time_workload(figure,

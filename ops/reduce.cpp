@@ -120,9 +120,13 @@ void emit_reduction(KernelBuilder& k, std::span<const Access> in, const Access& 
   };
   const Shape outer_sizes(loops.kept_sizes.begin(), loops.kept_sizes.end() - 1);
   k.for_each(outer_sizes, [&](std::span<llvm::Value* const> outer) {
+    // Output first + j of the row `outer`: its column, and its index among the kept dimensions.
+    const auto column = [&](llvm::Value* first, llvm::Value* j) {
+      return k.b.CreateAdd(first, j, "", true, true);
+    };
     const auto kept = [&](llvm::Value* first, llvm::Value* j) {
       std::vector<llvm::Value*> index(outer.begin(), outer.end());
-      index.push_back(k.b.CreateAdd(first, j, "", true, true));
+      index.push_back(column(first, j));
       return index;
     };
     // Output first + j of the block (in slot j) folds input `inner` of its column.
@@ -160,16 +164,14 @@ void emit_reduction(KernelBuilder& k, std::span<const Access> in, const Access& 
     const auto fold_slab = [&](llvm::Value* row0, int64_t rows) {
       for_each_block([&](llvm::Value* first, int64_t count) {
         k.loop(count, [&](llvm::Value* j) {
-          k.b.CreateStore(
-              k.b.CreateLoad(f64, running_slot(k.b.CreateAdd(first, j, "", true, true))), slot(j));
+          k.b.CreateStore(k.b.CreateLoad(f64, running_slot(column(first, j))), slot(j));
         });
         k.loop(rows, [&](llvm::Value* r) {
           llvm::Value* row = k.b.CreateAdd(row0, r, "", true, true);
           k.loop(count, [&](llvm::Value* j) { fold_into_block(first, j, {&row, 1}); });
         });
         k.loop(count, [&](llvm::Value* j) {
-          k.b.CreateStore(k.b.CreateLoad(f64, slot(j)),
-                          running_slot(k.b.CreateAdd(first, j, "", true, true)));
+          k.b.CreateStore(k.b.CreateLoad(f64, slot(j)), running_slot(column(first, j)));
         });
       });
     };

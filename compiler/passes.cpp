@@ -533,25 +533,34 @@ std::optional<std::vector<int64_t>> index_order(const Graph& graph, const GraphN
   return std::vector<int64_t>(order.begin(), order.begin() + index_axes);
 }
 
-// In place, where the gather has no reader but the permute: the gather becomes the permute of
-// its ids, and the permute the gather of those (each id keeps its place in the order).
+// In place, where the gather's readers are all that same permute (one per direction of a
+// Bidirectional layer, until cse merges them): the gather becomes the permute of its ids, and
+// each permute the gather of those (each id keeps its place in the order).
 Graph gather_permuted_indices(Graph graph) {
   const Readers readers(graph);
   std::vector<bool> result(graph.nodes().size(), false);
   for (const GraphOutput& output : graph.outputs) result[output.node] = true;
   for (const GraphStore& store : graph.stores) result[store.value] = true;
-  for (GraphNode& node : graph.nodes()) {
-    const std::optional<std::vector<int64_t>> order = index_order(graph, node);
-    if (!order) continue;
-    const int gather_id = node.inputs[0];
-    if (result[gather_id] || readers.of(gather_id).size() != 1) continue;
+  for (size_t gather_id = 0; gather_id < graph.nodes().size(); ++gather_id) {
+    const std::span<const int> permutes = readers.of(static_cast<int>(gather_id));
+    if (result[gather_id] || permutes.empty()) continue;
+    const std::optional<std::vector<int64_t>> order = index_order(graph, graph.node(permutes[0]));
+    if (!order || !std::ranges::all_of(permutes, [&](int reader) {
+          const GraphNode& permute = graph.node(reader);
+          return is_op(permute, permute_op) && permute.inputs[0] == static_cast<int>(gather_id) &&
+                 permute.attrs == graph.node(permutes[0]).attrs;
+        }))
+      continue;
     GraphNode& gather = graph.nodes()[gather_id];
     const int table = gather.inputs[0], ids = gather.inputs[1];
+    for (int reader : permutes) {
+      GraphNode& permute = graph.nodes()[reader];
+      permute.op = &gather_op;
+      permute.attrs = gather.attrs;
+      permute.inputs = {table, static_cast<int>(gather_id)};
+    }
     Shape permuted;
     for (int64_t axis : *order) permuted.push_back(graph.node(ids).spec.shape[axis]);
-    node.op = &gather_op;
-    node.attrs = gather.attrs;
-    node.inputs = {table, gather_id};
     gather.op = &permute_op;
     gather.attrs = {{"order", *order}};
     gather.inputs = {ids};

@@ -11,6 +11,7 @@
 #include "weft/compiler/analysis.h"
 #include "weft/compiler/repetition.h"
 #include "weft/compiler/signature.h"
+#include "weft/ops/definitions.h"
 #include "weft/runtime/error.h"
 
 namespace weft {
@@ -166,6 +167,7 @@ class Fuser {
   // several; an open group has no reader outside it yet, so any two can become one loop), or else
   // a recent open one, so that independent chains over one shape share a loop too.
   void plan_element(int id) {
+    if (added_by_product_kernel(id)) return;
     fusion_.lowered[id] = Lowered::element;
     const GraphNode& node = graph_.node(id);
     auto joinable = [&](int g) {
@@ -194,6 +196,42 @@ class Fuser {
     }
     groups_[joined].members.push_back(id);
     group_of_[id] = joined;
+  }
+
+  // An add of a 2-D product and a row broadcast down it (a layer's bias), where only the add
+  // reads the product and the product's kernel is the last call: that kernel adds the row as it
+  // stores the product (KernelLowering::adds_row), and the sum takes the product's buffer. A loop
+  // of its own would read and write the whole product again (an input projection over all time
+  // steps). The row must be in memory before that call: not a member of an open loop.
+  bool added_by_product_kernel(int id) {
+    const GraphNode& node = graph_.node(id);
+    if (node.op != &add_op || calls().empty() || calls().back().kind != Call::Kind::op ||
+        calls().back().members.size() != 1)
+      return false;
+    const int product = calls().back().members[0];
+    if (!std::get<KernelLowering>(lowering_of(graph_, product)).adds_row ||
+        readers_.of(product).size() != 1 || kept_[product])
+      return false;
+    const auto read = std::ranges::find(node.inputs, product);
+    if (read == node.inputs.end()) return false;
+    const int row = node.inputs[read == node.inputs.begin() ? 1 : 0];
+    const Shape& shape = node.spec.shape;
+    const TensorSpec& row_spec = graph_.node(row).spec;
+    if (shape.size() != 2 || shape != graph_.node(product).spec.shape ||
+        row_spec.dtype != node.spec.dtype || row_spec.shape.empty() ||
+        row_spec.shape.back() != shape[1] || shape_numel(row_spec.shape) != shape[1] ||
+        (group_of_[row] >= 0 && groups_[group_of_[row]].open))
+      return false;
+    const Place& place = materialized(row);
+    if (!is_contiguous(place.layout)) return false;
+    Call& call = calls().back();
+    call.members.push_back(id);
+    call.reads.push_back({place.buffer, {{shape[1]}, {1}, place.layout.offset}, place.dtype});
+    fusion_.lowered[id] = Lowered::call;
+    places_[id] = places_[product];
+    uses_[places_[id].buffer].owner = id;
+    written_by_[id] = written_by_[product];
+    return true;
   }
 
   void merge(int from, int into) {
@@ -281,7 +319,7 @@ class Fuser {
         places_[part].dtype != region.dtype)
       return false;
     if (calls()[call].kind == Call::Kind::op) {
-      const auto& kernel = std::get<KernelLowering>(lowering_of(graph_, part));
+      const auto& kernel = std::get<KernelLowering>(lowering_of(graph_, calls()[call].members[0]));
       if (kernel.writes == nullptr || !kernel.writes(region.layout)) return false;
     }
     buffers()[places_[part].buffer].bytes = 0;

@@ -145,6 +145,10 @@ struct KernelLowering {
   // dimension), so that it goes straight into a region of a concat: whether `layout` is such.
   // Null: contiguous only.
   bool (*writes)(const Layout& layout) = nullptr;
+  // Whether the kernel adds a row (one more input, of as many values as the output's last
+  // dimension) to every row of its output as it stores it: an add of a matmul and a bias
+  // broadcast down its rows then costs no loop of its own (compiler/fuse.cpp).
+  bool adds_row = false;
 };
 
 struct Lowering : std::variant<ElementLowering, ViewLowering, RegionsLowering, KernelLowering> {

@@ -77,6 +77,9 @@ const Lowering matmul_lowering = KernelLowering{
           const MatrixLayout lb = layout_of(in[1].shape, in[1].strides);
           const MatrixLayout lc = layout_of(out.shape, out.strides);
           const bool f32 = out.dtype == DType::f32;
+          // The row added to each row of the product: only a 2-D product gets one (adds_row).
+          llvm::Value* const bias =
+              in.size() > 2 ? k.address(in[2], {}) : llvm::ConstantPointerNull::get(k.b.getPtrTy());
           k.for_each(batch, [&](std::span<llvm::Value* const> index) {
             llvm::Value* args[] = {k.b.getInt32(la.trans == Trans::yes),
                                    k.b.getInt32(lb.trans == Trans::yes),
@@ -90,7 +93,8 @@ const Lowering matmul_lowering = KernelLowering{
                                    k.i64(lb.ld),
                                    k.constant(out.dtype, 0),
                                    k.address(c, index),
-                                   k.i64(lc.ld)};
+                                   k.i64(lc.ld),
+                                   bias};
             llvm::Value* status = k.call(f32 ? "weft_sgemm" : "weft_dgemm", k.b.getInt32Ty(), args);
             k.fail_on_status(status);
           });
@@ -102,6 +106,7 @@ const Lowering matmul_lowering = KernelLowering{
           const MatrixLayout matrix = layout_of(layout.shape, layout.strides);
           return matrix.usable && matrix.trans == Trans::no;
         },
+    .adds_row = true,
 };
 
 }  // namespace

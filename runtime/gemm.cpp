@@ -185,12 +185,13 @@ V opaque(V x) {
 // deciding to keep the accumulator array on the stack, and every kernel call pays to spill it.
 #define WEFT_UNROLL _Pragma("GCC unroll 16")
 
-// C[0:rows, 0:nr] = alpha * a * b + beta * C, where `b` has kc rows of nr values, ldb apart, and
-// `a` is either a packed micro-panel (k-major, mr values per k of which the first `rows` are used)
-// or, a_in_place, rows of A itself, lda apart.
+// C[0:rows, 0:nr] = alpha * a * b + beta * C (+ bias, nr values added to each row after the rest,
+// unless null), where `b` has kc rows of nr values, ldb apart, and `a` is either a packed
+// micro-panel (k-major, mr values per k of which the first `rows` are used) or, a_in_place, rows
+// of A itself, lda apart.
 template <typename T, int rows, bool a_in_place>
 void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
-                  T alpha, T beta) {
+                  T alpha, T beta, const T* bias) {
   using P = Tile<T>;
   using V = typename P::Vector;
   // Start fetching the C tile now so that its cache misses overlap the k loop instead of stalling
@@ -234,15 +235,19 @@ void micro_kernel(int64_t kc, const T* a, int64_t lda, const T* b, int64_t ldb, 
   WEFT_UNROLL for (int i = 0; i < rows; ++i) {
     WEFT_UNROLL for (int v = 0; v < P::vectors; ++v) {
       T* cv = c + i * ldc + v * P::lanes;
-      V result = alpha * acc[0][i][v];
+      // opaque: GCC would fuse alpha * acc into the add of beta * C in some kernels and not in
+      // others, and a bias row must not change how C rounds.
+      V result = opaque(alpha * acc[0][i][v]);
       if (beta != T(0)) result += beta * load<V>(cv);  // beta == 0 must not read C
+      if (bias != nullptr) result += load<V>(bias + v * P::lanes);
       store(cv, result);
     }
   }
 }
 
 template <typename T>
-using MicroKernel = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, T, T);
+using MicroKernel = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, T, T,
+                             const T*);
 
 template <typename T, bool a_in_place, std::size_t... rows>
 constexpr std::array<MicroKernel<T>, sizeof...(rows)> make_kernels(std::index_sequence<rows...>) {
@@ -290,6 +295,7 @@ struct Operands {
   T* c;
   int64_t ldc;
   int64_t c_cs = 1;
+  const T* bias = nullptr;  // N values added to each row of C last, or none
 };
 
 // One butterfly stage of an in-register transpose of `lanes` vectors: swaps bit b of the row
@@ -488,6 +494,7 @@ void gemm_serial(const Operands<T>& op) {
     for (int64_t pc = 0; pc < op.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, op.k - pc);
       const T beta = pc == 0 ? op.beta : T(1);  // later passes accumulate onto the first
+      const bool last_pass = pc + kc == op.k;
       // Packed once per pass and reused for every block of B, so a wide N does not repack it.
       for (int64_t ir = 0; ir < mc && !a_in_place; ir += mr) {
         const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
@@ -519,16 +526,18 @@ void gemm_serial(const Operands<T>& op) {
             const T* b = packed ? b_pack + jr * kc : op.b + pc * op.ldb + jc + jr;
             const int64_t ldb = packed ? nr : op.ldb;
             T* c = op.c + (ic + ir) * op.ldc + (jc + jr) * op.c_cs;
+            const T* bias = last_pass && op.bias != nullptr ? op.bias + jc + jr : nullptr;
             if (cols == nr && op.c_cs == 1) {
-              kernel(kc, a, op.lda, b, ldb, c, op.ldc, op.alpha, beta);
+              kernel(kc, a, op.lda, b, ldb, c, op.ldc, op.alpha, beta, bias);
               continue;
             }
             // A ragged or strided tile goes through a buffer so the kernel never touches C past N.
-            kernel(kc, a, op.lda, b, ldb, edge, nr, op.alpha, T(0));
+            kernel(kc, a, op.lda, b, ldb, edge, nr, op.alpha, T(0), nullptr);
             for (int i = 0; i < rows; ++i) {
               for (int j = 0; j < cols; ++j) {
                 T& cij = c[i * op.ldc + j * op.c_cs];
-                cij = beta == T(0) ? edge[i * nr + j] : edge[i * nr + j] + beta * cij;
+                const T sum = beta == T(0) ? edge[i * nr + j] : edge[i * nr + j] + beta * cij;
+                cij = bias != nullptr ? sum + bias[j] : sum;
               }
             }
           }
@@ -557,8 +566,10 @@ int64_t row_times_b(const Operands<T>& op, const E* b, int64_t j0) {
     }
     WEFT_UNROLL for (int v = 0; v < vectors; ++v) {
       T* c = op.c + j0 + v * lanes;
-      store(c,
-            op.beta == T(0) ? op.alpha * acc[v] : opaque(op.alpha * acc[v]) + op.beta * load<V>(c));
+      V result = opaque(op.alpha * acc[v]);
+      if (op.beta != T(0)) result += op.beta * load<V>(c);
+      if (op.bias != nullptr) result += load<V>(op.bias + j0 + v * lanes);
+      store(c, result);
     }
   }
   return j0;
@@ -576,7 +587,9 @@ void row_gemm(const Operands<T>& op, const E* b) {
     // a copy of halves must sum exactly as its floats do.
     for (int64_t k = 0; k < op.k; ++k)
       sum = fast::mul_add(op.a[k * a_step], element(b + k * op.ldb + j), sum);
-    op.c[j] = op.beta == T(0) ? op.alpha * sum : fast::mul_add(op.beta, op.c[j], op.alpha * sum);
+    const T product = opaque(op.alpha * sum);
+    const T result = op.beta == T(0) ? product : fast::mul_add(op.beta, op.c[j], product);
+    op.c[j] = op.bias != nullptr ? result + op.bias[j] : result;
   }
 }
 
@@ -596,6 +609,7 @@ void row_gemm_packed(const Operands<T>& op, const PackedB& packed) {
     block.n = std::min(packed.block_columns(), op.n - j0);
     block.ldb = block.n;
     block.c = op.c + j0;
+    if (op.bias != nullptr) block.bias = op.bias + j0;
     if constexpr (half_copies && std::is_same_v<T, float>) {
       if (packed.holds_halves()) {
         row_gemm(block, packed.block<std::uint16_t>(j0));
@@ -613,6 +627,16 @@ void row_gemm_packed(const Operands<T>& op, const PackedB& packed) {
 // (64 x 256 x 768, 25 MFLOP) its step 11% slower. Products of 50 MFLOP and more (W1's, W2's
 // weight gradients and input projections) gain from the split.
 constexpr double parallel_min_flops = 3e7;
+
+// C += op.bias on each row, for the paths whose kernels do not add it as they store C.
+template <typename T>
+void add_bias(const Operands<T>& op) {
+  if (op.bias == nullptr) return;
+  for (int64_t i = 0; i < op.m; ++i) {
+    T* row = op.c + i * op.ldc;
+    for (int64_t j = 0; j < op.n; ++j) row[j * op.c_cs] += op.bias[j];
+  }
+}
 
 // Whether a product split across `threads` splits K. Split by rows, every thread reads all of
 // op(B); by columns, all of op(A): min(M, N) x K values read twice. Split by K, each thread reads
@@ -641,6 +665,7 @@ void gemm_split_k(const Operands<T>& op, int64_t parts) {
       slice.k = k1 - k0;
       slice.a += op.ta == Trans::no ? k0 : k0 * op.lda;
       slice.b += op.tb == Trans::no ? k0 * op.ldb : k0;
+      slice.bias = nullptr;  // added to the sum of the parts
       if (part > 0) {
         slice.c = partials + (part - 1) * op.m * op.n;
         slice.ldc = op.n;
@@ -657,54 +682,13 @@ void gemm_split_k(const Operands<T>& op, int64_t parts) {
       for (int64_t j = 0; j < op.n; ++j) row[j * op.c_cs] += partial[i * op.n + j];
     }
   }
+  add_bias(op);
 }
 
+// The tiled product, on the pool's threads where it pays.
 template <typename T>
-void gemm_impl(Operands<T> op) {
-  WEFT_CHECK(op.m >= 0 && op.n >= 0 && op.k >= 0, "gemm: negative size M={} N={} K={}", op.m, op.n,
-             op.k);
-  const int64_t a_cols = op.ta == Trans::no ? op.k : op.m;
-  const int64_t b_cols = op.tb == Trans::no ? op.n : op.k;
-  WEFT_CHECK(op.lda >= std::max<int64_t>(1, a_cols), "gemm: lda={} is less than {}", op.lda,
-             a_cols);
-  WEFT_CHECK(op.ldb >= std::max<int64_t>(1, b_cols), "gemm: ldb={} is less than {}", op.ldb,
-             b_cols);
-  WEFT_CHECK(op.ldc >= std::max<int64_t>(1, op.n), "gemm: ldc={} is less than N={}", op.ldc, op.n);
-  if (op.m == 0 || op.n == 0) return;
-  if (op.k == 0 || op.alpha == T(0)) {
-    for (int64_t i = 0; i < op.m; ++i) {
-      T* row = op.c + i * op.ldc;
-      if (op.beta == T(0)) {
-        std::fill(row, row + op.n, T(0));
-      } else if (op.beta != T(1)) {
-        for (int64_t j = 0; j < op.n; ++j) row[j] *= op.beta;
-      }
-    }
-    return;
-  }
-
-  if (op.m == 1 && op.tb == Trans::no) {
-    for (const PackedB* packed : packed_operands) {
-      if (packed->copies(op.b, op.k, op.n, op.ldb)) {
-        row_gemm_packed(op, *packed);
-        return;
-      }
-    }
-    row_gemm(op, op.b);
-    return;
-  }
+void gemm_tiled(const Operands<T>& op) {
   using P = Tile<T>;
-  // With N a fraction of a tile most vector lanes would idle; C^T = op(B)^T op(A)^T puts M on them.
-  if (op.n * 4 <= P::nr && op.m > op.n) {
-    const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
-    std::swap(op.ta, op.tb);
-    op.ta = flip(op.ta);
-    op.tb = flip(op.tb);
-    std::swap(op.m, op.n);
-    std::swap(op.a, op.b);
-    std::swap(op.lda, op.ldb);
-    op.c_cs = std::exchange(op.ldc, 1);
-  }
   const int threads = ThreadPool::in_parallel_region() ? 1 : default_thread_pool().num_threads();
   const double flops =
       2.0 * static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.k);
@@ -738,10 +722,70 @@ void gemm_impl(Operands<T> op) {
         slice.n = std::min(last * P::nr, op.n) - j0;
         slice.b += op.tb == Trans::no ? j0 : j0 * op.ldb;
         slice.c += j0 * op.c_cs;
+        if (slice.bias != nullptr) slice.bias += j0;
       }
       gemm_serial(slice);
     }
   });
+}
+
+template <typename T>
+void gemm_impl(const Operands<T>& op) {
+  WEFT_CHECK(op.m >= 0 && op.n >= 0 && op.k >= 0, "gemm: negative size M={} N={} K={}", op.m, op.n,
+             op.k);
+  const int64_t a_cols = op.ta == Trans::no ? op.k : op.m;
+  const int64_t b_cols = op.tb == Trans::no ? op.n : op.k;
+  WEFT_CHECK(op.lda >= std::max<int64_t>(1, a_cols), "gemm: lda={} is less than {}", op.lda,
+             a_cols);
+  WEFT_CHECK(op.ldb >= std::max<int64_t>(1, b_cols), "gemm: ldb={} is less than {}", op.ldb,
+             b_cols);
+  WEFT_CHECK(op.ldc >= std::max<int64_t>(1, op.n), "gemm: ldc={} is less than N={}", op.ldc, op.n);
+  if (op.m == 0 || op.n == 0) return;
+  if (op.k == 0 || op.alpha == T(0)) {
+    for (int64_t i = 0; i < op.m; ++i) {
+      T* row = op.c + i * op.ldc;
+      if (op.beta == T(0)) {
+        std::fill(row, row + op.n, T(0));
+      } else if (op.beta != T(1)) {
+        for (int64_t j = 0; j < op.n; ++j) row[j] *= op.beta;
+      }
+    }
+    add_bias(op);
+    return;
+  }
+
+  if (op.m == 1 && op.tb == Trans::no) {
+    const auto packed = std::ranges::find_if(packed_operands, [&](const PackedB* copy) {
+      return copy->copies(op.b, op.k, op.n, op.ldb);
+    });
+    if (packed != packed_operands.end())
+      row_gemm_packed(op, **packed);
+    else
+      row_gemm(op, op.b);
+    return;
+  }
+  // With N a fraction of a tile most vector lanes would idle; C^T = op(B)^T op(A)^T puts M on them
+  // (and the bias down C^T's columns, added after).
+  if (op.n * 4 <= Tile<T>::nr && op.m > op.n) {
+    const auto flip = [](Trans t) { return t == Trans::no ? Trans::yes : Trans::no; };
+    gemm_tiled<T>({.ta = flip(op.tb),
+                   .tb = flip(op.ta),
+                   .m = op.n,
+                   .n = op.m,
+                   .k = op.k,
+                   .alpha = op.alpha,
+                   .a = op.b,
+                   .lda = op.ldb,
+                   .b = op.a,
+                   .ldb = op.lda,
+                   .beta = op.beta,
+                   .c = op.c,
+                   .ldc = 1,
+                   .c_cs = op.ldc});
+    add_bias(op);
+    return;
+  }
+  gemm_tiled(op);
 }
 
 }  // namespace
@@ -796,13 +840,15 @@ PackedBScope::PackedBScope(std::span<const PackedB* const> packed)
 PackedBScope::~PackedBScope() { packed_operands = previous_; }
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_impl<float>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+          const float* bias) {
+  gemm_impl<float>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, bias});
 }
 
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  gemm_impl<double>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc});
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc,
+          const double* bias) {
+  gemm_impl<double>({ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1, bias});
 }
 
 }  // namespace weft

@@ -1,4 +1,4 @@
-// gemm: row-major general matrix multiply, C = alpha * op(A) * op(B) + beta * C.
+// gemm: row-major general matrix multiply, C = alpha * op(A) * op(B) + beta * C (+ bias).
 #pragma once
 
 #include <cstddef>
@@ -14,11 +14,15 @@ enum class Trans : bool { no = false, yes = true };
 // Trans::yes, the transpose of A stored K x M (lda >= M). op(B) is K x N likewise (ldb >= N, or
 // ldb >= K when transposed). beta == 0 never reads C, so C may hold garbage such as NaN; alpha == 0
 // or K == 0 scales C by beta without reading A or B; M == 0 or N == 0 does nothing. Large products
-// are split across default_thread_pool() unless called from inside a parallel_for body.
+// are split across default_thread_pool() unless called from inside a parallel_for body. A bias
+// (N values, or null) is added to each row of C last, as a separate addition after the product
+// would add it (the same roundings): where the tiles of C are stored, not in a pass of its own.
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+          const float* bias = nullptr);
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc,
+          const double* bias = nullptr);
 
 // 64-byte aligned bytes (a cache line, and one AVX-512 register), freed with their owner: gemm's
 // scratch buffers and PackedB's copy.

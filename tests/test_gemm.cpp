@@ -204,6 +204,46 @@ TEST(Gemm, ThreadedSplits) {
   }
 }
 
+// A bias row is added to C after everything else, as an add after the product would add it: the
+// same bits, on every path (tiles whole and ragged, K in several passes, the row path, C^T for a
+// narrow N, K = 0, and the splits across the pool by rows, columns and K).
+template <typename T>
+void check_bias(Trans ta, Trans tb, const Shape& s, const Scalars& sc, Random& rng) {
+  const bool a_t = ta == yes, b_t = tb == yes;
+  const Matrix<T> a(a_t ? s.k : s.m, a_t ? s.m : s.k, 1, rng);
+  const Matrix<T> b(b_t ? s.n : s.k, b_t ? s.k : s.n, 2, rng);
+  const Matrix<T> bias(1, s.n, 0, rng);
+  Matrix<T> added(s.m, s.n, 3, rng);
+  Matrix<T> fused = added;
+  gemm(ta, tb, s.m, s.n, s.k, static_cast<T>(sc.alpha), a.data.data(), a.ld, b.data.data(), b.ld,
+       static_cast<T>(sc.beta), added.data.data(), added.ld);
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < s.n; ++j) added.at(i, j) += bias.at(0, j);
+  }
+  gemm(ta, tb, s.m, s.n, s.k, static_cast<T>(sc.alpha), a.data.data(), a.ld, b.data.data(), b.ld,
+       static_cast<T>(sc.beta), fused.data.data(), fused.ld, bias.data.data());
+  ASSERT_EQ(std::memcmp(added.data.data(), fused.data.data(), sizeof(T) * added.data.size()), 0)
+      << "for M,N,K = " << s.m << "," << s.n << "," << s.k << " ta=" << a_t << " tb=" << b_t
+      << " alpha=" << sc.alpha << " beta=" << sc.beta;
+}
+
+TEST(Gemm, BiasIsAddedAsAnAddAfterTheProduct) {
+  const Shape shapes[] = {{64, 256, 64},   {9, 33, 257},    {1, 70, 45},
+                          {1, 600, 300},   {300, 6, 300},   {3, 5, 0},
+                          {161, 64, 1536}, {64, 161, 1536}, {37, 45, 9100}};
+  Random rng(21);
+  for (const Shape& s : shapes) {
+    for (Trans ta : {no, yes}) {
+      for (Trans tb : {no, yes}) {
+        for (const Scalars& sc : scalars) {
+          ASSERT_NO_FATAL_FAILURE(check_bias<float>(ta, tb, s, sc, rng));
+          ASSERT_NO_FATAL_FAILURE(check_bias<double>(ta, tb, s, sc, rng));
+        }
+      }
+    }
+  }
+}
+
 TEST(Gemm, LeadingDimensionsWiderThanRows) {
   Random rng(7);
   for (Trans ta : {no, yes}) {
@@ -298,13 +338,17 @@ void check_packed_rows(bool half_values) {
       for (int64_t j = 0; j < c.n; ++j)
         b.at(i, j) = static_cast<T>(static_cast<_Float16>(b.at(i, j)));
     const Matrix<T> c0(1, c.n, 0, rng);
-    const auto multiply = [&] {
+    const Matrix<T> bias(1, c.n, 0, rng);
+    const auto multiply = [&](const T* row = nullptr) {
       std::vector<T> out = c0.data;
       gemm(c.ta, no, 1, c.n, c.k, static_cast<T>(c.scalars.alpha), a.data.data(), a.ld,
-           b.data.data(), b.ld, static_cast<T>(c.scalars.beta), out.data(), c.n);
+           b.data.data(), b.ld, static_cast<T>(c.scalars.beta), out.data(), c.n, row);
       return out;
     };
     const std::vector<T> in_place = multiply();
+    std::vector<T> plus_bias = in_place;  // a bias row is added as an add after the product would
+    for (int64_t j = 0; j < c.n; ++j) plus_bias[j] += bias.at(0, j);
+    EXPECT_EQ(multiply(bias.data.data()), plus_bias);
     const PackedB packed(b.data.data(), c.k, c.n, b.ld);
     const bool halves = half_values && std::is_same_v<T, float> && PackedB::stores_halves();
     EXPECT_EQ(packed.holds_halves(), halves);
@@ -313,6 +357,7 @@ void check_packed_rows(bool half_values) {
     {
       const PackedBScope scope(copies);
       EXPECT_EQ(multiply(), in_place);
+      EXPECT_EQ(multiply(bias.data.data()), plus_bias);
       // What the scope's products read is the copy: B changed since is not seen.
       std::fill(b.data.begin(), b.data.end(), T(3));
       EXPECT_EQ(multiply(), in_place);

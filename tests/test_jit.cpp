@@ -82,11 +82,11 @@ done:
 
 // c = a @ b for row-major a (m x k) and b (k x n), through the runtime GEMM.
 constexpr const char* matmul_ir = R"(
-declare i32 @weft_sgemm(i32, i32, i64, i64, i64, float, ptr, i64, ptr, i64, float, ptr, i64)
+declare i32 @weft_sgemm(i32, i32, i64, i64, i64, float, ptr, i64, ptr, i64, float, ptr, i64, ptr)
 
 define i32 @matmul(ptr %a, ptr %b, ptr %c, i64 %m, i64 %n, i64 %k) {
   %status = call i32 @weft_sgemm(i32 0, i32 0, i64 %m, i64 %n, i64 %k, float 1.0, ptr %a,
-                                 i64 %k, ptr %b, i64 %n, float 0.0, ptr %c, i64 %n)
+                                 i64 %k, ptr %b, i64 %n, float 0.0, ptr %c, i64 %n, ptr null)
   ret i32 %status
 }
 )";

@@ -15,8 +15,11 @@
 
 #include "test_support.h"
 #include "weft/compiler/compile.h"
+#include "weft/compiler/fuse.h"
 #include "weft/compiler/graph.h"
 #include "weft/compiler/jit.h"
+#include "weft/compiler/passes.h"
+#include "weft/compiler/place.h"
 #include "weft/ops/lowering.h"
 #include "weft/runtime/gemm.h"
 #include "weft/weft.h"
@@ -1193,15 +1196,67 @@ TEST(Compile, CacheEvictsTheOldestOverItsBound) {
 
 // Case `c`'s step of `kind` on a batch of 4, captured from a fresh model and compiled with its
 // stages kept.
-CompiledStep compiled_step(const ModelCase& c, StepKind kind) {
+Graph captured_step(const ModelCase& c, StepKind kind) {
   manual_seed(5);
   Sequential model = c.build();
   model.compile(Adam(), c.loss);
   Generator gen(3);
   const Tensor x = model_inputs(c, 4, gen);
   const Tensor y = cast(greater(uniform({4}, 0, 1, {}, gen), scalar(0.5)), DType::f32);
-  return compile(model.capture_step(kind, x, kind == StepKind::train ? y : Tensor()),
-                 {.keep_stages = true});
+  return model.capture_step(kind, x, kind == StepKind::train ? y : Tensor());
+}
+
+CompiledStep compiled_step(const ModelCase& c, StepKind kind) {
+  return compile(captured_step(c, kind), {.keep_stages = true});
+}
+
+// Buffers alive at the same call never share a byte of the arena, and the arena comes within
+// `most` times the bytes alive at the busiest call.
+void expect_tight_placement(const Graph& graph, double most) {
+  const Placement placement = place(fuse(optimize(graph)));
+  const std::vector<Buffer>& buffers = placement.fusion.buffers;
+  std::vector<size_t> placed;
+  for (size_t b = 0; b < buffers.size(); ++b)
+    if (buffers[b].kind == Buffer::Kind::arena && buffers[b].last >= 0) placed.push_back(b);
+  const auto alive_together = [&](const Buffer& x, const Buffer& y) {
+    return x.first <= y.last && y.first <= x.last && x.bytes > 0 && y.bytes > 0;
+  };
+  const auto end = [&](size_t b) { return placement.offsets[b] + buffers[b].bytes; };
+  for (size_t i = 0; i < placed.size(); ++i)
+    for (size_t j = i + 1; j < placed.size(); ++j)
+      if (alive_together(buffers[placed[i]], buffers[placed[j]])) {
+        EXPECT_TRUE(end(placed[i]) <= placement.offsets[placed[j]] ||
+                    end(placed[j]) <= placement.offsets[placed[i]])
+            << "buffers " << placed[i] << " and " << placed[j] << " overlap";
+      }
+  int64_t busiest = 0;
+  for (int call = 0; call < static_cast<int>(placement.fusion.calls.size()); ++call) {
+    int64_t alive = 0;
+    for (size_t b : placed)
+      if (buffers[b].first <= call && call <= buffers[b].last)
+        alive += (buffers[b].bytes + 63) / 64 * 64;  // as placed: a cache line apart
+    busiest = std::max(busiest, alive);
+  }
+  EXPECT_LE(static_cast<double>(placement.arena_bytes), most * static_cast<double>(busiest))
+      << "bytes alive at the busiest call: " << busiest;
+}
+
+// Placed largest first, the small buffers in the gaps. Placed first fit in order of first use,
+// the SimpleRNN's inference took 1.83 times the bytes alive at its busiest call (tiny buffers),
+// and the sentiment model's half-batch gradients 1.16 times; largest first, 1.50 and 1.02.
+TEST(CompiledModels, ArenaBuffersAliveTogetherNeverOverlapAndPackTightly) {
+  for (const ModelCase& c : model_cases())
+    for (const StepKind kind : {StepKind::train, StepKind::infer}) {
+      SCOPED_TRACE(fmt::format("{} {}", c.name, kind == StepKind::train ? "train" : "infer"));
+      expect_tight_placement(captured_step(c, kind), 1.5);
+    }
+  const ChapterModel& chapter = chapter_model("sentiment_imdb");
+  Sequential model = chapter.build();
+  model.compile(Adam(), chapter.loss);
+  Generator gen(3);
+  const Tensor x = sample_batch(chapter, 32, gen), y = sample_labels(chapter, 32, gen);
+  SCOPED_TRACE("sentiment_imdb gradients, batch 32");
+  expect_tight_placement(model.capture_step(StepKind::gradients, x, y), 1.05);
 }
 
 // The dominance of fusion groups, measured with the post-dominator tree: every elementwise op

@@ -638,29 +638,50 @@ void add_bias(const Operands<T>& op) {
   }
 }
 
-// Whether a product split across `threads` splits K. Split by rows, every thread reads all of
-// op(B); by columns, all of op(A): min(M, N) x K values read twice. Split by K, each thread reads
-// its share of both and computes all of C, and the partial Cs are summed after: M x N values more
-// for each further thread. With K at least 4x the larger of M and N the K split reads less, and
-// both threads stream operands that no other core reads (gemm_bench's 64 x 256 x 12800, A
-// transposed: 318 GFLOP/s on 2 Zen 5 cores against 137 split by columns, and OpenBLAS's 145-176).
-// Each part is whole kc-deep passes.
+// Whether a product split in parts splits K. Split by rows, every part reads all of op(B); by
+// columns, all of op(A): min(M, N) x K values read twice. Split by K, each part reads its share of
+// both and computes all of C, and the partial Cs are summed after: M x N values more for each
+// further part. With K at least 4x the larger of M and N the K split reads less, and the threads
+// stream operands that no other core reads (gemm_bench's 64 x 256 x 12800, A transposed: 318
+// GFLOP/s on 2 Zen 5 cores against 137 split by columns, and OpenBLAS's 145-176). Each part is
+// whole kc-deep passes.
 template <typename T>
-bool split_k(const Operands<T>& op, int threads) {
-  return op.k >= 4 * std::max(op.m, op.n) && op.k >= 2 * threads * Tile<T>::kc;
+bool splits_k(const Operands<T>& op) {
+  return op.k >= 4 * std::max(op.m, op.n);
 }
 
-// C = alpha op(A) op(B) + beta C as `parts` products over consecutive runs of K's passes, run on
-// the pool: the first into C, the others into partial Cs in the caller's scratch, added to C
-// after, in order (the sums round differently from one thread's, the same on every run).
+// Splitting M makes every part pack all of B, splitting N all of A: split the larger side.
 template <typename T>
-void gemm_split_k(const Operands<T>& op, int64_t parts) {
-  const int64_t passes = (op.k + Tile<T>::kc - 1) / Tile<T>::kc;
+bool splits_rows(const Operands<T>& op) {
+  const int64_t m_panels = (op.m + Tile<T>::mr - 1) / Tile<T>::mr;
+  const int64_t n_panels = (op.n + Tile<T>::nr - 1) / Tile<T>::nr;
+  return op.m >= op.n ? m_panels >= 2 : n_panels < 2;
+}
+
+// The panels of rows (split_m) or of columns that a split of C hands out whole.
+template <typename T>
+int64_t panels(const Operands<T>& op, bool split_m) {
+  return split_m ? (op.m + Tile<T>::mr - 1) / Tile<T>::mr : (op.n + Tile<T>::nr - 1) / Tile<T>::nr;
+}
+
+// The kc-deep passes over K.
+template <typename T>
+int64_t passes(const Operands<T>& op) {
+  return (op.k + Tile<T>::kc - 1) / Tile<T>::kc;
+}
+
+// C = alpha op(A) op(B) + beta C as `parts` products over consecutive runs of K's passes, run by
+// `run_parts` (the pool's parallel_for or share): the first into C, the others into partial Cs in
+// the caller's scratch, added to C after, in order (the sums round differently from one
+// thread's, the same on every run).
+template <typename T, typename RunParts>
+void gemm_split_k(const Operands<T>& op, int64_t parts, RunParts run_parts) {
+  const int64_t k_passes = passes(op);
   T* partials = c_scratch.get<T>(static_cast<std::size_t>(op.m * op.n * (parts - 1)));
-  default_thread_pool().parallel_for(0, parts, 1, [&](int64_t lo, int64_t hi) {
+  run_parts(parts, [&](int64_t lo, int64_t hi) {
     for (int64_t part = lo; part < hi; ++part) {
-      const int64_t k0 = std::min(op.k, passes * part / parts * Tile<T>::kc);
-      const int64_t k1 = std::min(op.k, passes * (part + 1) / parts * Tile<T>::kc);
+      const int64_t k0 = std::min(op.k, k_passes * part / parts * Tile<T>::kc);
+      const int64_t k1 = std::min(op.k, k_passes * (part + 1) / parts * Tile<T>::kc);
       Operands<T> slice = op;
       slice.k = k1 - k0;
       slice.a += op.ta == Trans::no ? k0 : k0 * op.lda;
@@ -685,32 +706,17 @@ void gemm_split_k(const Operands<T>& op, int64_t parts) {
   add_bias(op);
 }
 
-// The tiled product, on the pool's threads where it pays.
-template <typename T>
-void gemm_tiled(const Operands<T>& op) {
+// C as `parts` products of whole panels of rows (split_m) or of columns, spread as evenly as
+// they go, run by `run_parts`. Each tile of C is computed as the whole product computes it, so
+// the results are bit-identical to gemm_serial's however the parts are run.
+template <typename T, typename RunParts>
+void gemm_split_panels(const Operands<T>& op, bool split_m, int64_t parts, RunParts run_parts) {
   using P = Tile<T>;
-  const int threads = ThreadPool::in_parallel_region() ? 1 : default_thread_pool().num_threads();
-  const double flops =
-      2.0 * static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.k);
-  const int64_t m_panels = (op.m + P::mr - 1) / P::mr;
-  const int64_t n_panels = (op.n + P::nr - 1) / P::nr;
-  // Splitting M makes every thread pack all of B, splitting N all of A: split the larger side.
-  const bool split_m = op.m >= op.n ? m_panels >= 2 : n_panels < 2;
-  const int64_t panels = split_m ? m_panels : n_panels;
-  const int64_t parts = std::min<int64_t>(threads, panels);
-  if (threads >= 2 && flops >= parallel_min_flops && split_k(op, threads)) {
-    gemm_split_k(op, threads);
-    return;
-  }
-  if (parts < 2 || flops < parallel_min_flops) {
-    gemm_serial(op);
-    return;
-  }
-  default_thread_pool().parallel_for(0, parts, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t whole = panels(op, split_m);
+  run_parts(parts, [&](int64_t lo, int64_t hi) {
     for (int64_t part = lo; part < hi; ++part) {
-      // Whole panels per part, spread as evenly as they go.
-      const int64_t first = panels * part / parts;
-      const int64_t last = panels * (part + 1) / parts;
+      const int64_t first = whole * part / parts;
+      const int64_t last = whole * (part + 1) / parts;
       Operands<T> slice = op;
       if (split_m) {
         const int64_t i0 = first * P::mr;
@@ -727,6 +733,58 @@ void gemm_tiled(const Operands<T>& op) {
       gemm_serial(slice);
     }
   });
+}
+
+// Inside a parallel_for body (a half of a batch on each core) a large product runs in parts of
+// about this many flops, offered to the pool's idle threads (ThreadPool::share): a part is long
+// against the hand-off (a few hundred ns between this VM's cores), and short enough that a core
+// done with its own half can take a fair share of the other's last products.
+constexpr double shared_part_flops = 5e7;
+
+// A product inside a parallel_for body: on this thread, in parts that idle threads may take.
+// The parts follow from the shape alone, so the results never depend on who ran them: a split of
+// panels is bit-identical to one thread's whole product, a split of K (a weight gradient summed
+// over every time step) sums its parts in order.
+template <typename T>
+void gemm_shared(const Operands<T>& op, double flops) {
+  const auto share = [](int64_t parts, const std::function<void(int64_t, int64_t)>& body) {
+    default_thread_pool().share(0, parts, 1, body);
+  };
+  const int64_t wanted = static_cast<int64_t>(flops / shared_part_flops);
+  if (splits_k(op) && std::min(wanted, passes(op)) >= 2)
+    return gemm_split_k(op, std::min(wanted, passes(op)), share);
+  const bool split_m = splits_rows(op);
+  const int64_t parts = std::min(wanted, panels(op, split_m));
+  if (parts < 2) return gemm_serial(op);
+  gemm_split_panels(op, split_m, parts, share);
+}
+
+// The tiled product, on the pool's threads where it pays.
+template <typename T>
+void gemm_tiled(const Operands<T>& op) {
+  const double flops =
+      2.0 * static_cast<double>(op.m) * static_cast<double>(op.n) * static_cast<double>(op.k);
+  ThreadPool& pool = default_thread_pool();
+  if (ThreadPool::in_parallel_region()) {
+    if (pool.num_threads() >= 2 && flops >= 2 * shared_part_flops) return gemm_shared(op, flops);
+    return gemm_serial(op);
+  }
+  const int threads = pool.num_threads();
+  const auto parallel = [&](int64_t parts, const std::function<void(int64_t, int64_t)>& body) {
+    pool.parallel_for(0, parts, 1, body);
+  };
+  if (threads >= 2 && flops >= parallel_min_flops && splits_k(op) &&
+      op.k >= 2 * threads * Tile<T>::kc) {
+    gemm_split_k(op, threads, parallel);
+    return;
+  }
+  const bool split_m = splits_rows(op);
+  const int64_t parts = std::min<int64_t>(threads, panels(op, split_m));
+  if (parts < 2 || flops < parallel_min_flops) {
+    gemm_serial(op);
+    return;
+  }
+  gemm_split_panels(op, split_m, parts, parallel);
 }
 
 template <typename T>

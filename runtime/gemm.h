@@ -14,7 +14,9 @@ enum class Trans : bool { no = false, yes = true };
 // Trans::yes, the transpose of A stored K x M (lda >= M). op(B) is K x N likewise (ldb >= N, or
 // ldb >= K when transposed). beta == 0 never reads C, so C may hold garbage such as NaN; alpha == 0
 // or K == 0 scales C by beta without reading A or B; M == 0 or N == 0 does nothing. Large products
-// are split across default_thread_pool() unless called from inside a parallel_for body. A bias
+// are split across default_thread_pool(). Inside a parallel_for body, products of 10^8 flops and
+// more run in parts on the calling thread that the pool's idle threads may take
+// (ThreadPool::share); which threads run them never changes the results. A bias
 // (N values, or null) is added to each row of C last, as a separate addition after the product
 // would add it (the same roundings): where the tiles of C are stored, not in a pass of its own.
 void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -58,14 +58,25 @@ bool spin_until(Done done) {
 
 }  // namespace
 
-// One parallel_for call. It lives on the caller's stack; the caller takes it out of the queue and
-// waits until no worker is inside run() before returning, so workers never see it dangle.
+// One parallel_for or share call. It lives on the caller's stack; the caller takes it out of the
+// queue and waits until no worker is inside run() before returning, so workers never see it dangle.
 struct ThreadPool::Job {
+  // [first, end) in `chunks` balanced chunks.
+  Job(const std::function<void(int64_t, int64_t)>& chunk_body, int64_t first, int64_t end,
+      int64_t chunks, bool of_share)
+      : body(&chunk_body),
+        begin(first),
+        chunk_size((end - first) / chunks),
+        remainder((end - first) % chunks),
+        num_chunks(chunks),
+        shared(of_share) {}
+
   const std::function<void(int64_t, int64_t)>* body;
   int64_t begin;
   int64_t chunk_size;  // the first `remainder` chunks are one longer
   int64_t remainder;
   int64_t num_chunks;
+  bool shared;  // a share call's: threads waiting for their own jobs may help with it
   std::atomic<int64_t> next_chunk{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first exception; guarded by error_mutex
@@ -120,27 +131,34 @@ void ThreadPool::stop() {
 
 bool ThreadPool::in_parallel_region() { return region_depth > 0; }
 
-ThreadPool::Job* ThreadPool::take_job() {
+ThreadPool::Job* ThreadPool::take_job(bool shared_only) {
   std::lock_guard lock(mutex_);
   while (!jobs_.empty() && jobs_.front()->exhausted()) jobs_.pop_front();
-  if (jobs_.empty()) return nullptr;
-  Job* job = jobs_.front();
-  job->active_workers.fetch_add(1, std::memory_order_relaxed);
-  return job;
+  const auto open = std::ranges::find_if(
+      jobs_, [&](const Job* job) { return !job->exhausted() && (job->shared || !shared_only); });
+  if (open == jobs_.end()) return nullptr;
+  (*open)->active_workers.fetch_add(1, std::memory_order_relaxed);
+  return *open;
 }
 
 void ThreadPool::work() {
   region_depth = 1;
+  bool ran_chunks = false;  // since this worker last slept
   for (;;) {
     const uint64_t seen = epoch_.load(std::memory_order_acquire);
-    if (Job* job = take_job()) {
+    if (Job* job = take_job(false)) {
       job->run();
       // The job's last use here: the caller may return (and free it) once the count is 0.
       job->active_workers.fetch_sub(1, std::memory_order_release);
+      ran_chunks = true;
       continue;
     }
     if (stopping_) return;  // and nothing left to help with
     if (spin_until([&] { return epoch_.load(std::memory_order_acquire) != seen; })) continue;
+    // Done with its chunks while a call is still running: that call's thread may yet share the
+    // last products of its own chunk (share), so keep looking rather than sleep.
+    if (ran_chunks && running_calls_.load(std::memory_order_acquire) > 0) continue;
+    ran_chunks = false;
     std::unique_lock lock(mutex_);
     ++sleepers_;
     work_ready_.wait(lock, [&] { return epoch_.load(std::memory_order_relaxed) != seen; });
@@ -159,13 +177,30 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
     body(begin, end);
     return;
   }
+  Job job(body, begin, end, num_chunks, false);
+  run(job, true);
+}
 
-  Job job;
-  job.body = &body;
-  job.begin = begin;
-  job.chunk_size = length / num_chunks;
-  job.remainder = length % num_chunks;
-  job.num_chunks = num_chunks;
+void ThreadPool::share(int64_t begin, int64_t end, int64_t grain,
+                       const std::function<void(int64_t, int64_t)>& body) {
+  WEFT_CHECK(grain >= 1, "share grain must be positive, got {}", grain);
+  if (end <= begin) return;
+  Job job(body, begin, end, (end - begin - 1) / grain + 1, true);
+  if (job.num_chunks <= 1 || workers_.empty()) {
+    RegionScope scope;
+    job.run();
+    if (job.error) std::rethrow_exception(job.error);
+    return;
+  }
+  run(job, false);
+}
+
+void ThreadPool::run(Job& job, bool wake_sleepers) {
+  running_calls_.fetch_add(1, std::memory_order_release);
+  const struct Returned {
+    std::atomic<int>& calls;
+    ~Returned() { calls.fetch_sub(1, std::memory_order_release); }
+  } returned{running_calls_};
   {
     std::lock_guard lock(mutex_);
     jobs_.push_back(&job);
@@ -173,20 +208,28 @@ void ThreadPool::parallel_for(int64_t begin, int64_t end, int64_t grain,
   }
   // Spinning workers see the epoch; only sleeping ones need the futex. A worker counts itself
   // a sleeper under mutex_ before it waits, so this cannot miss one that is about to sleep.
-  const int sleeping = sleepers_.load();
-  for (int64_t i = 1; i < num_chunks && i <= sleeping; ++i) work_ready_.notify_one();
-  {
-    // The caller claims chunks too, so the job finishes even if every worker is busy elsewhere.
-    RegionScope scope;
-    job.run();
-  }
+  const int sleeping = wake_sleepers ? sleepers_.load() : 0;
+  for (int64_t i = 1; i < job.num_chunks && i <= sleeping; ++i) work_ready_.notify_one();
+  RegionScope scope;  // for this job's chunks and the others this thread helps with
+  // The caller claims chunks too, so the job finishes even if every worker is busy elsewhere.
+  job.run();
   {
     std::lock_guard lock(mutex_);
     if (auto it = std::find(jobs_.begin(), jobs_.end(), &job); it != jobs_.end()) jobs_.erase(it);
   }
-  // The workers still in run() finish their last chunks; wait for them, spinning at first.
+  // The workers still in run() finish their last chunks; meanwhile this thread takes chunks of
+  // share calls that are still open, spinning at first, then yielding.
   const auto idle = [&job] { return job.active_workers.load(std::memory_order_acquire) == 0; };
-  while (!spin_until(idle)) std::this_thread::yield();
+  while (!idle()) {
+    const uint64_t seen = epoch_.load(std::memory_order_acquire);
+    if (Job* other = take_job(true)) {
+      other->run();
+      other->active_workers.fetch_sub(1, std::memory_order_release);
+      continue;
+    }
+    if (!spin_until([&] { return idle() || epoch_.load(std::memory_order_acquire) != seen; }))
+      std::this_thread::yield();
+  }
   if (job.error) std::rethrow_exception(job.error);
 }
 

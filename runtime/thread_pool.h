@@ -36,15 +36,31 @@ class ThreadPool {
   void parallel_for(int64_t begin, int64_t end, int64_t grain,
                     const std::function<void(int64_t, int64_t)>& body);
 
-  // True while this thread runs a parallel_for body (of any pool): a nested parallel_for then
-  // runs inline, and callers can pick a serial algorithm up front.
+  // Calls body(lo, hi) over ceil((end - begin) / grain) balanced chunks that cover [begin, end),
+  // on the calling thread and on whichever of the pool's threads are idle meanwhile: a worker
+  // out of work, or a thread waiting for the last chunks of its own parallel_for or share call.
+  // Unlike parallel_for it wakes no sleeping worker, and it shares from inside a parallel_for
+  // body too: when the two halves of a batch run on a thread each, the half that finishes first
+  // takes chunks of the other's last products (one core of a VM often runs slower than the
+  // other for a while). The chunks depend on the arguments alone, not on which threads run
+  // them. Rethrows the first exception a chunk threw, as parallel_for does.
+  void share(int64_t begin, int64_t end, int64_t grain,
+             const std::function<void(int64_t, int64_t)>& body);
+
+  // True while this thread runs a parallel_for or share body (of any pool): a nested
+  // parallel_for then runs inline, and callers can pick a serial algorithm up front.
   static bool in_parallel_region();
 
  private:
   struct Job;
   void work();
-  Job* take_job();  // the first job with chunks left, joined (null when none)
-  void stop();      // lets the workers finish queued work, then joins them
+  // The first queued job with chunks left (of share calls only, if `shared_only`), joined; null
+  // when none.
+  Job* take_job(bool shared_only);
+  // Queues `job`, runs its chunks on this thread too, and returns once every chunk has finished,
+  // helping with other share calls' chunks while the last ones run elsewhere.
+  void run(Job& job, bool wake_sleepers);
+  void stop();  // lets the workers finish queued work, then joins them
 
   std::mutex mutex_;
   std::condition_variable work_ready_;
@@ -54,6 +70,7 @@ class ThreadPool {
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> stopping_{false};  // changed under mutex_
   std::atomic<int> sleepers_{0};       // workers waiting on work_ready_; changed under mutex_
+  std::atomic<int> running_calls_{0};  // parallel_for and share calls that have not returned
   std::vector<std::thread> workers_;
 };
 

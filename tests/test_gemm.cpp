@@ -8,9 +8,12 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "weft/runtime/error.h"
@@ -314,6 +317,55 @@ TEST(Gemm, SameResultInsideAParallelRegion) {
   EXPECT_EQ(threaded, serial);
 }
 
+// Inside a parallel_for body a product of 10^8 flops or more runs in parts that an idle thread of
+// the pool may take (ThreadPool::share): here the body's other chunk returns at once, so the
+// other thread is idle while the product runs, in some of the repeats at least. Split by rows,
+// by columns and by K (a weight gradient's shape), with ragged tiles and beta 0 over NaN: right
+// against the reference every time, and the same bits every time whoever ran the parts. The
+// splits of panels give exactly one thread's product (a pool of one runs it whole).
+TEST(Gemm, ProductsInsideAParallelRegionAreSharedWithIdleThreads) {
+  struct Case {
+    Trans ta, tb;
+    Shape shape;
+    Scalars scalars;
+  };
+  const Case cases[] = {{no, no, {6400, 256, 64}, {1, 0}},     // rows
+                        {no, yes, {6401, 250, 64}, {0.5, 1}},  // rows, ragged
+                        {yes, no, {64, 1601, 520}, {1, 0}},    // columns
+                        {yes, no, {64, 256, 6400}, {1, 0}},    // K, four parts
+                        {yes, yes, {61, 250, 6500}, {1, 0.5}}};
+  const int threads_before = default_thread_pool().num_threads();
+  Random rng(8);
+  for (const Case& c : cases) {
+    const Shape& s = c.shape;
+    SCOPED_TRACE(testing::Message() << "M,N,K = " << s.m << "," << s.n << "," << s.k);
+    const Matrix<float> a(c.ta == yes ? s.k : s.m, c.ta == yes ? s.m : s.k, 1, rng);
+    const Matrix<float> b(c.tb == yes ? s.n : s.k, c.tb == yes ? s.k : s.n, 0, rng);
+    const Matrix<float> c0(s.m, s.n, 2, rng);
+    // C computed inside a body of the default pool's parallel_for, the other chunk idle.
+    const auto in_region = [&] {
+      Matrix<float> out = c0;
+      parallel_for(0, 2, 1, [&](int64_t lo, int64_t) {
+        if (lo != 0) return;
+        gemm(c.ta, c.tb, s.m, s.n, s.k, c.scalars.alpha, a.data.data(), a.ld, b.data.data(), b.ld,
+             c.scalars.beta, out.data.data(), out.ld);
+      });
+      return out.data;
+    };
+    set_num_threads(2);
+    const std::vector<float> first = in_region();
+    for (int repeat = 0; repeat < 4; ++repeat) EXPECT_EQ(in_region(), first);
+    parallel_for(0, 2, 1, [&](int64_t lo, int64_t) {
+      if (lo == 0) check_gemm<float>(c.ta, c.tb, s, c.scalars, 1, rng, c.scalars.beta == 0);
+    });
+    if (s.k < 4 * std::max(s.m, s.n)) {
+      set_num_threads(1);
+      EXPECT_EQ(in_region(), first);
+    }
+  }
+  set_num_threads(threads_before);
+}
+
 // A product of one row by B inside a PackedBScope reads PackedB's copy of B, with each column
 // summed in the same order, so the results are bit-identical to B's own. Widths around the copy's
 // blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial.
@@ -515,6 +567,87 @@ TEST(ParallelFor, BackToBackAndSpacedJobsAllRun) {
     pool.parallel_for(0, 3, 1, [&](int64_t lo, int64_t hi) { count += hi - lo; });
   }
   EXPECT_EQ(count.load(), 3 * 20003);
+}
+
+// share's chunks follow from its arguments alone (ceil(length / grain) balanced chunks), on any
+// pool, called from inside a parallel_for body or not; each index runs once, and the first
+// exception a chunk throws comes back to the caller.
+TEST(Share, ChunksFollowTheArgumentsAlone) {
+  using Chunks = std::vector<std::pair<int64_t, int64_t>>;
+  const auto expected = [](int64_t begin, int64_t end, int64_t grain) {
+    const int64_t count = (end - begin - 1) / grain + 1;
+    Chunks chunks;
+    for (int64_t c = 0, lo = begin; c < count; ++c) {
+      const int64_t size = (end - begin) / count + (c < (end - begin) % count ? 1 : 0);
+      chunks.emplace_back(lo, lo + size);
+      lo += size;
+    }
+    return chunks;
+  };
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (bool nested : {false, true}) {
+      for (const auto& [begin, end, grain] : {std::tuple<int64_t, int64_t, int64_t>{0, 10, 3},
+                                              {5, 6, 1},
+                                              {-4, 100, 7},
+                                              {0, 64, 64},
+                                              {0, 1000, 1}}) {
+        SCOPED_TRACE(testing::Message() << threads << " threads, nested " << nested << ", ["
+                                        << begin << ", " << end << ") by " << grain);
+        std::mutex mutex;
+        Chunks seen;
+        const auto share = [&] {
+          pool.share(begin, end, grain, [&](int64_t lo, int64_t hi) {
+            EXPECT_TRUE(ThreadPool::in_parallel_region());
+            std::lock_guard lock(mutex);
+            seen.emplace_back(lo, hi);
+          });
+        };
+        if (nested)
+          pool.parallel_for(0, 1, 1, [&](int64_t, int64_t) { share(); });
+        else
+          share();
+        std::sort(seen.begin(), seen.end());
+        EXPECT_EQ(seen, expected(begin, end, grain));
+      }
+    }
+    bool called = false;
+    pool.share(3, 3, 1, [&](int64_t, int64_t) { called = true; });
+    EXPECT_FALSE(called);
+    EXPECT_THROW(pool.share(0, 4, 0, [](int64_t, int64_t) {}), Error);
+    EXPECT_THROW(pool.share(0, 100, 1,
+                            [](int64_t lo, int64_t) {
+                              if (lo == 70) throw std::out_of_range("chunk 70");
+                            }),
+                 std::out_of_range);
+  }
+}
+
+// The two halves of a batch: when one chunk of a parallel_for is done, its thread takes chunks
+// of a share call that the other chunk makes. The sharing chunk's own chunks wait for a helper
+// (for at most a minute), so the test does not depend on how fast the other thread arrives.
+TEST(Share, AThreadDoneWithItsChunkTakesChunksOfAnothersShare) {
+  ThreadPool pool(2);
+  for (int repeat = 0; repeat < 20; ++repeat) {
+    std::atomic<int> by_helper{0};
+    std::vector<std::atomic<int>> runs(16);
+    pool.parallel_for(0, 2, 1, [&](int64_t lo, int64_t) {
+      if (lo != 0) return;  // done at once: its thread is idle while chunk 0 shares
+      const std::thread::id owner = std::this_thread::get_id();
+      pool.share(0, 16, 1, [&](int64_t first, int64_t) {
+        ++runs[static_cast<std::size_t>(first)];
+        if (std::this_thread::get_id() != owner) {
+          ++by_helper;
+          return;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+        while (by_helper == 0 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::yield();
+      });
+    });
+    EXPECT_GT(by_helper.load(), 0);
+    for (const std::atomic<int>& count : runs) EXPECT_EQ(count.load(), 1);
+  }
 }
 
 TEST(ParallelFor, SetNumThreadsReplacesTheDefaultPool) {

@@ -736,10 +736,18 @@ void gemm_split_panels(const Operands<T>& op, bool split_m, int64_t parts, RunPa
 }
 
 // Inside a parallel_for body (a half of a batch on each core) a large product runs in parts of
-// about this many flops, offered to the pool's idle threads (ThreadPool::share): a part is long
-// against the hand-off (a few hundred ns between this VM's cores), and short enough that a core
-// done with its own half can take a fair share of the other's last products.
+// at least this many flops, offered to the pool's idle threads (ThreadPool::share): a part is
+// long against the hand-off (a few hundred ns between this VM's cores), and short enough that a
+// core done with its own half can take a fair share of the other's last products.
 constexpr double shared_part_flops = 5e7;
+// And in at most this many.
+constexpr int64_t max_shared_parts = 4;
+// Every part of a split by rows reads all of op(B) again, by columns all of op(A), and every
+// part of K adds a partial C. A product is split only where that repeated operand stays in a
+// core's L2 (the sentiment model's products: B or C of 64 KB). W5's weight gradients
+// (512 x 2048 x 3200, A transposed), split by columns, packed 6.5 MB of A again for each part:
+// its training step took 1.7% longer in four parts (alternating in one process), 20% in 64.
+constexpr int64_t max_repeated_bytes = 256 << 10;
 
 // A product inside a parallel_for body: on this thread, in parts that idle threads may take.
 // The parts follow from the shape alone, so the results never depend on who ran them: a split of
@@ -750,12 +758,19 @@ void gemm_shared(const Operands<T>& op, double flops) {
   const auto share = [](int64_t parts, const std::function<void(int64_t, int64_t)>& body) {
     default_thread_pool().share(0, parts, 1, body);
   };
-  const int64_t wanted = static_cast<int64_t>(flops / shared_part_flops);
-  if (splits_k(op) && std::min(wanted, passes(op)) >= 2)
-    return gemm_split_k(op, std::min(wanted, passes(op)), share);
+  const auto stays_in_l2 = [](int64_t elements) {
+    return elements * int64_t{sizeof(T)} <= max_repeated_bytes;
+  };
+  const int64_t wanted =
+      std::min(max_shared_parts, static_cast<int64_t>(flops / shared_part_flops));
+  if (splits_k(op)) {
+    const int64_t parts = std::min(wanted, passes(op));
+    if (parts < 2 || !stays_in_l2(op.m * op.n)) return gemm_serial(op);
+    return gemm_split_k(op, parts, share);
+  }
   const bool split_m = splits_rows(op);
   const int64_t parts = std::min(wanted, panels(op, split_m));
-  if (parts < 2) return gemm_serial(op);
+  if (parts < 2 || !stays_in_l2(split_m ? op.k * op.n : op.m * op.k)) return gemm_serial(op);
   gemm_split_panels(op, split_m, parts, share);
 }
 

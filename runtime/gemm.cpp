@@ -650,18 +650,16 @@ bool splits_k(const Operands<T>& op) {
   return op.k >= 4 * std::max(op.m, op.n);
 }
 
-// Splitting M makes every part pack all of B, splitting N all of A: split the larger side.
-template <typename T>
-bool splits_rows(const Operands<T>& op) {
-  const int64_t m_panels = (op.m + Tile<T>::mr - 1) / Tile<T>::mr;
-  const int64_t n_panels = (op.n + Tile<T>::nr - 1) / Tile<T>::nr;
-  return op.m >= op.n ? m_panels >= 2 : n_panels < 2;
-}
-
 // The panels of rows (split_m) or of columns that a split of C hands out whole.
 template <typename T>
 int64_t panels(const Operands<T>& op, bool split_m) {
   return split_m ? (op.m + Tile<T>::mr - 1) / Tile<T>::mr : (op.n + Tile<T>::nr - 1) / Tile<T>::nr;
+}
+
+// Splitting M makes every part pack all of B, splitting N all of A: split the larger side.
+template <typename T>
+bool splits_rows(const Operands<T>& op) {
+  return op.m >= op.n ? panels(op, true) >= 2 : panels(op, false) < 2;
 }
 
 // The kc-deep passes over K.

@@ -82,8 +82,9 @@ class CompiledStep {
   // block is mapped page by page as the step writes it, which costs more than a short step).
   // The caller must not hand those tensors out while it reuses them.
   void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
-  // Whether `inputs` are what run() takes: as many, defined, of the captured dtypes and shapes.
-  bool accepts(const std::vector<Tensor>& inputs) const;
+  // As run(), where `inputs` are what it takes (as many, defined, of the captured dtypes and
+  // shapes); false, running nothing, where they are not.
+  bool try_run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
   // Each pass's name and the graph it produced, in pipeline order (with keep_stages).
@@ -108,6 +109,9 @@ class CompiledStep {
   CompiledStep() = default;
 
   using StepFn = int32_t(void** buffers, char* arena);
+  // run() once its inputs are checked.
+  void run_checked(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
+
   Graph graph_;
   std::vector<std::pair<std::string, Graph>> pass_graphs_;
   std::vector<std::pair<std::string, std::string>> plan_stages_;

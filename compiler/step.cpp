@@ -86,11 +86,6 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
 void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
              module_->name(), inputs.size(), inputs_.size());
-  // Contiguous copies of the strided inputs, by input: few or none, so none is made otherwise (a
-  // streaming step's call costs about a microsecond, and each Tensor copied here counts).
-  std::vector<std::pair<size_t, Tensor>> copies;
-  llvm::SmallVector<void*, 32> buffers;
-  buffers.reserve(inputs.size() + outputs_.size() + constants_.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     WEFT_CHECK(inputs[i].defined(), "compiled step '{}': input \"{}\" is undefined",
                module_->name(), input_names_[i]);
@@ -99,6 +94,27 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
                module_->name(), input_names_[i], dtype_name(inputs[i].dtype()),
                shape_str(inputs[i].shape()), dtype_name(inputs_[i].dtype),
                shape_str(inputs_[i].shape));
+  }
+  run_checked(inputs, outputs);
+}
+
+bool CompiledStep::try_run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
+  const bool accepted =
+      std::ranges::equal(inputs, inputs_, [](const Tensor& input, const TensorSpec& spec) {
+        return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;
+      });
+  if (accepted) run_checked(inputs, outputs);
+  return accepted;
+}
+
+void CompiledStep::run_checked(const std::vector<Tensor>& inputs,
+                               std::vector<Tensor>& outputs) const {
+  // Contiguous copies of the strided inputs, by input: few or none, so none is made otherwise (a
+  // streaming step's call costs about a microsecond, and each Tensor copied here counts).
+  std::vector<std::pair<size_t, Tensor>> copies;
+  llvm::SmallVector<void*, 32> buffers;
+  buffers.reserve(inputs.size() + outputs_.size() + constants_.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].is_contiguous()) {
       buffers.push_back(inputs[i].raw_data());
       continue;
@@ -131,12 +147,6 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
     if (copy != copies.end()) inputs[i].assign_(copy->second);
     inputs[i].mark_modified();
   }
-}
-
-bool CompiledStep::accepts(const std::vector<Tensor>& inputs) const {
-  return std::ranges::equal(inputs, inputs_, [](const Tensor& input, const TensorSpec& spec) {
-    return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;
-  });
 }
 
 int64_t CompiledStep::memory_bytes() const {

@@ -39,8 +39,14 @@ struct Sequential::CompiledSteps {
   struct RecentInference {
     const CompiledStep* step = nullptr;
     uint64_t counters = 0;  // its draws
-    size_t inputs = 0;
-    Tensor random = {};  // the generator's state, written again for each call
+    Tensor random = {};     // the generator's state, written again for each call
+    // A call's inputs, emptied after it (the caller's batch is not held): kept for their
+    // capacity.
+    std::vector<Tensor> inputs = {};
+    // The last call's outputs: each that its caller has let go of is written again by the next
+    // call, which then allocates nothing (a fresh output and its storage were a fifth of a small
+    // model's call).
+    std::vector<Tensor> outputs = {};
   };
   std::optional<RecentInference> recent_inference;
 };
@@ -420,25 +426,26 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   if (kind == StepKind::infer)
     compiled_->recent_inference = {.step = &step,
                                    .counters = compiled_->draws.at(inputs.key).counters,
-                                   .inputs = inputs.named.size(),
                                    .random = inputs.random};
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
 
 std::optional<std::vector<Tensor>> Sequential::run_recent_inference(const Tensor& x) {
-  const std::optional<CompiledSteps::RecentInference>& recent = compiled_->recent_inference;
-  if (!recent) return std::nullopt;
-  write_random_state(recent->random, default_generator());
-  std::vector<Tensor> inputs;
-  inputs.reserve(recent->inputs);
-  for_each_step_input(StepKind::infer, x, {}, recent->random,
-                      [&](const auto&, const Tensor& tensor) { inputs.push_back(tensor); });
-  if (!recent->step->accepts(inputs)) return std::nullopt;
-  std::vector<Tensor> outputs;
-  recent->step->run(inputs, outputs);
-  default_generator().take(recent->counters);
-  return outputs;
+  if (!compiled_->recent_inference) return std::nullopt;
+  CompiledSteps::RecentInference& recent = *compiled_->recent_inference;
+  write_random_state(recent.random, default_generator());
+  recent.inputs.clear();  // where a call threw
+  for_each_step_input(StepKind::infer, x, {}, recent.random,
+                      [&](const auto&, const Tensor& tensor) { recent.inputs.push_back(tensor); });
+  for (Tensor& output : recent.outputs)
+    if (output.impl_ptr().use_count() > 1 || output.impl()->storage.use_count() > 1)
+      output = Tensor();
+  const bool ran = recent.step->try_run(recent.inputs, recent.outputs);
+  recent.inputs.clear();
+  if (!ran) return std::nullopt;
+  default_generator().take(recent.counters);
+  return recent.outputs;
 }
 
 std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, BatchRows rows_of,

@@ -840,6 +840,24 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
   }
 }
 
+// A streaming call writes its output into the last call's output where the caller let go of
+// it, and never into one the caller still holds, or holds a view of.
+TEST(CompiledModels, OutputsTheCallerHoldsAreNotWrittenAgain) {
+  manual_seed(6);
+  Sequential model{LSTM(8).stateful(true).input_shape({1, 3}), Dense(2)};
+  model.jit_compile = true;
+  const Tensor x = randn({2, 1, 3});
+  const Tensor held = model.predict_on_batch(x);
+  const std::vector<float> held_values = held.to_vector<float>();
+  const Tensor view = slice(model.predict_on_batch(x), 1, 1, 2);
+  const std::vector<float> view_values = view.to_vector<float>();
+  model.predict_on_batch(x);
+  const Tensor next = model.predict_on_batch(x);
+  EXPECT_EQ(held.to_vector<float>(), held_values);
+  EXPECT_EQ(view.to_vector<float>(), view_values);
+  EXPECT_NE(next.to_vector<float>(), held_values);  // the state moved on
+}
+
 // Dropout at inference too (Monte Carlo dropout): every call draws new masks.
 class DropsAtInference : public LayerBase<DropsAtInference> {
  public:

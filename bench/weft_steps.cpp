@@ -285,16 +285,19 @@ int main(int argc, char** argv) {
   try {
     for (const Workload& workload : workloads(generator))
       if (run.wants(workload.id)) time_workload(run, workload);
-    // W4, and W4 deployed with its weights rounded to float16 values (Sequential::quantize),
-    // whose compiled step reads its packed copies in 2 bytes a weight.
-    for (const bool quantized : {false, true}) {
-      const std::string figure = quantized ? "W4f16-stream-step" : "W4-stream-step";
+    // W4, and W4 deployed with its weights rounded to float16 or bfloat16 values
+    // (Sequential::quantize), whose compiled step reads its packed copies in 2 bytes a weight.
+    for (const std::string quantized : {"", "float16", "bfloat16"}) {
+      const std::string figure =
+          quantized.empty()
+              ? "W4-stream-step"
+              : fmt::format("W4{}-stream-step", quantized == "float16" ? "f16" : "bf16");
       if (!run.wants(figure)) continue;
       time_predict_on_batch(
           run, figure,
           [quantized] {
             Sequential model{LSTM(128).stateful(true).input_shape({1, 32})};
-            if (quantized) model.quantize("float16");
+            if (!quantized.empty()) model.quantize(quantized);
             return model;
           },
           randn({1, 1, 32}, {}, generator));

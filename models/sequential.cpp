@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -60,14 +61,41 @@ std::vector<Weight*> Sequential::weights() const {
   return all;
 }
 
-void Sequential::quantize(const std::string& mode) {
-  WEFT_CHECK(mode == "float16", "quantize: mode \"{}\" is not one weft has; it has \"float16\"",
-             mode);
+namespace {
+
+// The nearest bfloat16 value to `value` (ties to even): 8 significant bits, float32's exponent
+// range, and subnormal values down to 2^-133.
+double bfloat16_value(double value) {
+  if (!std::isfinite(value) || value == 0) return value;
+  int exponent = 0;
+  std::frexp(value, &exponent);  // |value| in [2^(exponent - 1), 2^exponent)
+  const double quantum = std::ldexp(1.0, std::max(exponent - 8, -133));
+  return std::nearbyint(value / quantum) * quantum;
+}
+
+struct QuantizeMode {
+  const char* name;
+  double largest;  // finite value
+  double (*round)(double);
+};
+
+constexpr QuantizeMode quantize_modes[] = {
+    {"float16", 65504,
+     [](double value) { return static_cast<double>(static_cast<_Float16>(value)); }},
+    {"bfloat16", 0x1.fep127, bfloat16_value},
+};
+
+}  // namespace
+
+void Sequential::quantize(const std::string& mode_name) {
+  const auto mode = std::ranges::find(quantize_modes, mode_name, &QuantizeMode::name);
+  WEFT_CHECK(mode != std::end(quantize_modes),
+             "quantize: mode \"{}\" is not one weft has; it has \"float16\" and \"bfloat16\"",
+             mode_name);
   WEFT_CHECK(built(),
              "quantize: model \"{}\" has no weights yet; give the first layer an input_shape or "
              "call build() first",
              name_);
-  constexpr double largest_half = 65504;
   std::vector<std::pair<Weight*, std::vector<double>>> rounded;
   // Every weight checked before any changes, so an error leaves the model as it was.
   for (const auto& layer : layers_)
@@ -75,11 +103,13 @@ void Sequential::quantize(const std::string& mode) {
       if (!is_floating(weight->value.dtype())) continue;
       std::vector<double> values = weight->value.to_vector<double>();
       for (size_t i = 0; i < values.size(); ++i) {
-        WEFT_CHECK(!std::isfinite(values[i]) || std::abs(values[i]) <= largest_half,
-                   "quantize(\"float16\"): weight \"{}\" holds {} at flat index {}, beyond "
-                   "float16's largest value {}; no weight was changed",
-                   layer->weight_path(*weight), values[i], i, largest_half);
-        values[i] = static_cast<double>(static_cast<_Float16>(values[i]));
+        const double value = mode->round(values[i]);
+        WEFT_CHECK(!std::isfinite(values[i]) || std::abs(value) <= mode->largest,
+                   "quantize(\"{}\"): weight \"{}\" holds {} at flat index {}, beyond {}'s "
+                   "largest value {}; no weight was changed",
+                   mode->name, layer->weight_path(*weight), values[i], i, mode->name,
+                   mode->largest);
+        values[i] = value;
       }
       rounded.emplace_back(weight, std::move(values));
     }

@@ -54,13 +54,14 @@ class Sequential {
   Layer& layer(const std::string& name) const;
   std::vector<Weight*> weights() const;
   // For deployment, as Keras's Model.quantize: mode "float16" rounds every floating-point weight
-  // to the nearest float16 value, kept in the weight's dtype (TFLite's float16 quantization).
-  // Eager and compiled steps compute with those values as before; a compiled step that reads a
-  // float32 weight in products of one row (a streaming step) keeps its packed copy in 2 bytes a
-  // value, which halves the bytes read at the same results. Throws, changing nothing, for
-  // another mode, an unbuilt model, or a weight beyond float16's range (65504). Training
-  // afterwards moves the weights off float16 values.
-  void quantize(const std::string& mode);
+  // to the nearest float16 value (TFLite's float16 quantization), "bfloat16" to the nearest
+  // bfloat16 value (3 bits fewer, float32's range), each kept in the weight's dtype. Eager and
+  // compiled steps compute with those values as before; a compiled step that reads a float32
+  // weight in products of one row (a streaming step) keeps its packed copy in 2 bytes a value,
+  // which halves the bytes read at the same results (bfloat16's copy reads fastest). Throws,
+  // changing nothing, for another mode, an unbuilt model, or a weight beyond the mode's range
+  // (float16's 65504). Training afterwards moves the weights off the rounded values.
+  void quantize(const std::string& mode_name);
   // Layer::weight_path of each trainable weight, in weights() order ("dense/kernel"): the names
   // of the optimizer's slots (Keras's [w.name for w in model.trainable_weights]).
   std::vector<std::string> trainable_weight_paths() const;

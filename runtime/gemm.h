@@ -62,18 +62,22 @@ class PackedB {
   bool copies(const T* b, int64_t k, int64_t n, int64_t ldb) const {
     return b == source_ && k == k_ && n == n_ && ldb == ldb_ && sizeof(T) == element_bytes_;
   }
-  int64_t bytes() const {
-    return k_ * n_ * static_cast<int64_t>(halves_ ? sizeof(std::uint16_t) : element_bytes_);
-  }
+  int64_t bytes() const { return bytes_; }
+  // Whether the copy holds B's floats as bfloat16 values, in pairs (gemm.cpp): where every value
+  // of B is exactly one (its low 16 bits zero). Checked first: it reads fastest.
+  bool holds_bfloat16() const { return values_ == Values::bfloat16; }
   // Whether the copy holds B's floats as halves (IEEE binary16): where this build converts
   // halves quickly (stores_halves()) and every value of B is exactly a half.
-  bool holds_halves() const { return halves_; }
+  bool holds_halves() const { return values_ == Values::halves; }
   static bool stores_halves();
   // The packed block of columns [j0, j0 + block_columns()) (fewer in the last block), its rows
-  // that block's width apart. T: B's element type, or std::uint16_t where the copy holds halves.
+  // that block's width apart. T: B's element type, std::uint16_t where the copy holds halves,
+  // std::uint32_t (a pair) where it holds bfloat16 values.
   template <typename T>
   const T* block(int64_t j0) const {
-    return reinterpret_cast<const T*>(data_.data()) + j0 * k_;
+    const int64_t value_bytes =
+        values_ == Values::elements ? static_cast<int64_t>(element_bytes_) : 2;
+    return reinterpret_cast<const T*>(data_.data() + j0 * k_ * value_bytes);
   }
   int64_t block_columns() const { return block_columns_; }
 
@@ -82,7 +86,8 @@ class PackedB {
   int64_t k_, n_, ldb_;
   size_t element_bytes_;
   int64_t block_columns_;
-  bool halves_ = false;
+  enum class Values { elements, halves, bfloat16 } values_ = Values::elements;
+  int64_t bytes_ = 0;
   AlignedBuffer data_;
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -518,33 +519,44 @@ TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
   }
 }
 
-// A weight whose values are all float16 values (Sequential::quantize) is packed in 2 bytes a
-// value where the build converts halves quickly, and read at exactly the floats' results; one
-// value that is not a half packs it in floats again.
-TEST(Compile, WeightsOfFloat16ValuesArePackedInHalves) {
-  Generator gen(14);
-  const int64_t n = 300;
-  const auto halves = [](const Tensor& t) {
-    std::vector<float> values = t.to_vector<float>();
-    for (float& v : values) v = static_cast<float>(static_cast<_Float16>(v));
-    return from_vector(values, t.shape());
-  };
-  const Tensor x = randn({1, n}, {}, gen);
-  const Tensor w = halves(randn({n, n}, {}, gen) * 0.05);
-  const Graph graph = capture({{"x", x}, {"w", w}}, [&]() -> Named {
-    Tensor h = x;
-    for (int p = 0; p < 7; ++p) h = tanh(matmul(h, w));
-    return {{"h", h}};
-  });
-  const CompiledStep step = compile(graph);
-  const int64_t unpacked = step.memory_bytes();
-  const int64_t half_bytes = PackedB::stores_halves() ? 2 : 4;
-  expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "halves");
-  EXPECT_EQ(step.memory_bytes(), unpacked + n * n * half_bytes);
-  w.data<float>()[12] = 0.1f;  // not a float16 value
-  w.mark_modified();
-  expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "floats");
-  EXPECT_EQ(step.memory_bytes(), unpacked + n * n * 4);
+// A weight whose values are all float16 or all bfloat16 values (Sequential::quantize) is packed in
+// 2 bytes a value (float16's where the build converts halves quickly), and read at exactly the
+// floats' results; one value that is neither packs it in floats again.
+TEST(Compile, WeightsOfTwoByteValuesArePackedInTwoBytes) {
+  for (const bool bfloat16 : {false, true}) {
+    SCOPED_TRACE(bfloat16 ? "bfloat16" : "float16");
+    Generator gen(14);
+    const int64_t n = 300;
+    const auto rounded = [&](const Tensor& t) {
+      std::vector<float> values = t.to_vector<float>();
+      for (float& v : values)
+        v = bfloat16 ? std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) & 0xffff0000u)
+                     : static_cast<float>(static_cast<_Float16>(v));
+      return from_vector(values, t.shape());
+    };
+    const Tensor x = randn({1, n}, {}, gen);
+    const Tensor w = rounded(randn({n, n}, {}, gen) * 0.05);
+    const Graph graph = capture({{"x", x}, {"w", w}}, [&]() -> Named {
+      Tensor h = x;
+      for (int p = 0; p < 7; ++p) h = tanh(matmul(h, w));
+      return {{"h", h}};
+    });
+    const CompiledStep step = compile(graph);
+    const int64_t unpacked = step.memory_bytes();
+    expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "two bytes");
+    const int64_t packed = step.memory_bytes() - unpacked;
+    if (bfloat16 || PackedB::stores_halves()) {
+      // bfloat16's last block of columns is padded to whole groups: under 32 values a row.
+      EXPECT_GE(packed, n * n * 2);
+      EXPECT_LT(packed, n * (n + 32) * 2);
+    } else {
+      EXPECT_EQ(packed, n * n * 4);
+    }
+    w.data<float>()[12] = 0.1f;  // neither a float16 nor a bfloat16 value
+    w.mark_modified();
+    expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "floats");
+    EXPECT_EQ(step.memory_bytes(), unpacked + n * n * 4);
+  }
 }
 
 // Runs of one step may overlap (compile.h): threads running it at once share its packed copies.
@@ -808,19 +820,19 @@ TEST(CompiledModels, EmbeddingReadsEachBatchOfFloatIndices) {
 }
 
 // A batch of 1 with 4 x 72 gates per step: single rows times kernels wider than a block of
-// PackedB, which the compiled step reads from packed copies (of halves, once quantized).
+// PackedB, which the compiled step reads from packed copies (of 2-byte values, once quantized).
 TEST(CompiledModels, StatefulStreamingMatchesEager) {
   struct Case {
     int64_t batch, units;
-    bool quantized;  // packed in halves (PackedB::stores_halves)
+    std::string quantized;  // the mode; packed in 2 bytes a value
   };
   for (const auto& [batch, units, quantized] :
-       {Case{3, 4, false}, Case{1, 72, false}, Case{1, 72, true}}) {
+       {Case{3, 4, ""}, Case{1, 72, ""}, Case{1, 72, "float16"}, Case{1, 72, "bfloat16"}}) {
     std::vector<Tensor> outputs[2];
     for (bool jit : {false, true}) {
       manual_seed(4);
       Sequential model{LSTM(units).stateful(true).input_shape({1, 2}), Dense(1)};
-      if (quantized) model.quantize("float16");
+      if (!quantized.empty()) model.quantize(quantized);
       model.jit_compile = jit;
       Generator gen(9);
       for (int step = 0; step < 8; ++step)
@@ -834,9 +846,8 @@ TEST(CompiledModels, StatefulStreamingMatchesEager) {
         outputs[jit].push_back(model.predict_on_batch(randn({batch, 1, 2}, {}, gen)));
     }
     for (size_t i = 0; i < outputs[0].size(); ++i)
-      expect_close(
-          outputs[1][i], outputs[0][i], 1e-5,
-          fmt::format("batch {}{}, streaming step {}", batch, quantized ? ", quantized" : "", i));
+      expect_close(outputs[1][i], outputs[0][i], 1e-5,
+                   fmt::format("batch {} {}, streaming step {}", batch, quantized, i));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -366,13 +367,28 @@ TEST(Gemm, ProductsInsideAParallelRegionAreSharedWithIdleThreads) {
   set_num_threads(threads_before);
 }
 
+// The values B is rounded to before it is packed: as they are, float16's, or bfloat16's (the low
+// 16 bits of a float cleared).
+enum class Rounding { none, float16, bfloat16 };
+
+template <typename T>
+T rounded(T value, Rounding rounding) {
+  if (rounding == Rounding::float16) return static_cast<T>(static_cast<_Float16>(value));
+  if (rounding == Rounding::bfloat16)
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(static_cast<float>(value)) &
+                                0xffff0000u);
+  return value;
+}
+
 // A product of one row by B inside a PackedBScope reads PackedB's copy of B, with each column
 // summed in the same order, so the results are bit-identical to B's own. Widths around the copy's
-// blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial.
-// With `half_values`, B's values are all float16 values, which a copy of floats holds as halves
-// where the build has fast conversions (the padding between rows is not copied, nor checked).
+// blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial,
+// and around the groups of a copy of bfloat16 values (32 floats with AVX-512). With
+// `rounding`, B's values are all float16 or bfloat16 values, which a copy of floats holds in 2
+// bytes (halves where the build has fast conversions); the padding between rows is not copied,
+// nor checked.
 template <typename T>
-void check_packed_rows(bool half_values) {
+void check_packed_rows(Rounding rounding) {
   struct Case {
     int64_t k, n, padding;
     Trans ta;
@@ -380,15 +396,21 @@ void check_packed_rows(bool half_values) {
   };
   const Case cases[] = {{1, 1, 0, no, {1, 0}},        {37, 100, 3, no, {1, 0}},
                         {128, 512, 0, no, {1, 0}},    {32, 512, 5, yes, {-1.5, 1}},
-                        {17, 1001, 0, no, {0.5, -2}}, {200, 257, 1, yes, {1, 0}}};
+                        {17, 1001, 0, no, {0.5, -2}}, {200, 257, 1, yes, {1, 0}},
+                        {9, 47, 2, no, {2, 0.5}},     {5, 288, 0, no, {1, 1}}};
   Random rng(21);
   for (const Case& c : cases) {
     SCOPED_TRACE(testing::Message() << "K=" << c.k << " N=" << c.n << " ldb=N+" << c.padding);
     const Matrix<T> a(c.ta == yes ? c.k : 1, c.ta == yes ? 1 : c.k, 0, rng);
     Matrix<T> b(c.k, c.n, c.padding, rng);
-    for (int64_t i = 0; i < c.k && half_values; ++i)
-      for (int64_t j = 0; j < c.n; ++j)
-        b.at(i, j) = static_cast<T>(static_cast<_Float16>(b.at(i, j)));
+    bool bfloat16_values = std::is_same_v<T, float>, half_values = std::is_same_v<T, float>;
+    for (int64_t i = 0; i < c.k; ++i)
+      for (int64_t j = 0; j < c.n; ++j) {
+        T& value = b.at(i, j);
+        value = rounded(value, rounding);
+        bfloat16_values = bfloat16_values && value == rounded(value, Rounding::bfloat16);
+        half_values = half_values && value == rounded(value, Rounding::float16);
+      }
     const Matrix<T> c0(1, c.n, 0, rng);
     const Matrix<T> bias(1, c.n, 0, rng);
     const auto multiply = [&](const T* row = nullptr) {
@@ -402,9 +424,16 @@ void check_packed_rows(bool half_values) {
     for (int64_t j = 0; j < c.n; ++j) plus_bias[j] += bias.at(0, j);
     EXPECT_EQ(multiply(bias.data.data()), plus_bias);
     const PackedB packed(b.data.data(), c.k, c.n, b.ld);
-    const bool halves = half_values && std::is_same_v<T, float> && PackedB::stores_halves();
+    const bool halves = !bfloat16_values && half_values && PackedB::stores_halves();
+    EXPECT_EQ(packed.holds_bfloat16(), bfloat16_values);
     EXPECT_EQ(packed.holds_halves(), halves);
-    EXPECT_EQ(packed.bytes(), c.k * c.n * static_cast<int64_t>(halves ? 2 : sizeof(T)));
+    if (bfloat16_values) {
+      // Each row of the last block padded to whole groups: under 32 values of 2 bytes.
+      EXPECT_GE(packed.bytes(), c.k * c.n * 2);
+      EXPECT_LT(packed.bytes(), c.k * (c.n + 32) * 2);
+    } else {
+      EXPECT_EQ(packed.bytes(), c.k * c.n * static_cast<int64_t>(halves ? 2 : sizeof(T)));
+    }
     const PackedB* copies[] = {&packed};
     {
       const PackedBScope scope(copies);
@@ -418,28 +447,42 @@ void check_packed_rows(bool half_values) {
   }
 }
 
-TEST(Gemm, FloatRowProductsFromPackedB) { check_packed_rows<float>(false); }
+TEST(Gemm, FloatRowProductsFromPackedB) { check_packed_rows<float>(Rounding::none); }
 
-TEST(Gemm, FloatRowProductsFromPackedHalves) { check_packed_rows<float>(true); }
+TEST(Gemm, FloatRowProductsFromPackedHalves) { check_packed_rows<float>(Rounding::float16); }
 
-TEST(Gemm, DoubleRowProductsFromPackedB) { check_packed_rows<double>(false); }
+TEST(Gemm, FloatRowProductsFromPackedBfloat16) { check_packed_rows<float>(Rounding::bfloat16); }
 
-TEST(Gemm, DoublesOfHalfValuesArePackedAsDoubles) { check_packed_rows<double>(true); }
+TEST(Gemm, DoubleRowProductsFromPackedB) { check_packed_rows<double>(Rounding::none); }
 
-// One value that is not a half, wherever it is, keeps the whole copy in floats.
-TEST(Gemm, PackedBHoldsHalvesOnlyWhereEveryValueIsOne) {
-  Random rng(23);
-  Matrix<float> b(40, 300, 0, rng);
-  for (float& x : b.data) x = static_cast<float>(static_cast<_Float16>(x));
-  EXPECT_EQ(PackedB(b.data.data(), 40, 300, 300).holds_halves(), PackedB::stores_halves());
-  for (const auto& [row, col] : {std::pair<int64_t, int64_t>{0, 0}, {17, 263}, {39, 299}}) {
-    Matrix<float> one_off = b;
-    one_off.at(row, col) += 1e-4f;
-    EXPECT_FALSE(PackedB(one_off.data.data(), 40, 300, 300).holds_halves()) << row << ", " << col;
+TEST(Gemm, DoublesOfRoundedValuesArePackedAsDoubles) {
+  check_packed_rows<double>(Rounding::float16);
+  check_packed_rows<double>(Rounding::bfloat16);
+}
+
+// One value that is not a half (a bfloat16 value), wherever it is, keeps the whole copy in floats.
+TEST(Gemm, PackedBHoldsTwoByteValuesOnlyWhereEveryValueIsOne) {
+  for (const Rounding rounding : {Rounding::float16, Rounding::bfloat16}) {
+    SCOPED_TRACE(rounding == Rounding::float16 ? "float16" : "bfloat16");
+    Random rng(23);
+    Matrix<float> b(40, 300, 0, rng);
+    for (float& x : b.data) x = rounded(x, rounding);
+    const auto holds = [&](const Matrix<float>& m) {
+      const PackedB packed(m.data.data(), 40, 300, 300);
+      return rounding == Rounding::float16 ? packed.holds_halves() : packed.holds_bfloat16();
+    };
+    EXPECT_EQ(holds(b), rounding == Rounding::bfloat16 || PackedB::stores_halves());
+    for (const auto& [row, col] : {std::pair<int64_t, int64_t>{0, 0}, {17, 263}, {39, 299}}) {
+      Matrix<float> one_off = b;
+      one_off.at(row, col) += 1e-4f;
+      EXPECT_FALSE(holds(one_off)) << row << ", " << col;
+    }
+    if (rounding == Rounding::float16) {
+      Matrix<float> large = b;
+      large.at(5, 5) = 1e5f;  // beyond float16's range
+      EXPECT_FALSE(holds(large));
+    }
   }
-  Matrix<float> large = b;
-  large.at(5, 5) = 1e5f;  // beyond float16's range
-  EXPECT_FALSE(PackedB(large.data.data(), 40, 300, 300).holds_halves());
 }
 
 // Inside the scope, only a single row times the very matrix the copy was made of reads it: not

@@ -3,6 +3,7 @@
 // and the errors for bad arguments.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -464,43 +465,83 @@ TEST_F(WeightsFile, SavingIntoAMissingFolderLeavesNothing) {
 
 // ---- Quantize ------------------------------------------------------------------------------
 
-// Every floating-point weight, of float32 and float64 models, becomes the float16 value nearest
-// it, kept in its dtype; predictions move by about float16's precision.
-TEST(Quantize, RoundsEveryWeightToTheNearestFloat16) {
-  for (const DType dtype : {DType::f32, DType::f64}) {
-    SCOPED_TRACE(dtype_name(dtype));
-    manual_seed(5);
-    Sequential model{LSTM(6).dtype(dtype).input_shape({4, 3}), Dense(1).dtype(dtype)};
-    const Tensor x = cast(randn({5, 4, 3}), dtype);
-    const Tensor before = model.predict_on_batch(x);
-    const std::vector<std::vector<double>> original = weight_values(model);
-    model.quantize("float16");
-    const std::vector<std::vector<double>> rounded = weight_values(model);
-    ASSERT_EQ(rounded.size(), original.size());
-    for (size_t w = 0; w < original.size(); ++w)
-      for (size_t i = 0; i < original[w].size(); ++i) {
-        const double half = static_cast<double>(static_cast<_Float16>(original[w][i]));
-        ASSERT_EQ(rounded[w][i], half) << "weight " << w << ", value " << i;
-        // Half a float16 ulp: 2^-11 relative for normal values, 2^-25 absolute below them.
-        ASSERT_LE(std::abs(half - original[w][i]),
-                  std::max(std::abs(original[w][i]) * 0x1p-11, 0x1p-25));
-      }
-    for (Weight* weight : model.weights()) EXPECT_EQ(weight->value.dtype(), dtype);
-    EXPECT_TRUE(allclose(model.predict_on_batch(x), before, 1e-2, 1e-3));
-  }
+// The nearest bfloat16 value to a float: its bits rounded to the upper 16, ties to even.
+double nearest_bfloat16(float value) {
+  const auto bits = std::bit_cast<std::uint32_t>(value);
+  return std::bit_cast<float>((bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u);
+}
+
+// Every floating-point weight, of float32 and float64 models, becomes the value of the mode
+// nearest it, kept in its dtype; predictions move by about the mode's precision.
+TEST(Quantize, RoundsEveryWeightToTheNearestValueOfTheMode) {
+  struct Mode {
+    std::string name;
+    double (*nearest)(double);           // for a float32 value
+    double half_ulp, smallest_half_ulp;  // relative for normal values, absolute below them
+    double rtol;                         // of the predictions
+  };
+  const Mode modes[] = {
+      {"float16", [](double v) { return static_cast<double>(static_cast<_Float16>(v)); }, 0x1p-11,
+       0x1p-25, 1e-2},
+      {"bfloat16", [](double v) { return nearest_bfloat16(static_cast<float>(v)); }, 0x1p-8,
+       0x1p-134, 5e-2}};
+  for (const Mode& mode : modes)
+    for (const DType dtype : {DType::f32, DType::f64}) {
+      SCOPED_TRACE(fmt::format("{} {}", mode.name, dtype_name(dtype)));
+      manual_seed(5);
+      Sequential model{LSTM(6).dtype(dtype).input_shape({4, 3}), Dense(1).dtype(dtype)};
+      const Tensor x = cast(randn({5, 4, 3}), dtype);
+      const Tensor before = model.predict_on_batch(x);
+      const std::vector<std::vector<double>> original = weight_values(model);
+      model.quantize(mode.name);
+      const std::vector<std::vector<double>> rounded = weight_values(model);
+      ASSERT_EQ(rounded.size(), original.size());
+      for (size_t w = 0; w < original.size(); ++w)
+        for (size_t i = 0; i < original[w].size(); ++i) {
+          const double value = original[w][i], got = rounded[w][i];
+          // A float64 weight is rounded once, from its own value: compared where it is a float.
+          if (dtype == DType::f32 || value == static_cast<float>(value)) {
+            ASSERT_EQ(got, mode.nearest(value)) << "weight " << w << ", value " << i;
+          }
+          ASSERT_EQ(mode.nearest(got), got) << "weight " << w << ", value " << i;
+          ASSERT_LE(std::abs(got - value),
+                    std::max(std::abs(value) * mode.half_ulp, mode.smallest_half_ulp));
+        }
+      for (Weight* weight : model.weights()) EXPECT_EQ(weight->value.dtype(), dtype);
+      EXPECT_TRUE(allclose(model.predict_on_batch(x), before, mode.rtol, 1e-3));
+    }
+}
+
+// bfloat16's rounding at its edges: ties to even, subnormal values, the largest value.
+TEST(Quantize, Bfloat16RoundsTiesToEvenAndKeepsSubnormalValues) {
+  const float ties[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f)};
+  const float want[] = {1.0f, 1.0f + 4 * 0x1p-8f, -1.0f};
+  const float subnormal = 0x1p-130f + 0x1p-140f, largest = 0x1.fep127f;
+  Sequential model{Dense(3).use_bias(false).input_shape({2})};
+  Tensor& kernel = model.weights()[0]->value;
+  kernel.assign_(from_vector<float>({ties[0], ties[1], ties[2], subnormal, largest, 0.0f}, {2, 3}));
+  model.quantize("bfloat16");
+  EXPECT_EQ(kernel.to_vector<float>(),
+            (std::vector<float>{want[0], want[1], want[2], 0x1p-130f, largest, 0.0f}));
 }
 
 TEST(Quantize, BadRequestsChangeNothing) {
   Sequential unbuilt{Dense(2)};
   expect_error([&] { unbuilt.quantize("float16"); }, {"no weights yet", "build()"});
   Sequential model{Dense(2).input_shape({3})};
-  expect_error([&] { model.quantize("int8"); }, {"\"int8\"", "\"float16\""});
+  expect_error([&] { model.quantize("int8"); }, {"\"int8\"", "\"float16\"", "\"bfloat16\""});
   model.weights()[1]->value.data<float>()[1] = 70000.0f;  // the bias
   model.weights()[1]->value.mark_modified();
   const std::vector<std::vector<double>> before = weight_values(model);
   expect_error([&] { model.quantize("float16"); },
                {"\"dense/bias\"", "70000", "flat index 1", "65504", "no weight was changed"});
   EXPECT_EQ(weight_values(model), before);
+  // float32's largest value rounds past bfloat16's.
+  model.weights()[1]->value.data<float>()[1] = std::numeric_limits<float>::max();
+  model.weights()[1]->value.mark_modified();
+  expect_error([&] { model.quantize("bfloat16"); }, {"quantize(\"bfloat16\")", "\"dense/bias\"",
+                                                     "flat index 1", "no weight was changed"});
+  EXPECT_EQ(weight_values(model)[1][1], std::numeric_limits<float>::max());
 }
 
 TEST_F(WeightsFile, AnUnbuiltModelCannotSaveOrLoad) {

@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
   predict
       ->add_option("--quantize", quantize_mode,
                    "round the weights first, as Sequential::quantize, to see how the outputs move")
-      ->check(CLI::IsMember({"float16"}));
+      ->check(CLI::IsMember({"float16", "bfloat16"}));
   predict->callback(
       [&] { command = [&] { return predict_csv(model_path, input_path, quantize_mode); }; });
 

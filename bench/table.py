@@ -1,7 +1,9 @@
 """Formats tools/bench.sh's figures as one table: reads "SOURCE FIGURE UNIT VALUE" lines (sources:
-compiled and eager from bench/weft_steps, libtorch and python from PyTorch's two sides), adds the
-figures benchmarks.md derives from them, and prints one line per figure with weft's speed-up
-over the faster PyTorch side, measured in this run."""
+compiled and eager from bench/weft_steps, libtorch and python from PyTorch's two sides; a figure
+given in several rounds counts as the median of its rounds), adds the figures benchmarks.md
+derives from them, and prints one line per figure with weft's speed-up over the faster PyTorch
+side, measured in this run."""
+import statistics
 import sys
 
 SOURCES = ["compiled", "eager", "libtorch", "python"]
@@ -12,16 +14,19 @@ TARGETS = {
     "W1-peak-memory": "lower than torch", "W2-SimpleRNN-train": ">= 4x",
     "W2-LSTM-train": ">= 3x", "W2-GRU-train": ">= 3x",
     "W3-train": ">= 8x (eager >= 1x)", "W4-stream-step": "<= 1.5 us",
-    "W4f16-stream-step": "(W4 opt-in)",
+    "W4f16-stream-step": "(W4 opt-in)", "W4bf16-stream-step": "(W4 opt-in)",
     "W5-GFLOP/s": ">= 260 GFLOP/s", "W5-backward/forward": "<= 2.0",
     "compile-W1-T100": "<= 1 s", "compile-W1-T400": "<= 1 s",
     "compile-W1-T400/T100": "<= 1.2", "Dense1-call": "<= 1000 us",
 }
 
-figures = {}  # figure -> (unit, {source: value}), in the order first seen
+rounds = {}  # figure -> (unit, {source: [value of each round]}), in the order first seen
 for line in sys.stdin:
     source, figure, unit, value = line.split()
-    figures.setdefault(figure, (unit, {}))[1][source] = float(value)
+    rounds.setdefault(figure, (unit, {}))[1].setdefault(source, []).append(float(value))
+# figure -> (unit, {source: the median of its rounds})
+figures = {figure: (unit, {source: statistics.median(values) for source, values in sides.items()})
+           for figure, (unit, sides) in rounds.items()}
 
 
 def derive(figure, unit, after, compute):

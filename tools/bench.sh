@@ -4,8 +4,8 @@
 # (bench/libtorch/libtorch_steps.cpp, Debian's libtorch-dev) and Python (bench/pytorch_steps.py,
 # python3-torch). Prints one line per figure (bench/table.py), with weft's speed-up over the
 # faster PyTorch side. Arguments (figure name prefixes such as W3 or compile) keep only those of
-# weft's figures. WEFT_BUILD_DIR names the build folder (default: build). Run by hand on a quiet
-# machine; timings never go into tests.
+# weft's figures. WEFT_BUILD_DIR names the build folder (default: build), WEFT_BENCH_ROUNDS the
+# rounds (default 3). Run by hand on a quiet machine; timings never go into tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${WEFT_BUILD_DIR:-build}
@@ -44,9 +44,17 @@ echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), mode
   "$(cpu_field Model)), $(nproc) CPUs, $vector_isa, L2 $(cache_size L2) a core, L3" \
   "$(cache_size L3);" \
   "weft $(git describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
+# Rounds of all four sides, one after another, and each figure the median of its rounds: a slow
+# spell of the machine (minutes long here) then falls on every side alike, not on whichever side
+# it happened to meet.
+rounds=${WEFT_BENCH_ROUNDS:-3}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "WEFT_BENCH_ROUNDS must be a positive count, got '$rounds'" >&2; exit 2; }
+echo "rounds: $rounds (each figure the median of its rounds)"
 {
-  "$build"/bench/weft_steps compiled "$@" | sed 's/^/compiled /'
-  "$build"/bench/weft_steps eager "$@" | sed 's/^/eager /'
-  "$build"/bench/libtorch_steps | sed 's/^/libtorch /'
-  /usr/bin/python3 bench/pytorch_steps.py | sed 's/^/python /'
+  for ((round = 1; round <= rounds; ++round)); do
+    "$build"/bench/weft_steps compiled "$@" | sed 's/^/compiled /'
+    "$build"/bench/weft_steps eager "$@" | sed 's/^/eager /'
+    "$build"/bench/libtorch_steps | sed 's/^/libtorch /'
+    /usr/bin/python3 bench/pytorch_steps.py | sed 's/^/python /'
+  done
 } | /usr/bin/python3 bench/table.py

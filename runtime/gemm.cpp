@@ -167,7 +167,17 @@ T element(const T* p) {
 // column i in its low half and column lanes + i in its high half, so that one shift and one mask
 // make the group's two vectors of floats. Half the bytes at no conversion instruction: 1 x 160 x
 // 512 from L2 took 1.06 us on Zen 5, against 1.37 from halves (one conversion a vector) and 2.1
-// from floats.
+// from floats. Eight floats at a time the product is bound by its FMAs, not its bytes (AVX2 code
+// on the same Zen 5: 2.60 us against 2.56 from floats), and without FMA slower than floats (a W4
+// step 6.1 us against 5.4 in SSE2 code), so only AVX-512 builds make such copies.
+#if defined(__AVX512F__)
+#define WEFT_BFLOAT16_COPIES 1  // a macro too: what only such a build has is compiled only there
+#else
+#define WEFT_BFLOAT16_COPIES 0
+#endif
+constexpr bool bfloat16_copies = WEFT_BFLOAT16_COPIES;
+
+#if WEFT_BFLOAT16_COPIES
 typedef std::uint32_t WordVector __attribute__((vector_size(vector_bytes)));
 constexpr int64_t bfloat16_group = 2 * vector_bytes / static_cast<int64_t>(sizeof(float));
 
@@ -188,6 +198,7 @@ bool bfloat16_group_of(const float* row, int64_t width, std::uint32_t* out) {
   for (int64_t i = 0; i < lanes; ++i) out[i] = (bits[i] >> 16) | bits[lanes + i];
   return true;
 }
+#endif
 
 template <typename T, typename V>
 void store(T* p, V v) {
@@ -621,6 +632,7 @@ void row_gemm(const Operands<T>& op, const E* b) {
   }
 }
 
+#if WEFT_BFLOAT16_COPIES
 // C's columns [j, j + lanes) from their sums `acc`, finished as row_gemm finishes each column:
 // alpha * sum, then beta * C added in one rounding, then the bias. Unless `whole`, only those
 // below op.n, through a spare vector, so that nothing past C's row is touched.
@@ -683,6 +695,7 @@ void row_gemm_bfloat16(const Operands<float>& op, const std::uint32_t* b) {
   const int64_t row_words = groups * bfloat16_group / 2;
   row_times_bfloat16<1>(op, b, row_words, row_times_bfloat16<8>(op, b, row_words, 0));
 }
+#endif
 
 // The columns of one row_times_b pass: the block width of PackedB.
 template <typename T>
@@ -701,12 +714,14 @@ void row_gemm_packed(const Operands<T>& op, const PackedB& packed) {
     block.ldb = block.n;
     block.c = op.c + j0;
     if (op.bias != nullptr) block.bias = op.bias + j0;
+#if WEFT_BFLOAT16_COPIES
     if constexpr (std::is_same_v<T, float>) {
       if (packed.holds_bfloat16()) {
         row_gemm_bfloat16(block, packed.block<std::uint32_t>(j0));
         continue;
       }
     }
+#endif
     if constexpr (half_copies && std::is_same_v<T, float>) {
       if (packed.holds_halves()) {
         row_gemm(block, packed.block<std::uint16_t>(j0));
@@ -960,6 +975,8 @@ void gemm_impl(const Operands<T>& op) {
 
 bool PackedB::stores_halves() { return half_copies; }
 
+bool PackedB::stores_bfloat16() { return bfloat16_copies; }
+
 bool PackedB::reorders(int64_t n, size_t element_bytes) {
   return n >
          (element_bytes == sizeof(double) ? row_block_columns<double> : row_block_columns<float>);
@@ -999,6 +1016,7 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     data_ = AlignedBuffer(static_cast<size_t>(bytes_));
     return copy_blocks(reinterpret_cast<E*>(data_.data()), row_values, copy_row);
   };
+#if WEFT_BFLOAT16_COPIES
   if constexpr (std::is_same_v<T, float>) {
     // A pair of bfloat16 values a word, each group of columns whole: half a group's words each.
     const auto bfloat16_words = [](int64_t width) {
@@ -1013,6 +1031,7 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
                                                       copy_groups))
       return;
   }
+#endif
 #if WEFT_HALF_COPIES
   if constexpr (std::is_same_v<T, float>)
     if (try_values.template operator()<std::uint16_t>(Values::halves, as_is, halves_of)) return;

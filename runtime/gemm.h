@@ -63,9 +63,11 @@ class PackedB {
     return b == source_ && k == k_ && n == n_ && ldb == ldb_ && sizeof(T) == element_bytes_;
   }
   int64_t bytes() const { return bytes_; }
-  // Whether the copy holds B's floats as bfloat16 values, in pairs (gemm.cpp): where every value
-  // of B is exactly one (its low 16 bits zero). Checked first: it reads fastest.
+  // Whether the copy holds B's floats as bfloat16 values, in pairs (gemm.cpp): where this build
+  // reads them faster than floats (stores_bfloat16(), AVX-512) and every value of B is exactly
+  // one (its low 16 bits zero). Checked first: it reads fastest.
   bool holds_bfloat16() const { return values_ == Values::bfloat16; }
+  static bool stores_bfloat16();
   // Whether the copy holds B's floats as halves (IEEE binary16): where this build converts
   // halves quickly (stores_halves()) and every value of B is exactly a half.
   bool holds_halves() const { return values_ == Values::halves; }

@@ -520,8 +520,8 @@ TEST(Compile, RowProductsReadAPackedCopyOfWeightsThatStayTheSame) {
 }
 
 // A weight whose values are all float16 or all bfloat16 values (Sequential::quantize) is packed in
-// 2 bytes a value (float16's where the build converts halves quickly), and read at exactly the
-// floats' results; one value that is neither packs it in floats again.
+// 2 bytes a value where the build reads those faster (PackedB::stores_halves, stores_bfloat16),
+// and read at exactly the floats' results; one value that is neither packs it in floats again.
 TEST(Compile, WeightsOfTwoByteValuesArePackedInTwoBytes) {
   for (const bool bfloat16 : {false, true}) {
     SCOPED_TRACE(bfloat16 ? "bfloat16" : "float16");
@@ -545,7 +545,7 @@ TEST(Compile, WeightsOfTwoByteValuesArePackedInTwoBytes) {
     const int64_t unpacked = step.memory_bytes();
     expect_close(step.run({x, w})[0], evaluate(graph, {x, w})[0], 0, "two bytes");
     const int64_t packed = step.memory_bytes() - unpacked;
-    if (bfloat16 || PackedB::stores_halves()) {
+    if (bfloat16 ? PackedB::stores_bfloat16() : PackedB::stores_halves()) {
       // bfloat16's last block of columns is padded to whole groups: under 32 values a row.
       EXPECT_GE(packed, n * n * 2);
       EXPECT_LT(packed, n * (n + 32) * 2);

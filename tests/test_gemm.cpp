@@ -385,8 +385,8 @@ T rounded(T value, Rounding rounding) {
 // blocks (256 floats, 128 doubles with AVX-512): one partial block, whole ones, whole and partial,
 // and around the groups of a copy of bfloat16 values (32 floats with AVX-512). With
 // `rounding`, B's values are all float16 or bfloat16 values, which a copy of floats holds in 2
-// bytes (halves where the build has fast conversions); the padding between rows is not copied,
-// nor checked.
+// bytes where the build reads them faster (PackedB::stores_halves, stores_bfloat16); the padding
+// between rows is not copied, nor checked.
 template <typename T>
 void check_packed_rows(Rounding rounding) {
   struct Case {
@@ -403,7 +403,8 @@ void check_packed_rows(Rounding rounding) {
     SCOPED_TRACE(testing::Message() << "K=" << c.k << " N=" << c.n << " ldb=N+" << c.padding);
     const Matrix<T> a(c.ta == yes ? c.k : 1, c.ta == yes ? 1 : c.k, 0, rng);
     Matrix<T> b(c.k, c.n, c.padding, rng);
-    bool bfloat16_values = std::is_same_v<T, float>, half_values = std::is_same_v<T, float>;
+    bool bfloat16_values = std::is_same_v<T, float> && PackedB::stores_bfloat16();
+    bool half_values = std::is_same_v<T, float> && PackedB::stores_halves();
     for (int64_t i = 0; i < c.k; ++i)
       for (int64_t j = 0; j < c.n; ++j) {
         T& value = b.at(i, j);
@@ -424,7 +425,7 @@ void check_packed_rows(Rounding rounding) {
     for (int64_t j = 0; j < c.n; ++j) plus_bias[j] += bias.at(0, j);
     EXPECT_EQ(multiply(bias.data.data()), plus_bias);
     const PackedB packed(b.data.data(), c.k, c.n, b.ld);
-    const bool halves = !bfloat16_values && half_values && PackedB::stores_halves();
+    const bool halves = !bfloat16_values && half_values;
     EXPECT_EQ(packed.holds_bfloat16(), bfloat16_values);
     EXPECT_EQ(packed.holds_halves(), halves);
     if (bfloat16_values) {
@@ -471,7 +472,8 @@ TEST(Gemm, PackedBHoldsTwoByteValuesOnlyWhereEveryValueIsOne) {
       const PackedB packed(m.data.data(), 40, 300, 300);
       return rounding == Rounding::float16 ? packed.holds_halves() : packed.holds_bfloat16();
     };
-    EXPECT_EQ(holds(b), rounding == Rounding::bfloat16 || PackedB::stores_halves());
+    EXPECT_EQ(holds(b), rounding == Rounding::bfloat16 ? PackedB::stores_bfloat16()
+                                                       : PackedB::stores_halves());
     for (const auto& [row, col] : {std::pair<int64_t, int64_t>{0, 0}, {17, 263}, {39, 299}}) {
       Matrix<float> one_off = b;
       one_off.at(row, col) += 1e-4f;

@@ -992,20 +992,11 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
       block_columns_(row_block_columns<T>) {
   WEFT_CHECK(k_ >= 0 && n_ >= 0 && ldb_ >= std::max<int64_t>(1, n_),
              "PackedB: a {} x {} matrix with rows {} apart", k_, n_, ldb_);
-  // Calls `copy_row(source, width, destination)` for each row of each block, in the copy's
-  // order, `row_values` values apart in the copy (a row of a block of `width`: at least
-  // `width`), while it returns true; whether it always did.
-  const auto copy_blocks = [&]<typename E>(E* out, const auto& row_values, const auto& copy_row) {
-    for (int64_t j0 = 0; j0 < n_; j0 += block_columns_) {
-      const int64_t width = std::min(block_columns_, n_ - j0);
-      for (int64_t row = 0; row < k_; ++row, out += row_values(width))
-        if (!copy_row(b + row * ldb_ + j0, width, out)) return false;
-    }
-    return true;
-  };
   const auto as_is = [](int64_t width) { return width; };
-  // Makes the copy of `values` in elements E, a block's row of `width` `row_values(width)` of
-  // them; whether every row was copied.
+  // Makes the copy of `values` in elements E, a row of a block of `width` columns
+  // `row_values(width)` of them (at least `width`), by calling `copy_row(source, width,
+  // destination)` for each row of each block in the copy's order while it returns true; whether
+  // it always did.
   const auto try_values = [&]<typename E>(Values values, const auto& row_values,
                                           const auto& copy_row) {
     int64_t count = 0;
@@ -1014,7 +1005,13 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
     values_ = values;
     bytes_ = count * static_cast<int64_t>(sizeof(E));
     data_ = AlignedBuffer(static_cast<size_t>(bytes_));
-    return copy_blocks(reinterpret_cast<E*>(data_.data()), row_values, copy_row);
+    E* out = reinterpret_cast<E*>(data_.data());
+    for (int64_t j0 = 0; j0 < n_; j0 += block_columns_) {
+      const int64_t width = std::min(block_columns_, n_ - j0);
+      for (int64_t row = 0; row < k_; ++row, out += row_values(width))
+        if (!copy_row(b + row * ldb_ + j0, width, out)) return false;
+    }
+    return true;
   };
 #if WEFT_BFLOAT16_COPIES
   if constexpr (std::is_same_v<T, float>) {

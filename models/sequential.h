@@ -57,8 +57,9 @@ class Sequential {
   // to the nearest float16 value (TFLite's float16 quantization), "bfloat16" to the nearest
   // bfloat16 value (3 bits fewer, float32's range), each kept in the weight's dtype. Eager and
   // compiled steps compute with those values as before; a compiled step that reads a float32
-  // weight in products of one row (a streaming step) keeps its packed copy in 2 bytes a value,
-  // which halves the bytes read at the same results (bfloat16's copy reads fastest). Throws,
+  // weight in products of one row (a streaming step) keeps its packed copy in 2 bytes a value in
+  // a build for AVX-512, which halves the bytes read at the same results (bfloat16's copy reads
+  // fastest). Throws,
   // changing nothing, for another mode, an unbuilt model, or a weight beyond the mode's range
   // (float16's 65504). Training afterwards moves the weights off the rounded values.
   void quantize(const std::string& mode_name);

@@ -59,9 +59,9 @@ class Sequential {
   // compiled steps compute with those values as before; a compiled step that reads a float32
   // weight in products of one row (a streaming step) keeps its packed copy in 2 bytes a value in
   // a build for AVX-512, which halves the bytes read at the same results (bfloat16's copy reads
-  // fastest). Throws,
-  // changing nothing, for another mode, an unbuilt model, or a weight beyond the mode's range
-  // (float16's 65504). Training afterwards moves the weights off the rounded values.
+  // fastest). Throws, changing nothing, for another mode, an unbuilt model, or a weight beyond
+  // the mode's range (float16's 65504). Training afterwards moves the weights off the rounded
+  // values.
   void quantize(const std::string& mode_name);
   // Layer::weight_path of each trainable weight, in weights() order ("dense/kernel"): the names
   // of the optimizer's slots (Keras's [w.name for w in model.trainable_weights]).

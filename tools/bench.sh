@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${WEFT_BUILD_DIR:-build}
+rounds=${WEFT_BENCH_ROUNDS:-3}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "WEFT_BENCH_ROUNDS must be a positive count, got '$rounds'" >&2; exit 2; }
 bash tools/setup.sh
 # PyTorch at its best here: Debian's torch calls the system BLAS, which is the slow reference
 # implementation unless OpenBLAS is installed (6 vs ~100+ GFLOP/s on a 2048^3 matmul).
@@ -47,8 +49,6 @@ echo "machine: $(cpu_field 'Model name') (family $(cpu_field 'CPU family'), mode
 # Rounds of all four sides, one after another, and each figure the median of its rounds: a slow
 # spell of the machine (minutes long here) then falls on every side alike, not on whichever side
 # it happened to meet.
-rounds=${WEFT_BENCH_ROUNDS:-3}
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "WEFT_BENCH_ROUNDS must be a positive count, got '$rounds'" >&2; exit 2; }
 echo "rounds: $rounds (each figure the median of its rounds)"
 {
   for ((round = 1; round <= rounds; ++round)); do

@@ -131,14 +131,22 @@ void ThreadPool::stop() {
 
 bool ThreadPool::in_parallel_region() { return region_depth > 0; }
 
-ThreadPool::Job* ThreadPool::take_job(bool shared_only) {
-  std::lock_guard lock(mutex_);
-  while (!jobs_.empty() && jobs_.front()->exhausted()) jobs_.pop_front();
-  const auto open = std::ranges::find_if(
-      jobs_, [&](const Job* job) { return !job->exhausted() && (job->shared || !shared_only); });
-  if (open == jobs_.end()) return nullptr;
-  (*open)->active_workers.fetch_add(1, std::memory_order_relaxed);
-  return *open;
+bool ThreadPool::help_with_a_job(bool shared_only) {
+  Job* job = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    while (!jobs_.empty() && jobs_.front()->exhausted()) jobs_.pop_front();
+    const auto open = std::ranges::find_if(jobs_, [&](const Job* queued) {
+      return !queued->exhausted() && (queued->shared || !shared_only);
+    });
+    if (open == jobs_.end()) return false;
+    job = *open;
+    job->active_workers.fetch_add(1, std::memory_order_relaxed);
+  }
+  job->run();
+  // The job's last use here: its caller may return (and free it) once the count is 0.
+  job->active_workers.fetch_sub(1, std::memory_order_release);
+  return true;
 }
 
 void ThreadPool::work() {
@@ -146,10 +154,7 @@ void ThreadPool::work() {
   bool ran_chunks = false;  // since this worker last slept
   for (;;) {
     const uint64_t seen = epoch_.load(std::memory_order_acquire);
-    if (Job* job = take_job(false)) {
-      job->run();
-      // The job's last use here: the caller may return (and free it) once the count is 0.
-      job->active_workers.fetch_sub(1, std::memory_order_release);
+    if (help_with_a_job(false)) {
       ran_chunks = true;
       continue;
     }
@@ -222,11 +227,7 @@ void ThreadPool::run(Job& job, bool wake_sleepers) {
   const auto idle = [&job] { return job.active_workers.load(std::memory_order_acquire) == 0; };
   while (!idle()) {
     const uint64_t seen = epoch_.load(std::memory_order_acquire);
-    if (Job* other = take_job(true)) {
-      other->run();
-      other->active_workers.fetch_sub(1, std::memory_order_release);
-      continue;
-    }
+    if (help_with_a_job(true)) continue;
     if (!spin_until([&] { return idle() || epoch_.load(std::memory_order_acquire) != seen; }))
       std::this_thread::yield();
   }

@@ -54,9 +54,9 @@ class ThreadPool {
  private:
   struct Job;
   void work();
-  // The first queued job with chunks left (of share calls only, if `shared_only`), joined; null
-  // when none.
-  Job* take_job(bool shared_only);
+  // Joins the first queued job with chunks left (of share calls only, if `shared_only`) and runs
+  // its chunks until none are left; false when there was none.
+  bool help_with_a_job(bool shared_only);
   // Queues `job`, runs its chunks on this thread too, and returns once every chunk has finished,
   // helping with other share calls' chunks while the last ones run elsewhere.
   void run(Job& job, bool wake_sleepers);

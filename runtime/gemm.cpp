@@ -586,6 +586,34 @@ void gemm_serial(const Operands<T>& op) {
   }
 }
 
+// C's columns [j, j + lanes) from their sums `acc`, finished as row_gemm finishes each column:
+// alpha * sum, then beta * C added in one rounding, then the bias. Unless `whole`, only those
+// below op.n, through a spare vector, so that nothing past C's row is touched.
+template <bool whole, typename T>
+[[gnu::always_inline]] inline void finish_row_columns(const Operands<T>& op, int64_t j,
+                                                      typename Tile<T>::Vector acc) {
+  using V = typename Tile<T>::Vector;
+  constexpr int64_t lanes = Tile<T>::lanes;
+  const int64_t count = whole ? lanes : std::min(lanes, op.n - j);
+  if (count <= 0) return;
+  const auto bytes = static_cast<size_t>(count) * sizeof(T);
+  const auto load_columns = [&](const T* row) {
+    V v{};
+    if constexpr (whole)
+      v = load<V>(row);
+    else
+      std::memcpy(&v, row, bytes);
+    return v;
+  };
+  V result = opaque(op.alpha * acc);
+  if (op.beta != T(0)) result = mul_add(op.beta, load_columns(op.c + j), result);
+  if (op.bias != nullptr) result += load_columns(op.bias + j);
+  if constexpr (whole)
+    store(op.c + j, result);
+  else
+    std::memcpy(op.c + j, &result, bytes);
+}
+
 // One row of C = alpha * (a row of op(A)) * B + beta * C, B not transposed (a streaming step of
 // batch 1): B (at `b`, of elements E: T, or halves of float) is read row after row, contiguously,
 // into `vectors` accumulators per block of columns, where the tiled path would pack B (its rows
@@ -603,13 +631,8 @@ int64_t row_times_b(const Operands<T>& op, const E* b, int64_t j0) {
       WEFT_UNROLL for (int v = 0; v < vectors; ++v) acc[v] =
           mul_add(a, load<V>(row + v * lanes), acc[v]);
     }
-    WEFT_UNROLL for (int v = 0; v < vectors; ++v) {
-      T* c = op.c + j0 + v * lanes;
-      V result = opaque(op.alpha * acc[v]);
-      if (op.beta != T(0)) result += op.beta * load<V>(c);
-      if (op.bias != nullptr) result += load<V>(op.bias + j0 + v * lanes);
-      store(c, result);
-    }
+    WEFT_UNROLL for (int v = 0; v < vectors; ++v)
+        finish_row_columns<true>(op, j0 + v * lanes, acc[v]);
   }
   return j0;
 }
@@ -633,33 +656,6 @@ void row_gemm(const Operands<T>& op, const E* b) {
 }
 
 #if WEFT_BFLOAT16_COPIES
-// C's columns [j, j + lanes) from their sums `acc`, finished as row_gemm finishes each column:
-// alpha * sum, then beta * C added in one rounding, then the bias. Unless `whole`, only those
-// below op.n, through a spare vector, so that nothing past C's row is touched.
-template <bool whole>
-[[gnu::always_inline]] inline void finish_row_columns(const Operands<float>& op, int64_t j,
-                                                      FloatVector acc) {
-  constexpr int64_t lanes = Tile<float>::lanes;
-  const int64_t count = whole ? lanes : std::min(lanes, op.n - j);
-  if (count <= 0) return;
-  const auto bytes = static_cast<size_t>(count) * sizeof(float);
-  const auto load_columns = [&](const float* row) {
-    FloatVector v{};
-    if constexpr (whole)
-      v = load<FloatVector>(row);
-    else
-      std::memcpy(&v, row, bytes);
-    return v;
-  };
-  FloatVector result = opaque(op.alpha * acc);
-  if (op.beta != 0.0f) result = mul_add(op.beta, load_columns(op.c + j), result);
-  if (op.bias != nullptr) result += load_columns(op.bias + j);
-  if constexpr (whole)
-    store(op.c + j, result);
-  else
-    std::memcpy(op.c + j, &result, bytes);
-}
-
 // row_gemm from one block of a bfloat16 copy (`b`, its rows `row_words` apart), `groups` groups
 // of columns a pass from group g0 on; the next group.
 template <int groups>

@@ -481,37 +481,6 @@ bool read_b_in_place(const Operands<T>& op, int64_t kc) {
   return op.tb == Trans::no && kc * op.ldb * int64_t{sizeof(T)} <= max_span;
 }
 
-// Prefetches a block of B that the kernel will read in place next, into L2, a slice per kernel call
-// of the current block. Otherwise the first row panel to reach an in-place block stalls on memory
-// for all of it: B comes from DRAM when K is long (a weight gradient summed over every time step).
-// Packed blocks need none of this, pack_b reads them in bulk, and prefetching ahead of it only
-// crowds L2.
-class Prefetcher {
- public:
-  Prefetcher() = default;
-  // rows x row_bytes at `first`, rows ld_bytes apart.
-  Prefetcher(const void* first, int64_t rows, int64_t row_bytes, int64_t ld_bytes)
-      : first_(static_cast<const char*>(first)),
-        ld_bytes_(ld_bytes),
-        lines_per_row_((row_bytes + line - 1) / line),
-        lines_(rows * lines_per_row_) {}
-
-  // The i-th of n slices.
-  void slice(int64_t i, int64_t n) const {
-    if (lines_ == 0) return;  // skips the divisions, which a tiny kernel call would notice
-    for (int64_t l = lines_ * i / n; l < lines_ * (i + 1) / n; ++l) {
-      __builtin_prefetch(first_ + l / lines_per_row_ * ld_bytes_ + l % lines_per_row_ * line, 0, 1);
-    }
-  }
-
- private:
-  static constexpr int64_t line = 64;
-  const char* first_ = nullptr;
-  int64_t ld_bytes_ = 0;
-  int64_t lines_per_row_ = 1;
-  int64_t lines_ = 0;
-};
-
 template <typename T>
 void gemm_serial(const Operands<T>& op) {
   using P = Tile<T>;
@@ -543,16 +512,6 @@ void gemm_serial(const Operands<T>& op) {
         const int64_t nc = std::min(nc_max, op.n - jc);
         const bool in_place = read_b_in_place(op, kc);
         pack_b(op, pc, kc, jc, nc, in_place, b_pack);
-        Prefetcher next_block;
-        const int64_t next_jc = jc + nc < op.n ? jc + nc : 0;
-        const int64_t next_pc = jc + nc < op.n ? pc : pc + kc;
-        if (in_place && next_pc < op.k) {
-          next_block = Prefetcher(
-              op.b + next_pc * op.ldb + next_jc, std::min(kc_max, op.k - next_pc),
-              std::min(nc_max, op.n - next_jc) * int64_t{sizeof(T)}, op.ldb * int64_t{sizeof(T)});
-        }
-        const int64_t calls = (mc + mr - 1) / mr * ((nc + nr - 1) / nr);
-        int64_t call = 0;
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const MicroKernel<T> kernel =
@@ -560,7 +519,6 @@ void gemm_serial(const Operands<T>& op) {
           const T* a = a_in_place ? op.a + (ic + ir) * op.lda + pc : a_pack + ir * kc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-            next_block.slice(call++, calls);
             const bool packed = !in_place || cols < nr;
             const T* b = packed ? b_pack + jr * kc : op.b + pc * op.ldb + jc + jr;
             const int64_t ldb = packed ? nr : op.ldb;

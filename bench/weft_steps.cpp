@@ -287,11 +287,10 @@ int main(int argc, char** argv) {
       if (run.wants(workload.id)) time_workload(run, workload);
     // W4, and W4 deployed with its weights rounded to float16 or bfloat16 values
     // (Sequential::quantize), whose compiled step reads its packed copies in 2 bytes a weight.
-    for (const std::string quantized : {"", "float16", "bfloat16"}) {
-      const std::string figure =
-          quantized.empty()
-              ? "W4-stream-step"
-              : fmt::format("W4{}-stream-step", quantized == "float16" ? "f16" : "bf16");
+    const std::pair<std::string, std::string> w4_figures[] = {{"W4-stream-step", ""},
+                                                              {"W4f16-stream-step", "float16"},
+                                                              {"W4bf16-stream-step", "bfloat16"}};
+    for (const auto& [figure, quantized] : w4_figures) {
       if (!run.wants(figure)) continue;
       time_predict_on_batch(
           run, figure,

@@ -970,6 +970,8 @@ PackedB::PackedB(const T* b, int64_t k, int64_t n, int64_t ldb)
 #if WEFT_BFLOAT16_COPIES
   if constexpr (std::is_same_v<T, float>) {
     // A pair of bfloat16 values a word, each group of columns whole: half a group's words each.
+    // Only the last block can be ragged, so block() finds every block at 2 bytes a value.
+    static_assert(row_block_columns<float> % bfloat16_group == 0);
     const auto bfloat16_words = [](int64_t width) {
       return (width + bfloat16_group - 1) / bfloat16_group * (bfloat16_group / 2);
     };

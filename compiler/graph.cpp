@@ -170,17 +170,26 @@ class CaptureTracer : public Tracer {
   }
 
   void on_assign(const Tensor& target, const Tensor& source) override {
-    auto found = inputs_.find(target.impl());
-    WEFT_CHECK(found != inputs_.end(),
-               "capture: assign_ into a {} tensor that is not an input of the step",
-               shape_str(target.shape()));
-    const int value = id_of(source, "assign_");
-    graph_.stores.push_back({.input = found->second, .value = value});
     // Later reads of the target within the step see the assigned value.
-    remember(target, value);
+    remember(target, store(target, source, "assign_"));
+  }
+
+  void on_store_at_end(const Tensor& target, const Tensor& source) override {
+    store(target, source, "a store at the step's end");
   }
 
  private:
+  // Records the store of `source` into `target`, an input; returns the stored value's node.
+  int store(const Tensor& target, const Tensor& source, const char* what) {
+    const auto found = inputs_.find(target.impl());
+    WEFT_CHECK(found != inputs_.end(),
+               "capture: {} into a {} tensor that is not an input of the step", what,
+               shape_str(target.shape()));
+    const int value = id_of(source, what);
+    graph_.stores.push_back({.input = found->second, .value = value});
+    return value;
+  }
+
   // Tensors are known by address, so every tensor seen stays alive until the capture ends:
   // a freed tensor's address could otherwise come back as another tensor.
   int remember(const Tensor& tensor, int id) {

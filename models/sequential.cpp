@@ -193,10 +193,11 @@ Tensor Sequential::call(const Tensor& x, bool training) {
   Tensor y = x;
   for (const auto& layer : layers_) y = layer->call(y, context);
   // A captured step stores the stateful layers' new states into the kept ones (its inputs) as
-  // it ends. Recorded, not assigned: the tape may still need the old values for backward.
+  // it ends. Not assigned: the backward pass, recorded after this, reads the states the step
+  // began from.
   if (Tracer* tracer = active_tracer())
     for (const StateUpdate& update : context.new_states)
-      tracer->on_assign(update.state, update.value);
+      tracer->on_store_at_end(update.state, update.value);
   return y;
 }
 

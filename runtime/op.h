@@ -109,6 +109,11 @@ class Tracer {
   virtual void on_op(const OpDef& op, std::span<const Tensor> inputs, const Attrs& attrs,
                      const Tensor& output) = 0;
   virtual void on_assign(const Tensor& target, const Tensor& source) = 0;
+  // `source` written into `target` as the step ends, where every read of `target` within the step,
+  // even a later one, sees the value it started with: a stateful layer's next states, stored
+  // after the forward pass, while the backward pass recorded after it reads the states it began
+  // from.
+  virtual void on_store_at_end(const Tensor& target, const Tensor& source) = 0;
   // copy() makes a tensor without an op: to a tracer it holds its source's value.
   virtual void on_copy(const Tensor& source, const Tensor& copy) = 0;
 };

@@ -1,16 +1,16 @@
 // weft's side of the workloads in shared/spec/benchmarks.md, through the public API as a user
-// calls it (fit on one batch, predict, predict_on_batch). `weft_steps eager` runs every step on
-// the tape, `weft_steps compiled` as compiled steps (Sequential::jit_compile): the same models,
-// batches and calls. The compiled run also reports each workload's first call (capture and
-// compile, kept out of the step timings) and the compiler's figures: W1's training step captured
-// and compiled at 100 and 400 timesteps. Further arguments keep only the figures whose names
-// start with one of them. Prints "FIGURE UNIT VALUE" per figure; tools/bench.sh runs it beside
-// PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp) and prints the ratios.
-// After W1 it reports the process's peak resident memory (W1-peak-memory), as PyTorch's sides
-// do. No figure is printed for a model whose compiled step does not compute what the eager tape
-// does, or whose loss does not go down (check_workload): the run stops with an error instead.
-// WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure is mostly
-// its steps rather than the set-up.
+// calls it (fit on one batch, predict, predict_on_batch, a predictor for a stream). `weft_steps
+// eager` runs every step on the tape, `weft_steps compiled` as compiled steps
+// (Sequential::jit_compile): the same models, batches and calls. The compiled run also reports each
+// workload's first call (capture and compile, kept out of the step timings) and the compiler's
+// figures: W1's training step captured and compiled at 100 and 400 timesteps. Further arguments
+// keep only the figures whose names start with one of them. Prints "FIGURE UNIT VALUE" per figure;
+// tools/bench.sh runs it beside PyTorch (bench/pytorch_steps.py, bench/libtorch/libtorch_steps.cpp)
+// and prints the ratios. After W1 it reports the process's peak resident memory (W1-peak-memory),
+// as PyTorch's sides do. No figure is printed for a model whose compiled step does not compute what
+// the eager tape does, or whose loss does not go down (check_workload): the run stops with an error
+// instead. WEFT_BENCH_SCALE=N times every figure N times as often, so that a profile of one figure
+// is mostly its steps rather than the set-up.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -196,17 +196,29 @@ void time_workload(const Run& run, const Workload& workload) {
   for (const auto& [figure, unit, value] : figures) report(figure, unit, value);
 }
 
-// Microseconds per predict_on_batch call: the latency of one streaming step. Checked first: a few
-// steps of the model, compiled (in a compiled run), stream as on the eager tape.
-void time_predict_on_batch(const Run& run, const std::string& figure,
-                           const std::function<Sequential()>& build, const Tensor& x) {
+// How a figure's calls are made: predict_on_batch, or a predictor bound to the batch's shape
+// (Sequential::predictor, weft's call for a stream).
+enum class Call { predict_on_batch, predictor };
+
+// Microseconds per call: the latency of one streaming step. Checked first: a few calls of the
+// model, compiled (in a compiled run), stream as on the eager tape.
+void time_calls(const Run& run, const std::string& figure, const std::function<Sequential()>& build,
+                const Tensor& x, Call call) {
+  // The calls of `model` (which must stay where it is while they are made).
+  const auto calls_of = [&](Sequential& model) -> std::function<Tensor()> {
+    if (call == Call::predict_on_batch) return [&model, &x] { return model.predict_on_batch(x); };
+    return [predictor = std::make_shared<Predictor>(model.predictor(x.shape())), &x] {
+      return (*predictor)(x);
+    };
+  };
   if (run.compiled) {
     std::vector<Tensor> outputs[2];
     for (bool jit : {false, true}) {
       manual_seed(11);
       Sequential model = build();
       model.jit_compile = jit;
-      for (int step = 0; step < 3; ++step) outputs[jit].push_back(model.predict_on_batch(x));
+      const std::function<Tensor()> next = calls_of(model);
+      for (int step = 0; step < 3; ++step) outputs[jit].push_back(next());
     }
     for (size_t step = 0; step < outputs[0].size(); ++step)
       WEFT_CHECK(allclose(outputs[1][step], outputs[0][step], 1e-4, 1e-5),
@@ -215,9 +227,8 @@ void time_predict_on_batch(const Run& run, const std::string& figure,
   }
   Sequential model = build();
   model.jit_compile = run.compiled;
-  report(figure, "us",
-         1e6 * run.median_seconds(
-                   figure, [&] { model.predict_on_batch(x); }, 9, 1000));
+  const std::function<Tensor()> next = calls_of(model);
+  report(figure, "us", 1e6 * run.median_seconds(figure, next, 9, 1000));
 }
 
 // W1's whole training step at 100 and 400 timesteps (batch 64), captured and compiled as fit()
@@ -285,27 +296,33 @@ int main(int argc, char** argv) {
   try {
     for (const Workload& workload : workloads(generator))
       if (run.wants(workload.id)) time_workload(run, workload);
-    // W4, and W4 deployed with its weights rounded to float16 or bfloat16 values
-    // (Sequential::quantize), whose compiled step reads its packed copies in 2 bytes a weight.
-    const std::pair<std::string, std::string> w4_figures[] = {{"W4-stream-step", ""},
-                                                              {"W4f16-stream-step", "float16"},
-                                                              {"W4bf16-stream-step", "bfloat16"}};
-    for (const auto& [figure, quantized] : w4_figures) {
+    // W4 through a predictor, as a stream is called: in float32, and deployed with its weights
+    // rounded to float16 or bfloat16 values (Sequential::quantize), whose compiled step reads its
+    // packed copies in 2 bytes a weight; then by predict_on_batch.
+    struct StreamFigure {
+      std::string figure, quantized;
+      Call call;
+    };
+    const StreamFigure w4_figures[] = {{"W4-stream-step", "", Call::predictor},
+                                       {"W4f16-stream-step", "float16", Call::predictor},
+                                       {"W4bf16-stream-step", "bfloat16", Call::predictor},
+                                       {"W4-predict_on_batch", "", Call::predict_on_batch}};
+    for (const auto& [figure, quantized, call] : w4_figures) {
       if (!run.wants(figure)) continue;
-      time_predict_on_batch(
+      time_calls(
           run, figure,
           [quantized] {
             Sequential model{LSTM(128).stateful(true).input_shape({1, 32})};
             if (!quantized.empty()) model.quantize(quantized);
             return model;
           },
-          randn({1, 1, 32}, {}, generator));
+          randn({1, 1, 32}, {}, generator), call);
     }
     // A model too small to compute anything: the call's own cost, a cache hit when compiled.
     if (run.wants("Dense1-call"))
-      time_predict_on_batch(
+      time_calls(
           run, "Dense1-call", [] { return Sequential{Dense(1).input_shape({1})}; },
-          randn({1, 1}, {}, generator));
+          randn({1, 1}, {}, generator), Call::predict_on_batch);
     time_compiler(run, generator);
   } catch (const Error& error) {
     std::fprintf(stderr, "weft_steps: %s\n", error.what());

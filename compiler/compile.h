@@ -69,6 +69,8 @@ struct CompileStats {
   std::vector<std::pair<std::string, double>> stage_seconds;
 };
 
+class StepBinding;
+
 class CompiledStep {
  public:
   // Runs the step on `inputs` (input_ids() order, with the captured shapes and dtypes): returns
@@ -106,11 +108,23 @@ class CompiledStep {
 
  private:
   friend CompiledStep compile(Graph graph, const CompileOptions& options);
+  friend class StepBinding;
   CompiledStep() = default;
 
   using StepFn = int32_t(void** buffers, char* arena);
+  // Whether `input` is what input `index` takes: defined, of the captured dtype and shape.
+  bool accepts(size_t index, const Tensor& input) const;
+  // Throws weft::Error naming the input, unless accepts(index, input).
+  void check_input(size_t index, const Tensor& input) const;
   // run() once its inputs are checked.
   void run_checked(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
+  // Makes `outputs` the step's (writing again each that fits, as run() says) and puts their data
+  // into `buffers`, one an output.
+  void prepare_outputs(std::vector<Tensor>& outputs, void** buffers) const;
+  // Calls the step's function on `buffers` (inputs, outputs, constants) in `arena`, the packed
+  // copies of `inputs` read where due. False where the finite output was not finite (no store
+  // was written); throws for a failure detected by the compiled code.
+  bool call(void** buffers, char* arena, const std::vector<Tensor>& inputs) const;
 
   Graph graph_;
   std::vector<std::pair<std::string, Graph>> pass_graphs_;
@@ -137,6 +151,34 @@ class CompiledStep {
   CompileStats stats_;
 };
 
+// A compiled step bound to its inputs, for runs over and over (a streaming model's calls): the
+// inputs are checked once, when set, and each run hands the step the same buffers in an arena
+// the binding holds, so a run costs little more than the step's own code. The bound tensors stay
+// the step's inputs: a write into one (through Tensor::data, then mark_modified) is read by the
+// next run, and packed copies of weights are made again once it changes. A binding is for one
+// thread at a time; bindings of one step may run at once, each in its own arena.
+class StepBinding {
+ public:
+  // `inputs` in input order, as run() takes them. A stored input must be contiguous; any other
+  // strided one is copied when set.
+  StepBinding(std::shared_ptr<const CompiledStep> step, std::vector<Tensor> inputs);
+
+  const CompiledStep& step() const { return *step_; }
+  const std::vector<Tensor>& inputs() const { return inputs_; }
+  // The data the step reads for input `index` (a strided input's copy's).
+  const void* data(size_t index) const { return buffers_[index]; }
+  // Input `index` for the next runs, checked as the constructor checks each.
+  void set_input(size_t index, const Tensor& input);
+  // As CompiledStep::run(inputs(), outputs).
+  void run(std::vector<Tensor>& outputs);
+
+ private:
+  std::shared_ptr<const CompiledStep> step_;
+  std::vector<Tensor> inputs_;
+  std::vector<void*> buffers_;  // inputs, outputs (set each run), constants
+  ArenaPool::Lease arena_;      // after step_, which owns its pool
+};
+
 // Compiles `graph` into the process's JIT. A graph with an op that has no lowering, or that
 // LLVM rejects, throws weft::Error naming the op or the function; there is no fallback.
 // A graph passed as an rvalue is not copied.
@@ -149,6 +191,8 @@ class StepCache {
   explicit StepCache(int64_t memory_bound = int64_t{1} << 30) : memory_bound_(memory_bound) {}
 
   const CompiledStep* find(const std::string& key) const;
+  // The step stored under `key`, shared: it outlives its eviction. Null where none is.
+  std::shared_ptr<const CompiledStep> find_shared(const std::string& key) const;
   // Stores `step` under `key` (replacing an older one), then evicts while over the bound (never
   // the step just stored).
   const CompiledStep& insert(const std::string& key, CompiledStep step);
@@ -163,6 +207,7 @@ class StepCache {
     std::string key;
     std::shared_ptr<const CompiledStep> step;
   };
+  const Entry* entry(const std::string& key) const;
   int64_t memory_bound_;
   std::vector<Entry> entries_;  // oldest first
   int64_t evictions_ = 0;

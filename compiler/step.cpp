@@ -86,25 +86,30 @@ std::vector<Tensor> CompiledStep::run(const std::vector<Tensor>& inputs) const {
 void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
              module_->name(), inputs.size(), inputs_.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    WEFT_CHECK(inputs[i].defined(), "compiled step '{}': input \"{}\" is undefined",
-               module_->name(), input_names_[i]);
-    WEFT_CHECK(inputs[i].shape() == inputs_[i].shape && inputs[i].dtype() == inputs_[i].dtype,
-               "compiled step '{}': input \"{}\" is {} {}, the step was compiled for {} {}",
-               module_->name(), input_names_[i], dtype_name(inputs[i].dtype()),
-               shape_str(inputs[i].shape()), dtype_name(inputs_[i].dtype),
-               shape_str(inputs_[i].shape));
-  }
+  for (size_t i = 0; i < inputs.size(); ++i) check_input(i, inputs[i]);
   run_checked(inputs, outputs);
 }
 
 bool CompiledStep::try_run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
-  const bool accepted =
-      std::ranges::equal(inputs, inputs_, [](const Tensor& input, const TensorSpec& spec) {
-        return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;
-      });
+  bool accepted = inputs.size() == inputs_.size();
+  for (size_t i = 0; accepted && i < inputs.size(); ++i) accepted = accepts(i, inputs[i]);
   if (accepted) run_checked(inputs, outputs);
   return accepted;
+}
+
+bool CompiledStep::accepts(size_t index, const Tensor& input) const {
+  const TensorSpec& spec = inputs_[index];
+  return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;
+}
+
+void CompiledStep::check_input(size_t index, const Tensor& input) const {
+  WEFT_CHECK(input.defined(), "compiled step '{}': input \"{}\" is undefined", module_->name(),
+             input_names_[index]);
+  WEFT_CHECK(accepts(index, input),
+             "compiled step '{}': input \"{}\" is {} {}, the step was compiled for {} {}",
+             module_->name(), input_names_[index], dtype_name(input.dtype()),
+             shape_str(input.shape()), dtype_name(inputs_[index].dtype),
+             shape_str(inputs_[index].shape));
 }
 
 void CompiledStep::run_checked(const std::vector<Tensor>& inputs,
@@ -112,16 +117,28 @@ void CompiledStep::run_checked(const std::vector<Tensor>& inputs,
   // Contiguous copies of the strided inputs, by input: few or none, so none is made otherwise (a
   // streaming step's call costs about a microsecond, and each Tensor copied here counts).
   std::vector<std::pair<size_t, Tensor>> copies;
-  llvm::SmallVector<void*, 32> buffers;
-  buffers.reserve(inputs.size() + outputs_.size() + constants_.size());
+  llvm::SmallVector<void*, 32> buffers(inputs.size() + outputs_.size() + constants_.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].is_contiguous()) {
-      buffers.push_back(inputs[i].raw_data());
+      buffers[i] = inputs[i].raw_data();
       continue;
     }
     copies.emplace_back(i, inputs[i].copy());
-    buffers.push_back(copies.back().second.raw_data());
+    buffers[i] = copies.back().second.raw_data();
   }
+  prepare_outputs(outputs, buffers.data() + inputs.size());
+  for (size_t i = 0; i < constants_.size(); ++i)
+    buffers[inputs.size() + outputs_.size() + i] = constants_[i].raw_data();
+  const ArenaPool::Lease arena(*arenas_);
+  if (!call(buffers.data(), arena.data(), inputs)) return;
+  for (size_t i : stored_inputs_) {
+    const auto copy = std::ranges::find(copies, i, &std::pair<size_t, Tensor>::first);
+    if (copy != copies.end()) inputs[i].assign_(copy->second);
+    inputs[i].mark_modified();
+  }
+}
+
+void CompiledStep::prepare_outputs(std::vector<Tensor>& outputs, void** buffers) const {
   outputs.resize(outputs_.size());
   for (size_t i = 0; i < outputs_.size(); ++i) {
     const TensorSpec& spec = outputs_[i];
@@ -131,22 +148,50 @@ void CompiledStep::run_checked(const std::vector<Tensor>& inputs,
       output = empty(spec.shape, {.dtype = spec.dtype});
     else
       output.mark_modified();
-    buffers.push_back(output.raw_data());
+    buffers[i] = output.raw_data();
   }
-  for (const Tensor& constant : constants_) buffers.push_back(constant.raw_data());
+}
+
+bool CompiledStep::call(void** buffers, char* arena, const std::vector<Tensor>& inputs) const {
   const auto packed_copies = packed_inputs_->for_run(inputs, row_product_inputs_);
   llvm::SmallVector<const PackedB*, 4> packed;
   for (const auto& copy : packed_copies) packed.push_back(copy.get());
   const PackedBScope read_packed(packed);
-  const ArenaPool::Lease arena(*arenas_);
-  const int32_t status = step_(buffers.data(), arena.data());
+  const int32_t status = step_(buffers, arena);
   WEFT_CHECK(status != 1, "compiled step '{}': {}", module_->name(), jit_take_runtime_error());
-  if (status != 0) return;
-  for (size_t i : stored_inputs_) {
-    const auto copy = std::ranges::find(copies, i, &std::pair<size_t, Tensor>::first);
-    if (copy != copies.end()) inputs[i].assign_(copy->second);
-    inputs[i].mark_modified();
-  }
+  return status == 0;
+}
+
+// ---- StepBinding ------------------------------------------------------------------------------
+
+StepBinding::StepBinding(std::shared_ptr<const CompiledStep> step, std::vector<Tensor> inputs)
+    : step_(std::move(step)), inputs_(step_->inputs_.size()), arena_(*step_->arenas_) {
+  WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
+             step_->module_->name(), inputs.size(), inputs_.size());
+  buffers_.resize(inputs_.size() + step_->outputs_.size() + step_->constants_.size());
+  for (size_t i = 0; i < inputs.size(); ++i) set_input(i, inputs[i]);
+  for (size_t i = 0; i < step_->constants_.size(); ++i)
+    buffers_[inputs_.size() + step_->outputs_.size() + i] = step_->constants_[i].raw_data();
+}
+
+void StepBinding::set_input(size_t index, const Tensor& input) {
+  WEFT_CHECK(index < inputs_.size(), "compiled step '{}' has {} inputs, not an input {}",
+             step_->module_->name(), inputs_.size(), index);
+  step_->check_input(index, input);
+  const bool stored =
+      std::ranges::find(step_->stored_inputs_, index) != step_->stored_inputs_.end();
+  WEFT_CHECK(input.is_contiguous() || !stored,
+             "compiled step '{}': input \"{}\" is written by the step, so it must be contiguous "
+             "to be bound",
+             step_->module_->name(), step_->input_names_[index]);
+  inputs_[index] = input.is_contiguous() ? input : input.copy();
+  buffers_[index] = inputs_[index].raw_data();
+}
+
+void StepBinding::run(std::vector<Tensor>& outputs) {
+  step_->prepare_outputs(outputs, buffers_.data() + inputs_.size());
+  if (!step_->call(buffers_.data(), arena_.data(), inputs_)) return;
+  for (size_t i : step_->stored_inputs_) inputs_[i].mark_modified();
 }
 
 int64_t CompiledStep::memory_bytes() const {
@@ -158,10 +203,19 @@ int64_t CompiledStep::memory_bytes() const {
 
 // ---- StepCache --------------------------------------------------------------------------------
 
+const StepCache::Entry* StepCache::entry(const std::string& key) const {
+  const auto found = std::ranges::find(entries_, key, &Entry::key);
+  return found == entries_.end() ? nullptr : &*found;
+}
+
 const CompiledStep* StepCache::find(const std::string& key) const {
-  for (const Entry& entry : entries_)
-    if (entry.key == key) return entry.step.get();
-  return nullptr;
+  const Entry* found = entry(key);
+  return found == nullptr ? nullptr : found->step.get();
+}
+
+std::shared_ptr<const CompiledStep> StepCache::find_shared(const std::string& key) const {
+  const Entry* found = entry(key);
+  return found == nullptr ? nullptr : found->step;
 }
 
 const CompiledStep& StepCache::insert(const std::string& key, CompiledStep step) {

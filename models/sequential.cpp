@@ -176,10 +176,10 @@ std::string Sequential::summary_string() const {
 
 void Sequential::summary() const { std::cout << summary_string() << std::flush; }
 
-Tensor Sequential::call(const Tensor& x, bool training) {
+void Sequential::build_for_batches(const Shape& batch_shape) {
   WEFT_CHECK(!layers_.empty(), "model \"{}\" has no layers", name_);
-  WEFT_CHECK(x.dim() >= 1, "model \"{}\": inputs need a batch axis, got a scalar", name_);
-  const Shape sample(x.shape().begin() + 1, x.shape().end());
+  WEFT_CHECK(!batch_shape.empty(), "model \"{}\": inputs need a batch axis, got a scalar", name_);
+  const Shape sample(batch_shape.begin() + 1, batch_shape.end());
   if (!built()) build(sample);
   const Shape& expected = layers_.front()->input_shape();
   bool fits = sample.size() == expected.size();
@@ -188,7 +188,11 @@ Tensor Sequential::call(const Tensor& x, bool training) {
   WEFT_CHECK(fits,
              "Input 0 of layer \"{}\" is incompatible with the layer: expected shape={}, found "
              "shape={}",
-             name_, keras_shape(expected), shape_str(x.shape()));
+             name_, keras_shape(expected), shape_str(batch_shape));
+}
+
+Tensor Sequential::call(const Tensor& x, bool training) {
+  build_for_batches(x.shape());
   CallContext context{.training = training};
   Tensor y = x;
   for (const auto& layer : layers_) y = layer->call(y, context);

@@ -20,6 +20,38 @@ namespace weft {
 
 class CompiledStep;
 class StepCache;
+class Sequential;
+
+// A model's predict_on_batch for batches of one shape and dtype, bound once (made by
+// Sequential::predictor): for a stream of small batches, such as a stateful model fed one time
+// step a call, where the call around the compiled step would cost a good part of the step. Each
+// call computes what predict_on_batch(x) would, stateful layers carrying their states on, with
+// the model's weights and states as they are at that call: the predictor sees weights changed in
+// place (training, load_weights), tensors put in their place and reset_states, and binds again
+// (compiling again only where predict_on_batch would). It refers to its model, so it must not
+// outlive it, and like the model it is for one thread at a time.
+class Predictor {
+ public:
+  Predictor(Predictor&&) noexcept;
+  Predictor& operator=(Predictor&&) noexcept;
+  ~Predictor();
+
+  // predict_on_batch(x); throws weft::Error for x of another shape or dtype than the predictor's.
+  // The result is written again by the next call once the caller has let go of it.
+  Tensor operator()(const Tensor& x);
+  const Shape& input_shape() const { return input_shape_; }  // the batch's, batch size first
+  DType dtype() const { return dtype_; }
+
+ private:
+  friend class Sequential;
+  struct Bound;  // models/steps.cpp
+  Predictor(Sequential& model, Shape input_shape, DType dtype);
+
+  Sequential* model_;
+  Shape input_shape_;
+  DType dtype_;
+  std::unique_ptr<Bound> bound_;  // none until a call with jit_compile, or after a change
+};
 
 // False when the environment sets WEFT_JIT_COMPILE=0: every model then runs eagerly.
 bool jit_compile_default();
@@ -88,6 +120,11 @@ class Sequential {
   Tensor predict(const Tensor& x, int64_t batch_size = 32);
   // One inference step on one batch, as Keras's predict_on_batch (a stateful model streams).
   Tensor predict_on_batch(const Tensor& x);
+  // predict_on_batch bound to batches of `batch_input_shape` (batch size first) and `dtype`, for
+  // a stream of calls (Predictor). Builds the model for that shape if needed and, with
+  // jit_compile, compiles its step now, so that the first call is as fast as the next; throws, as
+  // predict_on_batch would, for a shape the model does not take.
+  Predictor predictor(const Shape& batch_input_shape, DType dtype = DType::f32);
   // Set by callbacks to end fit() after the current epoch (EarlyStopping) or batch
   // (TerminateOnNaN).
   bool stop_training = false;
@@ -118,6 +155,17 @@ class Sequential {
   struct TrainingState;  // the compiled optimizer, loss and metrics (models/fit.cpp)
 
  private:
+  friend class Predictor;
+  // Builds the model for batches of `batch_shape` (batch size first) if it is not built, then
+  // checks that it takes them: Keras's message where it does not.
+  void build_for_batches(const Shape& batch_shape);
+  // A predictor's binding of the inference step on batches like x: the whole batch's compiled
+  // step with the model's inputs (none where the batch runs as halves; then calls run as
+  // predict_on_batch). Compiles the step if new.
+  std::unique_ptr<Predictor::Bound> bind_inference(const Tensor& x);
+  // Whether the model's compiled steps and the inputs of its inference step are still those of
+  // `bound`.
+  bool still_bound(const Predictor::Bound& bound);
   Shape input_shape_for_build() const;
   struct StepInputs;
   // Calls add(name, tensor) for each input of a step of `kind`, in the step's order: x, y (train,
@@ -166,10 +214,15 @@ class Sequential {
   // `outputs`, in the order of the returned step's graph().outputs.
   const CompiledStep& run_compiled(const Tensor& x, const Tensor& y, const StepInputs& inputs,
                                    std::vector<Tensor>& outputs);
-  // A train or infer step run as compiled steps on the two halves of the batch at once, where
-  // that pays: each half's named outputs (gradients', or infer's); none where it does not. `key`
-  // is the whole batch's step key.
-  // `rows_of`: the rows x holds of a larger batch (the whole of it on one machine).
+  struct Halves;
+  // Where a train or infer step runs as compiled steps on the two halves of the batch at once
+  // (where that pays): the halves' inputs and steps, compiled now if new; none where it does not.
+  // `key` is the whole batch's step key; `rows_of`: the rows x holds of a larger batch (the whole
+  // of it on one machine).
+  std::optional<Halves> halves(StepKind kind, const Tensor& x, const Tensor& y,
+                               const std::string& key, BatchRows rows_of);
+  // That step run as its halves, where it runs so: each half's named outputs (gradients', or
+  // infer's).
   std::optional<std::array<NamedTensors, 2>> run_in_halves(StepKind kind, const Tensor& x,
                                                            const Tensor& y, const std::string& key,
                                                            BatchRows rows_of);

@@ -105,6 +105,21 @@ std::vector<Tensor> values(const NamedTensors& named) {
   return tensors;
 }
 
+// Empties each of a stream's outputs that its caller still holds (the tensor or its storage), so
+// that the next call writes only those the caller has let go of.
+void let_go_of_held(std::vector<Tensor>& outputs) {
+  for (Tensor& output : outputs)
+    if (output.impl_ptr().use_count() > 1 || output.impl()->storage.use_count() > 1)
+      output = Tensor();
+}
+
+// The place of input `name` among a step's named inputs.
+size_t input_index(const NamedTensors& named, std::string_view name) {
+  const auto found = std::ranges::find(named, name, &NamedTensors::value_type::first);
+  WEFT_CHECK(found != named.end(), "a step has no input \"{}\"", name);
+  return static_cast<size_t>(found - named.begin());
+}
+
 std::string part_gradient_name(size_t part, const std::string& gradient_name) {
   return fmt::format("part{}/{}", part, gradient_name);
 }
@@ -325,10 +340,14 @@ const CompiledStep& Sequential::run_compiled(const Tensor& x, const Tensor& y,
 // carries on), for a layer that says it mixes the samples of a batch (a user's layer;
 // tf.distribute splits a batch across replicas on the same assumption that none does), or for
 // masks that do not lead with the batch's rows.
-std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind kind, const Tensor& x,
-                                                                     const Tensor& y,
-                                                                     const std::string& key,
-                                                                     BatchRows rows_of) {
+struct Sequential::Halves {
+  std::array<StepInputs, 2> inputs;
+  std::array<const CompiledStep*, 2> steps;
+};
+
+std::optional<Sequential::Halves> Sequential::halves(StepKind kind, const Tensor& x,
+                                                     const Tensor& y, const std::string& key,
+                                                     BatchRows rows_of) {
   constexpr int64_t min_rows = 16;   // per half: fewer leave the GEMMs' tiles half empty
   constexpr int64_t min_calls = 16;  // a step with a recurrence makes hundreds of calls
   const bool training = kind == StepKind::train;
@@ -343,27 +362,38 @@ std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind ki
   const int64_t half = (rows + 1) / 2;
   const std::array<int64_t, 3> bounds = {0, half, rows};
   std::array<Tensor, 2> xs, ys;
-  std::array<StepInputs, 2> inputs;
+  Halves halves;
   for (size_t i = 0; i < 2; ++i) {
     xs[i] = slice(x, 0, bounds[i], bounds[i + 1]);
     if (training) ys[i] = slice(y, 0, bounds[i], bounds[i + 1]);
-    inputs[i] = step_inputs(part_kind, xs[i], ys[i],
-                            BatchRows{.first = rows_of.first + bounds[i],
-                                      .rows = bounds[i + 1] - bounds[i],
-                                      .whole_rows = rows_of.whole_rows});
-    compiled_step(xs[i], ys[i], inputs[i]);
+    halves.inputs[i] = step_inputs(part_kind, xs[i], ys[i],
+                                   BatchRows{.first = rows_of.first + bounds[i],
+                                             .rows = bounds[i + 1] - bounds[i],
+                                             .whole_rows = rows_of.whole_rows});
+    compiled_step(xs[i], ys[i], halves.inputs[i]);
   }
   // Found again once both are compiled: storing the second may have evicted the first.
-  std::array<const CompiledStep*, 2> steps{};
   for (size_t i = 0; i < 2; ++i) {
-    steps[i] = compiled_->cache.find(inputs[i].key);
-    if (steps[i] == nullptr) return std::nullopt;
-    if (!compiled_->draws.at(inputs[i].key).by_row || steps[i]->stats().kernel_calls < min_calls) {
+    const std::string& half_key = halves.inputs[i].key;
+    halves.steps[i] = compiled_->cache.find(half_key);
+    if (halves.steps[i] == nullptr) return std::nullopt;
+    if (!compiled_->draws.at(half_key).by_row ||
+        halves.steps[i]->stats().kernel_calls < min_calls) {
       compiled_->in_halves[key] = false;
       return std::nullopt;
     }
   }
   compiled_->in_halves[key] = true;
+  return halves;
+}
+
+std::optional<std::array<NamedTensors, 2>> Sequential::run_in_halves(StepKind kind, const Tensor& x,
+                                                                     const Tensor& y,
+                                                                     const std::string& key,
+                                                                     BatchRows rows_of) {
+  const std::optional<Halves> found = halves(kind, x, y, key, rows_of);
+  if (!found) return std::nullopt;
+  const auto& [inputs, steps] = *found;
   std::array<std::vector<Tensor>, 2>& outputs = compiled_->half_outputs[key];
   default_thread_pool().parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) steps[i]->run(values(inputs[i].named), outputs[i]);
@@ -438,9 +468,7 @@ std::optional<std::vector<Tensor>> Sequential::run_recent_inference(const Tensor
   recent.inputs.clear();  // where a call threw
   for_each_step_input(StepKind::infer, x, {}, recent.random,
                       [&](const auto&, const Tensor& tensor) { recent.inputs.push_back(tensor); });
-  for (Tensor& output : recent.outputs)
-    if (output.impl_ptr().use_count() > 1 || output.impl()->storage.use_count() > 1)
-      output = Tensor();
+  let_go_of_held(recent.outputs);
   const bool ran = recent.step->try_run(recent.inputs, recent.outputs);
   recent.inputs.clear();
   if (!ran) return std::nullopt;
@@ -531,6 +559,86 @@ Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) 
   std::optional<BatchRows> part;
   if (kind == StepKind::gradients) part = BatchRows{0, x.size(0), x.size(0)};
   return record_step(x, y, step_inputs(kind, x, y, part)).graph;
+}
+
+// ---- Predictor -------------------------------------------------------------------------------
+
+struct Predictor::Bound {
+  // The model's compiled steps when bound: held, so that no later one takes their address.
+  std::shared_ptr<const void> steps;
+  std::optional<StepBinding> binding;  // none where the batch runs as halves
+  size_t x_input = 0, random_input = 0;
+  uint64_t counters = 0;  // the random counters a call takes
+  std::vector<Tensor> outputs = {};
+};
+
+Predictor::Predictor(Sequential& model, Shape input_shape, DType dtype)
+    : model_(&model), input_shape_(std::move(input_shape)), dtype_(dtype) {}
+Predictor::Predictor(Predictor&&) noexcept = default;
+Predictor& Predictor::operator=(Predictor&&) noexcept = default;
+Predictor::~Predictor() = default;
+
+Tensor Predictor::operator()(const Tensor& x) {
+  WEFT_CHECK(
+      x.defined() && x.dtype() == dtype_ && x.shape() == input_shape_,
+      "predictor of model \"{}\": x is {}, the predictor takes {} {}", model_->name(),
+      x.defined() ? fmt::format("{} {}", dtype_name(x.dtype()), shape_str(x.shape())) : "undefined",
+      dtype_name(dtype_), shape_str(input_shape_));
+  if (!model_->jit_compile) return model_->predict_on_batch(x);
+  if (bound_ == nullptr || !model_->still_bound(*bound_)) bound_ = model_->bind_inference(x);
+  if (!bound_->binding) return model_->predict_on_batch(x);
+  StepBinding& binding = *bound_->binding;
+  binding.set_input(bound_->x_input, x);
+  if (bound_->counters > 0)
+    write_random_state(binding.inputs()[bound_->random_input], default_generator());
+  let_go_of_held(bound_->outputs);
+  binding.run(bound_->outputs);
+  default_generator().take(bound_->counters);
+  return bound_->outputs.front();
+}
+
+Predictor Sequential::predictor(const Shape& batch_input_shape, DType dtype) {
+  WEFT_CHECK(!batch_input_shape.empty() && batch_input_shape[0] > 0,
+             "model \"{}\": a predictor's input shape leads with a batch size of at least 1; got "
+             "{}",
+             name_, shape_str(batch_input_shape));
+  build_for_batches(batch_input_shape);
+  Predictor predictor(*this, batch_input_shape, dtype);
+  // Only its shape is read.
+  if (jit_compile) predictor.bound_ = bind_inference(empty(batch_input_shape, {.dtype = dtype}));
+  return predictor;
+}
+
+std::unique_ptr<Predictor::Bound> Sequential::bind_inference(const Tensor& x) {
+  prepare_step(StepKind::infer, x);
+  if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
+  const StepInputs inputs = step_inputs(StepKind::infer, x, {});
+  auto bound = std::make_unique<Predictor::Bound>();
+  bound->steps = compiled_;
+  if (halves(StepKind::infer, x, {}, inputs.key, {0, x.size(0), x.size(0)})) return bound;
+  compiled_step(x, {}, inputs);
+  bound->counters = compiled_->draws.at(inputs.key).counters;
+  bound->x_input = input_index(inputs.named, "x");
+  bound->random_input = input_index(inputs.named, "random");
+  bound->binding.emplace(compiled_->cache.find_shared(inputs.key), values(inputs.named));
+  return bound;
+}
+
+bool Sequential::still_bound(const Predictor::Bound& bound) {
+  if (compiled_.get() != bound.steps.get()) return false;
+  if (!bound.binding) return true;
+  const StepBinding& binding = *bound.binding;
+  const std::vector<Tensor>& inputs = binding.inputs();
+  size_t index = 0;
+  bool same = true;
+  for_each_step_input(StepKind::infer, inputs[bound.x_input], {}, inputs[bound.random_input],
+                      [&](const auto&, const Tensor& input) {
+                        same = same && index < inputs.size() &&
+                               input.impl() == inputs[index].impl() &&
+                               input.raw_data() == binding.data(index);
+                        ++index;
+                      });
+  return same && index == inputs.size();
 }
 
 const StepCache& Sequential::compiled_steps() const {

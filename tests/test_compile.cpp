@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -894,22 +895,28 @@ TEST(CompiledModels, StatefulTrainingMatchesEager) {
   }
 }
 
-// A streaming call writes its output into the last call's output where the caller let go of
-// it, and never into one the caller still holds, or holds a view of.
+// A streaming call, by predict_on_batch or a predictor, writes its output into the last call's
+// output where the caller let go of it, and never into one the caller still holds, or holds a view
+// of.
 TEST(CompiledModels, OutputsTheCallerHoldsAreNotWrittenAgain) {
-  manual_seed(6);
-  Sequential model{LSTM(8).stateful(true).input_shape({1, 3}), Dense(2)};
-  model.jit_compile = true;
-  const Tensor x = randn({2, 1, 3});
-  const Tensor held = model.predict_on_batch(x);
-  const std::vector<float> held_values = held.to_vector<float>();
-  const Tensor view = slice(model.predict_on_batch(x), 1, 1, 2);
-  const std::vector<float> view_values = view.to_vector<float>();
-  model.predict_on_batch(x);
-  const Tensor next = model.predict_on_batch(x);
-  EXPECT_EQ(held.to_vector<float>(), held_values);
-  EXPECT_EQ(view.to_vector<float>(), view_values);
-  EXPECT_NE(next.to_vector<float>(), held_values);  // the state moved on
+  for (const bool bound : {false, true}) {
+    SCOPED_TRACE(bound ? "predictor" : "predict_on_batch");
+    manual_seed(6);
+    Sequential model{LSTM(8).stateful(true).input_shape({1, 3}), Dense(2)};
+    model.jit_compile = true;
+    const Tensor x = randn({2, 1, 3});
+    Predictor predictor = model.predictor(x.shape());
+    const auto call = [&] { return bound ? predictor(x) : model.predict_on_batch(x); };
+    const Tensor held = call();
+    const std::vector<float> held_values = held.to_vector<float>();
+    const Tensor view = slice(call(), 1, 1, 2);
+    const std::vector<float> view_values = view.to_vector<float>();
+    call();
+    const Tensor next = call();
+    EXPECT_EQ(held.to_vector<float>(), held_values);
+    EXPECT_EQ(view.to_vector<float>(), view_values);
+    EXPECT_NE(next.to_vector<float>(), held_values);  // the state moved on
+  }
 }
 
 // Dropout at inference too (Monte Carlo dropout): every call draws new masks.
@@ -971,6 +978,172 @@ TEST(CompiledModels, ALayerAddedAfterAStepTakesPartInTheNext) {
   for (size_t epoch = 0; epoch < losses[0].size(); ++epoch)
     EXPECT_NEAR(losses[1][epoch], losses[0][epoch], 1e-5 * std::abs(losses[0][epoch]))
         << "epoch " << epoch;
+}
+
+// A predictor's calls compute what predict_on_batch computes, through what a stream meets between
+// calls: weights written in place, a training step, reset_states, a weight replaced by another
+// tensor and a layer added. The same compiled step runs either way (bit for bit), and the eager
+// tape agrees. Cases: streaming layers (one quantized to bfloat16), a layer that draws at
+// inference (the generator advances as predict_on_batch's would), and a batch large enough to run
+// as two halves.
+TEST(Predictor, CallsMatchPredictOnBatchThroughChangesToTheModel) {
+  struct Case {
+    std::string name;
+    std::function<Sequential()> build;
+    Shape input_shape;
+  };
+  const std::vector<Case> cases = {
+      {"stateful LSTM",
+       [] {
+         return Sequential{LSTM(16).stateful(true).input_shape({1, 3}), Dense(2)};
+       },
+       {1, 1, 3}},
+      {"stateful GRU in bfloat16",
+       [] {
+         Sequential model{GRU(12).stateful(true).input_shape({1, 3})};
+         model.quantize("bfloat16");
+         return model;
+       },
+       {3, 1, 3}},
+      {"drops at inference",
+       [] {
+         Sequential model{LSTM(4).input_shape({5, 3})};
+         model.add(DropsAtInference());
+         return model;
+       },
+       {2, 5, 3}},
+      {"halves",
+       [] {
+         return Sequential{LSTM(8).input_shape({6, 3}), Dense(1)};
+       },
+       {40, 6, 3}},
+  };
+  for (const Case& test : cases) {
+    SCOPED_TRACE(test.name);
+    // The predictor's model, then predict_on_batch's compiled and eager.
+    std::vector<Tensor> outputs[3];
+    for (int side = 0; side < 3; ++side) {
+      manual_seed(5);
+      Sequential model = test.build();
+      model.jit_compile = side < 2;
+      model.compile("sgd", "mse");
+      std::optional<Predictor> predictor;
+      if (side == 0) predictor.emplace(model.predictor(test.input_shape));
+      Generator gen(8);
+      const auto calls = [&](int count) {
+        for (int call = 0; call < count; ++call) {
+          const Tensor x = randn(test.input_shape, {}, gen);
+          outputs[side].push_back(predictor ? (*predictor)(x) : model.predict_on_batch(x));
+        }
+      };
+      calls(3);
+      for (Weight* weight : model.weights()) weight->value.assign_(weight->value * 0.5);
+      calls(2);
+      const Tensor x = randn(test.input_shape, {}, gen);
+      Shape y_shape = model.output_shape();
+      y_shape.insert(y_shape.begin(), x.size(0));
+      model.fit(x, randn(y_shape, {}, gen),
+                {.epochs = 1, .batch_size = x.size(0), .shuffle = false, .verbose = 0});
+      calls(2);
+      model.reset_states();
+      calls(2);
+      {
+        NoGrad no_grad;
+        model.weights().front()->value = model.weights().front()->value * 1.5;
+      }
+      calls(2);
+      model.add(Dense(3));
+      calls(2);
+    }
+    ASSERT_EQ(outputs[0].size(), outputs[1].size());
+    for (size_t i = 0; i < outputs[0].size(); ++i) {
+      EXPECT_EQ(outputs[0][i].to_vector<float>(), outputs[1][i].to_vector<float>()) << "call " << i;
+      expect_close(outputs[0][i], outputs[2][i], 1e-4, fmt::format("call {} against eager", i));
+    }
+  }
+}
+
+// predictor() compiles the step when made, and its calls run that step: no other is compiled,
+// and predict_on_batch on the same shape finds it too.
+TEST(Predictor, CompilesWhenMadeAndRunsThatStep) {
+  Sequential model{LSTM(6).stateful(true).input_shape({1, 2})};
+  model.jit_compile = true;
+  Predictor predictor = model.predictor({1, 1, 2});
+  EXPECT_EQ(model.compiled_steps().size(), 1);
+  Generator gen(3);
+  for (int call = 0; call < 4; ++call) predictor(randn({1, 1, 2}, {}, gen));
+  model.predict_on_batch(randn({1, 1, 2}, {}, gen));
+  EXPECT_EQ(model.compiled_steps().size(), 1);
+  EXPECT_EQ(predictor.input_shape(), (Shape{1, 1, 2}));
+  EXPECT_EQ(predictor.dtype(), DType::f32);
+}
+
+// A predictor takes batches of its shape and dtype only; a shape the model does not take is
+// refused when the predictor is made, as predict_on_batch refuses it, compiled or eager.
+TEST(Predictor, RefusesBatchesOfAnotherShape) {
+  for (const bool jit : {false, true}) {
+    SCOPED_TRACE(jit ? "compiled" : "eager");
+    Sequential model{LSTM(4).input_shape({5, 3})};
+    model.jit_compile = jit;
+    Predictor predictor = model.predictor({2, 5, 3});
+    expect_error(
+        [&] {
+          predictor(zeros({3, 5, 3}));
+        },
+        {"predictor of model \"sequential\"", "float32 (3, 5, 3)", "(2, 5, 3)"});
+    expect_error([&] { predictor(zeros({2, 5, 3}, {.dtype = DType::f64})); }, {"float64"});
+    expect_error([&] { predictor(Tensor()); }, {"undefined"});
+    expect_error([&] { model.predictor({}); }, {"batch size of at least 1", "()"});
+    expect_error(
+        [&] {
+          model.predictor({2, 5, 4});
+        },
+        {"expected shape=(None, 5, 3)", "found shape=(2, 5, 4)"});
+  }
+  Sequential unbuilt{LSTM(4)};
+  expect_error([&] { unbuilt.predictor({2, 3}); }, {"expected ndim=3, found ndim=2"});
+}
+
+// A step bound to its inputs (StepBinding) computes what run() does on them, reads what is written
+// into them in place and what set_input puts in their place, and writes its stores into them.
+TEST(Compile, BoundRunsMatchRunsOnTheSameInputs) {
+  Generator gen(4);
+  Tensor w = randn({4, 3}, {}, gen), g = randn({4, 3}, {}, gen);
+  const Graph graph = capture({{"w", w}, {"g", g}}, [&]() -> Named {
+    const Tensor loss = sum(g * w);
+    w.assign_(w - g * 0.5);
+    return {{"loss", loss}};
+  });
+  const auto step = std::make_shared<const CompiledStep>(compile(graph));
+  // The same inputs run unbound, as copies.
+  Tensor w_run = w.copy(), g_run = g.copy();
+  StepBinding binding(step, {w, g});
+  std::vector<Tensor> outputs;
+  const auto runs_alike = [&](const std::string& when) {
+    binding.run(outputs);
+    expect_close(outputs[0], step->run({w_run, g_run})[0], 0, when + ": loss");
+    expect_close(binding.inputs()[0], w_run, 0, when + ": w stored");
+  };
+  runs_alike("first run");
+  runs_alike("second run");
+  g.assign_(g * -2.0);
+  g_run.assign_(g_run * -2.0);
+  runs_alike("g written in place");
+  const Tensor other = randn({4, 3}, {}, gen);
+  binding.set_input(1, permute(permute(other, {1, 0}).copy(), {1, 0}));  // strided: copied
+  g_run = other.copy();
+  runs_alike("another g");
+  expect_close(w, w_run, 0, "the bound w itself");
+
+  expect_error([&] { binding.set_input(1, zeros({3, 4})); }, {"input \"g\"", "(3, 4)"});
+  expect_error([&] { binding.set_input(2, zeros({4, 3})); }, {"2 inputs, not an input 2"});
+  expect_error([&] { StepBinding(step, {w}); }, {"1 inputs for a step of 2"});
+  const Tensor strided_w = permute(permute(w, {1, 0}).copy(), {1, 0});
+  expect_error(
+      [&] {
+        StepBinding(step, {strided_w, g});
+      },
+      {"input \"w\" is written by the step", "contiguous"});
 }
 
 // A step recorded for rows [first, first + rows) of a batch (BatchRows) draws exactly those rows

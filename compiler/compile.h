@@ -118,8 +118,8 @@ class CompiledStep {
   void check_input(size_t index, const Tensor& input) const;
   // run() once its inputs are checked.
   void run_checked(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
-  // Makes `outputs` the step's (writing again each that fits, as run() says) and puts their data
-  // into `buffers`, one an output.
+  // Makes `outputs` the step's (writing again each that fits, as run() says) and puts each one's
+  // data into `buffers`, in output order.
   void prepare_outputs(std::vector<Tensor>& outputs, void** buffers) const;
   // Calls the step's function on `buffers` (inputs, outputs, constants) in `arena`, the packed
   // copies of `inputs` read where due. False where the finite output was not finite (no store
@@ -165,8 +165,6 @@ class StepBinding {
 
   const CompiledStep& step() const { return *step_; }
   const std::vector<Tensor>& inputs() const { return inputs_; }
-  // The data the step reads for input `index` (a strided input's copy's).
-  const void* data(size_t index) const { return buffers_[index]; }
   // Input `index` for the next runs, checked as the constructor checks each.
   void set_input(size_t index, const Tensor& input);
   // As CompiledStep::run(inputs(), outputs).

@@ -46,6 +46,11 @@ const Shape& Layer::output_shape() const {
   return *output_shape_;
 }
 
+const std::vector<Tensor>& Layer::states(int64_t /*batch*/) {
+  static const std::vector<Tensor> none;
+  return none;
+}
+
 std::vector<Weight*> Layer::weights() {
   std::vector<Weight*> out;
   out.reserve(weights_.size());  // one allocation: a streaming call asks every layer

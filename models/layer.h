@@ -88,7 +88,9 @@ class Layer {
   // The states a stateful layer keeps between calls (empty for the others): a compiled step takes
   // them as inputs and writes the next ones into them. A stateful layer that keeps none yet
   // starts them here, as zeros for `batch` rows, so that they exist before a step is captured.
-  virtual std::vector<Tensor> states(int64_t /*batch*/) { return {}; }
+  // A reference, not a copy (a streaming call asks on every call), valid until the layer's next
+  // call, reset_states() or states().
+  virtual const std::vector<Tensor>& states(int64_t batch);
   // Whether the layer's call in training or inference mixes the samples of a batch (a statistic
   // over the batch). None of weft's layers does; fit() and predict() then run the halves of a
   // large batch at once on two threads, which a layer that does must refuse by returning true.

@@ -109,7 +109,7 @@ std::vector<Tensor> Recurrent::initial_states(int64_t batch,
   return std::vector<Tensor>(state_count(), zeros(shape, {.dtype = dtype()}));
 }
 
-std::vector<Tensor> Recurrent::states(int64_t batch) {
+const std::vector<Tensor>& Recurrent::states(int64_t batch) {
   if (options_.stateful && kept_states_.empty())
     for (int64_t i = 0; i < state_count(); ++i)  // one tensor each: each is written in place
       kept_states_.push_back(zeros({batch, units_}, {.dtype = dtype()}));
@@ -352,10 +352,11 @@ std::vector<Weight*> Bidirectional::weights() {
   return all;
 }
 
-std::vector<Tensor> Bidirectional::states(int64_t batch) {
-  std::vector<Tensor> states = forward_->states(batch);
-  for (const Tensor& state : backward_->states(batch)) states.push_back(state);
-  return states;
+const std::vector<Tensor>& Bidirectional::states(int64_t batch) {
+  both_states_ = forward_->states(batch);
+  const std::vector<Tensor>& backward = backward_->states(batch);
+  both_states_.insert(both_states_.end(), backward.begin(), backward.end());
+  return both_states_;
 }
 
 void Bidirectional::reset_states() {

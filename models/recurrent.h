@@ -52,7 +52,7 @@ class Recurrent : public Layer {
                                   const std::vector<Tensor>& initial_state = {});
   // Stateful layers forget their states: the next call starts from zeros, at any batch size.
   void reset_states() override { kept_states_.clear(); }
-  std::vector<Tensor> states(int64_t batch) override;
+  const std::vector<Tensor>& states(int64_t batch) override;
 
  protected:
   explicit Recurrent(int64_t units);  // throws for units <= 0
@@ -212,7 +212,7 @@ class Bidirectional : public LayerBase<Bidirectional> {
                                   const std::vector<Tensor>& initial_state = {});
   std::vector<Weight*> weights() override;
   void reset_states() override;
-  std::vector<Tensor> states(int64_t batch) override;
+  const std::vector<Tensor>& states(int64_t batch) override;
 
   Recurrent& forward_layer() { return *forward_; }
   Recurrent& backward_layer() { return *backward_; }
@@ -221,6 +221,8 @@ class Bidirectional : public LayerBase<Bidirectional> {
   std::string merge_mode_;
   std::unique_ptr<Recurrent> forward_;
   std::unique_ptr<Recurrent> backward_;
+  // What states() last gave: the forward copy's states, then the backward copy's.
+  std::vector<Tensor> both_states_;
 };
 
 }  // namespace weft

@@ -175,7 +175,7 @@ void Sequential::for_each_step_input(StepKind kind, const Tensor& x, const Tenso
     for (Weight* weight : layer->weights())
       add([&] { return layer->weight_path(*weight); }, weight->value);
     if (!forward) continue;
-    const std::vector<Tensor> states = layer->states(x.size(0));
+    const std::vector<Tensor>& states = layer->states(x.size(0));
     // Concatenated, not formatted: fmt::format took a tenth of a streaming call's own cost.
     for (size_t i = 0; i < states.size(); ++i)
       add([&] { return layer->name() + "/state" + std::to_string(i); }, states[i]);
@@ -564,10 +564,16 @@ Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) 
 // ---- Predictor -------------------------------------------------------------------------------
 
 struct Predictor::Bound {
-  // The model's compiled steps when bound: held, so that no later one takes their address.
-  std::shared_ptr<const void> steps;
+  // The model's compiled steps when bound, known by their control block, which this keeps from
+  // being reused while letting the steps go with the model's last use of them.
+  std::weak_ptr<const void> steps;
   std::optional<StepBinding> binding;  // none where the batch runs as halves
   size_t x_input = 0, random_input = 0;
+  // Where the binding's other inputs come from, so that a call checks them without asking each
+  // layer for lists: each weight's input, and the first input of each layer that keeps states
+  // (its others follow).
+  std::vector<std::pair<const Weight*, size_t>> weight_inputs = {};
+  std::vector<std::pair<Layer*, size_t>> state_inputs = {};
   uint64_t counters = 0;  // the random counters a call takes
   std::vector<Tensor> outputs = {};
 };
@@ -620,25 +626,52 @@ std::unique_ptr<Predictor::Bound> Sequential::bind_inference(const Tensor& x) {
   bound->counters = compiled_->draws.at(inputs.key).counters;
   bound->x_input = input_index(inputs.named, "x");
   bound->random_input = input_index(inputs.named, "random");
+  const auto input_of = [&](const Tensor& tensor) {
+    const auto found = std::ranges::find(inputs.named, tensor.impl(),
+                                         [](const auto& named) { return named.second.impl(); });
+    WEFT_CHECK(found != inputs.named.end(), "model \"{}\": a tensor of {} is not a step input",
+               name_, shape_str(tensor.shape()));
+    return static_cast<size_t>(found - inputs.named.begin());
+  };
+  size_t sources = 2;  // x and random
+  for (const auto& layer : layers_) {
+    for (const Weight* weight : layer->weights())
+      bound->weight_inputs.emplace_back(weight, input_of(weight->value));
+    const std::vector<Tensor>& states = layer->states(x.size(0));
+    for (size_t i = 0; i < states.size(); ++i)
+      WEFT_CHECK(input_of(states[i]) == input_of(states.front()) + i,
+                 "model \"{}\": layer \"{}\"'s states are not consecutive step inputs", name_,
+                 layer->name());
+    if (!states.empty()) bound->state_inputs.emplace_back(layer.get(), input_of(states.front()));
+    sources += states.size();
+  }
+  // A call checks only these: an input of another kind would go unchecked.
+  WEFT_CHECK(sources + bound->weight_inputs.size() == inputs.named.size(),
+             "model \"{}\": its inference step has inputs other than x, random, weights and "
+             "states",
+             name_);
   bound->binding.emplace(compiled_->cache.find_shared(inputs.key), values(inputs.named));
   return bound;
 }
 
 bool Sequential::still_bound(const Predictor::Bound& bound) {
-  if (compiled_.get() != bound.steps.get()) return false;
+  if (compiled_.owner_before(bound.steps) || bound.steps.owner_before(compiled_)) return false;
   if (!bound.binding) return true;
   const StepBinding& binding = *bound.binding;
   const std::vector<Tensor>& inputs = binding.inputs();
-  size_t index = 0;
-  bool same = true;
-  for_each_step_input(StepKind::infer, inputs[bound.x_input], {}, inputs[bound.random_input],
-                      [&](const auto&, const Tensor& input) {
-                        same = same && index < inputs.size() &&
-                               input.impl() == inputs[index].impl() &&
-                               input.raw_data() == binding.data(index);
-                        ++index;
-                      });
-  return same && index == inputs.size();
+  // A tensor's storage and offset never change, so the same tensor reads the same data.
+  const auto is_input = [&](const Tensor& tensor, size_t index) {
+    return tensor.impl() == inputs[index].impl();
+  };
+  for (const auto& [weight, index] : bound.weight_inputs)
+    if (!is_input(weight->value, index)) return false;
+  const int64_t batch = inputs[bound.x_input].size(0);
+  for (const auto& [layer, first] : bound.state_inputs) {
+    const std::vector<Tensor>& states = layer->states(batch);
+    for (size_t i = 0; i < states.size(); ++i)
+      if (first + i >= inputs.size() || !is_input(states[i], first + i)) return false;
+  }
+  return true;
 }
 
 const StepCache& Sequential::compiled_steps() const {

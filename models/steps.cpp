@@ -113,13 +113,6 @@ void let_go_of_held(std::vector<Tensor>& outputs) {
       output = Tensor();
 }
 
-// The place of input `name` among a step's named inputs.
-size_t input_index(const NamedTensors& named, std::string_view name) {
-  const auto found = std::ranges::find(named, name, &NamedTensors::value_type::first);
-  WEFT_CHECK(found != named.end(), "a step has no input \"{}\"", name);
-  return static_cast<size_t>(found - named.begin());
-}
-
 std::string part_gradient_name(size_t part, const std::string& gradient_name) {
   return fmt::format("part{}/{}", part, gradient_name);
 }
@@ -624,8 +617,6 @@ std::unique_ptr<Predictor::Bound> Sequential::bind_inference(const Tensor& x) {
   if (halves(StepKind::infer, x, {}, inputs.key, {0, x.size(0), x.size(0)})) return bound;
   compiled_step(x, {}, inputs);
   bound->counters = compiled_->draws.at(inputs.key).counters;
-  bound->x_input = input_index(inputs.named, "x");
-  bound->random_input = input_index(inputs.named, "random");
   const auto input_of = [&](const Tensor& tensor) {
     const auto found = std::ranges::find(inputs.named, tensor.impl(),
                                          [](const auto& named) { return named.second.impl(); });
@@ -633,20 +624,25 @@ std::unique_ptr<Predictor::Bound> Sequential::bind_inference(const Tensor& x) {
                name_, shape_str(tensor.shape()));
     return static_cast<size_t>(found - inputs.named.begin());
   };
-  size_t sources = 2;  // x and random
+  bound->x_input = input_of(x);
+  bound->random_input = input_of(inputs.random);
+  size_t state_count = 0;
   for (const auto& layer : layers_) {
     for (const Weight* weight : layer->weights())
       bound->weight_inputs.emplace_back(weight, input_of(weight->value));
     const std::vector<Tensor>& states = layer->states(x.size(0));
-    for (size_t i = 0; i < states.size(); ++i)
-      WEFT_CHECK(input_of(states[i]) == input_of(states.front()) + i,
+    if (states.empty()) continue;
+    const size_t first = input_of(states.front());
+    for (size_t i = 1; i < states.size(); ++i)
+      WEFT_CHECK(input_of(states[i]) == first + i,
                  "model \"{}\": layer \"{}\"'s states are not consecutive step inputs", name_,
                  layer->name());
-    if (!states.empty()) bound->state_inputs.emplace_back(layer.get(), input_of(states.front()));
-    sources += states.size();
+    bound->state_inputs.emplace_back(layer.get(), first);
+    state_count += states.size();
   }
-  // A call checks only these: an input of another kind would go unchecked.
-  WEFT_CHECK(sources + bound->weight_inputs.size() == inputs.named.size(),
+  // A call checks only x, random, the weights and the states: an input of another kind would go
+  // unchecked.
+  WEFT_CHECK(2 + bound->weight_inputs.size() + state_count == inputs.named.size(),
              "model \"{}\": its inference step has inputs other than x, random, weights and "
              "states",
              name_);

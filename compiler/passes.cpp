@@ -454,6 +454,8 @@ std::optional<RowsProduct> rows_product(const Graph& graph, const GraphNode& nod
   if (!is_op(*rows, slice_op)) return std::nullopt;
   const int64_t axis = rows->attrs.integer("axis");
   if (axis + 1 == static_cast<int64_t>(rows->spec.shape.size())) return std::nullopt;
+  // Rows of no values: nothing to hoist, and no count of rows to make one product of.
+  if (graph.node(rows->inputs[0]).spec.shape.back() == 0) return std::nullopt;
   return RowsProduct{rows->inputs[0], node.inputs[1], axis, rows->attrs.integer("start"),
                      rows->attrs.integer("stop")};
 }

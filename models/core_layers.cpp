@@ -92,7 +92,9 @@ Tensor Embedding::call(const Tensor& x, CallContext& context) {
   }
   const Tensor indices = is_floating(x.dtype()) ? cast(x, DType::i64) : x;
   if (mask_zero_) context.mask = not_equal(indices, zeros({}, {.dtype = indices.dtype()}));
-  return gather(embeddings_->value, 0, indices);
+  Tensor output = gather(embeddings_->value, 0, indices);
+  context.embedded = {.output = output, .ids = indices};
+  return output;
 }
 
 // ---- Dropout ------------------------------------------------------------------------------

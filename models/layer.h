@@ -28,6 +28,12 @@ struct CallContext {
   // that consumes the time axis clears it; Embedding(mask_zero) sets it.
   Tensor mask = {};
   Generator* generator = &default_generator();  // dropout masks
+  // Set by Embedding: its output and the ids it looked up, so that a layer that multiplies that
+  // output by a weight can do so once per distinct id (matmul_by_id). A layer compares its input
+  // with `output` by identity: any layer between them breaks the match.
+  struct EmbeddedRows {
+    Tensor output, ids;
+  } embedded = {};
   // The new states of the stateful layers called, in call order, for the step code to store
   // (Sequential::call). A layer keeps the values itself when they were computed, so that its
   // next call starts from them.

@@ -117,13 +117,17 @@ const std::vector<Tensor>& Recurrent::states(int64_t batch) {
 }
 
 Tensor Recurrent::project_inputs(const Tensor& x_time_major,
-                                 const std::vector<Tensor>& dropout_masks) const {
+                                 const std::vector<Tensor>& dropout_masks,
+                                 const Tensor& ids) const {
   const int64_t steps = x_time_major.size(0), batch = x_time_major.size(1);
   const int64_t features = x_time_major.size(2), width = gates() * units_;
   const Tensor& kernel = kernel_->value;
   auto rows = [&](const Tensor& x) { return reshape(x, {steps * batch, features}); };
   Tensor projected;
-  if (dropout_masks.empty()) {
+  if (ids.defined()) {
+    projected =
+        matmul_by_id(rows(x_time_major), reshape(permute(ids, {1, 0}), {steps * batch}), kernel);
+  } else if (dropout_masks.empty()) {
     projected = matmul(rows(x_time_major), kernel);
   } else {
     // Keras: gate k reads x ⊙ mask_k, so each gate block gets its own product.
@@ -166,7 +170,10 @@ RecurrentOutput Recurrent::call_with_state(const Tensor& x_in, CallContext& cont
                            draw_masks(options_.recurrent_dropout, units_));
 
   // Time-major, so that one step's projection is a contiguous (batch, width) view.
-  const Tensor projected = project_inputs(permute(x, {1, 0, 2}), input_masks);
+  // An Embedding's output as it is: its rows times the kernel once per distinct id.
+  const bool embedded = input_masks.empty() && x_in.impl() == context.embedded.output.impl();
+  const Tensor projected = project_inputs(permute(x, {1, 0, 2}), input_masks,
+                                          embedded ? context.embedded.ids : Tensor());
   Tensor mask;  // (steps, batch, 1)
   if (context.mask.defined()) {
     WEFT_CHECK(context.mask.shape() == (Shape{batch, steps}),

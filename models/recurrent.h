@@ -75,7 +75,10 @@ class Recurrent : public Layer {
  private:
   friend class Bidirectional;
 
-  Tensor project_inputs(const Tensor& x_time_major, const std::vector<Tensor>& dropout_masks) const;
+  // x's rows times the kernel, plus the bias: by gate where there are dropout masks, and once per
+  // distinct id where `ids` (batch, timesteps) are those an Embedding looked x up by.
+  Tensor project_inputs(const Tensor& x_time_major, const std::vector<Tensor>& dropout_masks,
+                        const Tensor& ids) const;
   std::vector<Tensor> initial_states(int64_t batch, const std::vector<Tensor>& given) const;
 
   int64_t units_;

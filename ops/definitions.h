@@ -15,6 +15,8 @@ extern const OpDef &greater_op, &greater_equal_op, &less_op, &less_equal_op, &eq
 extern const OpDef &clip_op, &where_op, &cast_op;
 // index.cpp, matmul.cpp, random.cpp
 extern const OpDef &gather_op, &scatter_add_op, &matmul_op, &dropout_mask_op;
+// matmul_by_id.cpp
+extern const OpDef &matmul_by_id_op, &matmul_by_id_grads_op;
 // reduce.cpp
 extern const OpDef &sum_op, &max_op, &argmax_op;
 // shape.cpp

@@ -62,6 +62,16 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& indices);
 // the slices of `src` whose index is i.
 Tensor scatter_add(const Tensor& src, int64_t axis, const Tensor& indices, int64_t size);
 
+// x kernel for rows x (rows, width) that repeat by id, ids (rows,) (an embedding's rows looked up
+// by ids): each id's first row times kernel (width, columns), copied to the rows of that id, so a
+// product runs once per distinct id where ids repeat. Where rows of equal ids are equal, as after
+// gather(table, 0, ids), that is matmul(x, kernel); its gradient is that of the first rows.
+Tensor matmul_by_id(const Tensor& x, const Tensor& ids, const Tensor& kernel);
+// matmul_by_id's gradients for `grad` (rows, columns): kernel's, then x's, each only where asked
+// for, packed one after the other into one 1-D tensor.
+Tensor matmul_by_id_grads(const Tensor& x, const Tensor& ids, const Tensor& kernel,
+                          const Tensor& grad, bool kernel_grad, bool x_grad);
+
 // Inverted-dropout mask: 0 with probability `rate`, else 1 / (1 - rate), drawn from `generator`.
 Tensor dropout_mask(const Shape& shape, DType dtype, double rate,
                     Generator& generator = default_generator());

@@ -498,6 +498,33 @@ void take(Builder& b) {
   if (out.numel() <= kMaxElements) b.add(out, x->bound);
 }
 
+// x W by id, or its gradients op itself. x is a 2-D pool value (its gradient then reaches the
+// tape when it requires one) or a wide constant; ids of one repeated value take the distinct-id
+// path of the runtime (runtime/matmul_by_id.cpp).
+void product_by_id(Builder& b) {
+  const std::optional<Value> found =
+      b.find([](const Tensor& x) { return is_floating(x.dtype()) && x.dim() == 2; });
+  const Tensor x = found && b.chance(0.7)
+                       ? found->tensor
+                       : b.constant({b.between(1, 12), b.between(9, 20)}, b.dtype());
+  const Shape shape{x.size(0)};
+  const Tensor ids =
+      b.chance(0.3)
+          ? from_vector(std::vector<int64_t>(static_cast<size_t>(x.size(0)), b.between(0, 5)),
+                        shape)
+          : b.indices(shape, b.between(1, 8));
+  const Tensor kernel = b.constant({x.size(1), b.between(1, 6)}, x.dtype());
+  Tensor out;
+  if (b.chance(0.3)) {
+    const bool kernel_grad = b.chance(0.7), x_grad = !kernel_grad || b.chance(0.5);
+    out = matmul_by_id_grads(x, ids, kernel, b.constant({x.size(0), kernel.size(1)}, x.dtype()),
+                             kernel_grad, x_grad);
+  } else {
+    out = matmul_by_id(x, ids, kernel);
+  }
+  if (out.numel() <= kMaxElements) b.add(out);
+}
+
 // Indices of any rank up to the values' remaining one, 0-d included.
 void scatter(Builder& b) {
   const std::optional<Value> src = b.with_rank(1, true);
@@ -578,13 +605,27 @@ struct Family {
 };
 
 const Family kFamilies[] = {
-    {"unary", unary, 4},           {"binary", binary, 5},        {"comparison", comparison, 2},
-    {"where", select, 2},          {"clip", clamp, 1},           {"cast", convert, 2},
-    {"reshape", reshape_view, 2},  {"permute", permute_view, 2}, {"expand", expand_view, 2},
-    {"slice", slice_view, 3},      {"concat", concatenate, 2},   {"matmul", matrix_product, 3},
-    {"reduction", reduction, 3},   {"argmax", arg_max, 1},       {"gather", take, 2},
-    {"scatter_add", scatter, 1},   {"dropout", drop, 1},         {"chain", chain, 1},
-    {"recurrence", recurrence, 1}, {"gradients", gradients, 1},
+    {"unary", unary, 4},
+    {"binary", binary, 5},
+    {"comparison", comparison, 2},
+    {"where", select, 2},
+    {"clip", clamp, 1},
+    {"cast", convert, 2},
+    {"reshape", reshape_view, 2},
+    {"permute", permute_view, 2},
+    {"expand", expand_view, 2},
+    {"slice", slice_view, 3},
+    {"concat", concatenate, 2},
+    {"matmul", matrix_product, 3},
+    {"reduction", reduction, 3},
+    {"argmax", arg_max, 1},
+    {"gather", take, 2},
+    {"scatter_add", scatter, 1},
+    {"matmul_by_id", product_by_id, 1},
+    {"dropout", drop, 1},
+    {"chain", chain, 1},
+    {"recurrence", recurrence, 1},
+    {"gradients", gradients, 1},
 };
 
 // One random graph, and other values of its inputs for the run.

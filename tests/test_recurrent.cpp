@@ -538,5 +538,54 @@ TEST(RecurrentErrors, WrongInputsAtCallTime) {
   EXPECT_THROW(LSTM(2).call(ones({1, 2, 3}), context), Error);  // not built
 }
 
+// ---- an Embedding's output, projected once per distinct id ----------------------------------
+
+// A recurrent layer reading an Embedding's output projects it with matmul_by_id; the same layer
+// called on the same values with the link cleared projects with matmul. Outputs and gradients
+// (table and every weight) agree, with ids that repeat enough to take the distinct-id path and
+// with ids that do not.
+TEST(RecurrentFromEmbedding, ProjectsByIdAsByRow) {
+  const std::vector<std::pair<std::string, std::function<std::unique_ptr<Layer>()>>> layers = {
+      {"lstm", maker(LSTM(3).return_sequences(true))},
+      {"gru", maker(GRU(3))},
+      {"simple_rnn", maker(SimpleRNN(3).go_backwards(true))},
+      {"bidirectional", maker(Bidirectional(LSTM(3)))}};
+  const std::vector<std::pair<std::string, Tensor>> id_sets = {
+      {"repeated", from_vector<int64_t>({0, 1, 1, 3, 0, 0, 2, 1, 3, 3, 0, 1, 2, 2, 0, 1}, {2, 8})},
+      {"distinct",
+       from_vector<int64_t>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {2, 8})}};
+  for (const auto& [layer_name, make] : layers)
+    for (const auto& [ids_name, ids] : id_sets) {
+      SCOPED_TRACE(layer_name + " " + ids_name);
+      manual_seed(5);
+      Embedding embedding = Embedding(16, 40).dtype(DType::f64);
+      embedding.build_for({8}, default_generator());
+      std::unique_ptr<Layer> layer = make();
+      layer->build_for({8, 40}, default_generator());
+      std::vector<Tensor> weights{embedding.weights()[0]->value};
+      for (Weight* w : layer->weights()) weights.push_back(w->value);
+      auto run = [&](bool by_id) {
+        CallContext context;
+        const Tensor rows = embedding.call(ids, context);
+        if (!by_id) context.embedded = {};
+        const Tensor out = layer->call(rows, context);
+        const std::vector<Tensor> grads = grad({sum(out * out)}, weights);
+        return std::pair{out, grads};
+      };
+      std::vector<std::pair<std::string, Tensor>> inputs{{"ids", ids}};
+      for (size_t i = 0; i < weights.size(); ++i)
+        inputs.emplace_back(fmt::format("w{}", i), weights[i]);
+      const Graph graph = capture(inputs, [&]() -> std::vector<std::pair<std::string, Tensor>> {
+        return {{"out", run(true).first}};
+      });
+      EXPECT_NE(graph.to_text().find("matmul_by_id"), std::string::npos);
+      const auto [by_id, by_id_grads] = run(true);
+      const auto [by_row, by_row_grads] = run(false);
+      EXPECT_TRUE(allclose(by_id, by_row, 1e-12, 1e-12));
+      for (size_t i = 0; i < weights.size(); ++i)
+        EXPECT_TRUE(allclose(by_id_grads[i], by_row_grads[i], 1e-12, 1e-12)) << "weight " << i;
+    }
+}
+
 }  // namespace
 }  // namespace weft

@@ -181,12 +181,12 @@ const std::vector<OpSample>& op_samples() {
          "gather_inner_axis",
          [](V x) { return gather(x[0], 1, x[1]); },
          {normal({2, 4, 3}, 49), indices({3, 3, 0}, {3})}},
-        // Ids that repeat enough take the distinct-id path (3 ids over 8 rows at width 16), the
+        // Ids that repeat enough take the distinct-id path (3 ids over 8 rows at width 40), the
         // others every row (runtime/matmul_by_id.cpp). Rows of one id need not be equal.
         {"matmul_by_id",
          "matmul_by_id_distinct_ids",
          [](V x) { return matmul_by_id(x[0], x[1], x[2]); },
-         {normal({8, 16}, 90), indices({3, 1, 3, 3, 1, 0, 3, 1}, {8}), normal({16, 3}, 91)},
+         {normal({8, 40}, 90), indices({3, 1, 3, 3, 1, 0, 3, 1}, {8}), normal({40, 3}, 91)},
          true,
          true},
         {"matmul_by_id",
@@ -199,7 +199,7 @@ const std::vector<OpSample>& op_samples() {
         {"matmul_by_id_grads",
          "matmul_by_id_grads_both",
          [](V x) { return matmul_by_id_grads(x[0], x[1], x[2], x[3], true, true); },
-         {normal({8, 16}, 94), indices({3, 1, 3, 3, 1, 0, 3, 1}, {8}), normal({16, 3}, 95),
+         {normal({8, 40}, 94), indices({3, 1, 3, 3, 1, 0, 3, 1}, {8}), normal({40, 3}, 95),
           normal({8, 3}, 96)}},
         {"matmul_by_id_grads",
          "matmul_by_id_grads_rows_only",
@@ -208,7 +208,7 @@ const std::vector<OpSample>& op_samples() {
         {"matmul_by_id_grads",
          "matmul_by_id_grads_kernel_only",
          [](V x) { return matmul_by_id_grads(x[0], x[1], x[2], x[3], true, false); },
-         {normal({8, 16}, 100), indices({2, 2, 2, 2, 2, 0, 2, 2}, {8}), normal({16, 3}, 101),
+         {normal({8, 40}, 100), indices({2, 2, 2, 2, 2, 0, 2, 2}, {8}), normal({40, 3}, 101),
           normal({8, 3}, 102)}},
         {"scatter_add",
          "scatter_add",

@@ -10,12 +10,12 @@
 namespace weft {
 namespace {
 
-// The rows a product runs over, and each row's place among them. Where enough ids repeat, each
-// distinct id's first row, in order; else every row (`place` empty), since moving the products
-// to the repeated rows would cost more than the products save.
+// Each distinct id's first row, in order, and each row's place among them; `known` is false
+// for ids far beyond the rows' count (no vocabulary's), which are left as rows.
 struct FirstRows {
   std::vector<int64_t> rows;
   std::vector<int64_t> place;
+  bool known = true;
 };
 
 // Per thread, kept between calls so that a compiled step allocates only on its first call (the
@@ -29,11 +29,11 @@ struct Distinct {
   // Bidirectional layer, forward and backward) read the same ids, which a comparison finds
   // faster than a second pass.
   std::vector<std::byte> ids;
-  int64_t rows = -1, width = -1;
+  int64_t rows = -1;
 };
 
 template <typename Index>
-void find_first_rows(Distinct& d, const Index* ids, int64_t rows, int64_t width) {
+void find_first_rows(Distinct& d, const Index* ids, int64_t rows) {
   FirstRows& out = d.first;
   out.rows.clear();
   out.place.resize(static_cast<size_t>(rows));
@@ -41,18 +41,17 @@ void find_first_rows(Distinct& d, const Index* ids, int64_t rows, int64_t width)
     std::ranges::fill(d.seen, 0);
     d.pass = 1;
   }
-  // An id per slot, the slots grown to the largest id; ids far beyond the rows' count (no
-  // vocabulary's) are left as rows.
+  // An id per slot, the slots grown to the largest id.
   const int64_t most_slots = 16 * rows + 65536;
-  bool few_ids = true;
-  for (int64_t i = 0; i < rows && few_ids; ++i) {
+  out.known = true;
+  for (int64_t i = 0; i < rows; ++i) {
     const auto id = static_cast<int64_t>(ids[i]);
     WEFT_CHECK(id >= 0, "matmul_by_id: id {} at row {} is negative", id, i);
     if (id >= static_cast<int64_t>(d.seen.size())) {
-      few_ids = id < most_slots;
+      out.known = id < most_slots;
+      if (!out.known) return;
       d.seen.resize(static_cast<size_t>(std::min(most_slots, std::max(2 * id, int64_t{1024}))));
       d.slot.resize(d.seen.size());
-      if (!few_ids) break;
     }
     if (d.seen[id] != d.pass) {
       d.seen[id] = d.pass;
@@ -61,37 +60,35 @@ void find_first_rows(Distinct& d, const Index* ids, int64_t rows, int64_t width)
     }
     out.place[i] = d.slot[id];
   }
-  // A repeated row saves 2 x width flops a column in each of the three products, against moving
-  // every row's values once more. At width 64 that pays where at most about 60% of the rows are
-  // distinct (W1's step, docs/performance.md); narrower rows need more repeats.
-  const auto distinct = static_cast<int64_t>(out.rows.size());
-  if (!few_ids || (rows - distinct) * width < 24 * rows) {
-    out.rows.resize(static_cast<size_t>(rows));
-    for (int64_t i = 0; i < rows; ++i) out.rows[i] = i;
-    out.place.clear();
-  }
 }
 
 template <typename Index>
-const FirstRows& first_rows(const Index* ids, int64_t rows, int64_t width) {
+const FirstRows& first_rows(const Index* ids, int64_t rows) {
   thread_local Distinct d;
   const auto* bytes = reinterpret_cast<const std::byte*>(ids);
   const size_t size = static_cast<size_t>(rows) * sizeof(Index);
-  if (rows == d.rows && width == d.width && size == d.ids.size() &&
-      std::memcmp(bytes, d.ids.data(), size) == 0)
+  if (rows == d.rows && size == d.ids.size() && std::memcmp(bytes, d.ids.data(), size) == 0)
     return d.first;
   d.rows = -1;  // while d.first is not the ids' (find_first_rows may throw)
-  find_first_rows(d, ids, rows, width);
+  find_first_rows(d, ids, rows);
   d.ids.assign(bytes, bytes + size);
   d.rows = rows;
-  d.width = width;
   return d.first;
 }
 
 template <typename T>
 const FirstRows& first_rows(const RowsById<T>& p) {
-  return p.ids_64 ? first_rows(static_cast<const int64_t*>(p.ids), p.rows, p.width)
-                  : first_rows(static_cast<const int32_t*>(p.ids), p.rows, p.width);
+  return p.ids_64 ? first_rows(static_cast<const int64_t*>(p.ids), p.rows)
+                  : first_rows(static_cast<const int32_t*>(p.ids), p.rows);
+}
+
+// Whether products over the first rows pay: a repeated row saves 2 x width flops a column in
+// each product, against moving every row's values once more. On W1's step (width 64) that pays
+// where at most about 60% of the rows are distinct (docs/performance.md); narrower rows need more
+// repeats.
+bool by_id(const FirstRows& first, int64_t rows, int64_t width) {
+  const auto repeats = rows - static_cast<int64_t>(first.rows.size());
+  return first.known && repeats * width >= 24 * rows;
 }
 
 // A leading dimension for gemm: at least 1, which a matrix of no columns has not.
@@ -104,10 +101,9 @@ T* scratch(std::vector<T>& buffer, int64_t size) {
   return buffer.data();
 }
 
-// x's first rows one after another (x itself where they are all its rows), and their stride.
+// x's first rows one after another, and their stride.
 template <typename T>
 std::pair<const T*, int64_t> first_rows_of_x(const RowsById<T>& p, const FirstRows& first) {
-  if (first.place.empty()) return {p.x, p.x_ld};
   thread_local std::vector<T> buffer;
   const auto m = static_cast<int64_t>(first.rows.size());
   T* rows = scratch(buffer, m * p.width);
@@ -121,13 +117,13 @@ std::pair<const T*, int64_t> first_rows_of_x(const RowsById<T>& p, const FirstRo
 template <typename T>
 void matmul_by_id(const RowsById<T>& p, const T* bias, T* out, int64_t out_ld) {
   const FirstRows& first = first_rows(p);
-  const auto m = static_cast<int64_t>(first.rows.size());
-  const auto [x, x_ld] = first_rows_of_x(p, first);
-  if (first.place.empty()) {
-    gemm(Trans::no, Trans::no, m, p.columns, p.width, T(1), x, x_ld, p.kernel, p.kernel_ld, T(0),
-         out, out_ld, bias);
+  if (!by_id(first, p.rows, p.width)) {
+    gemm(Trans::no, Trans::no, p.rows, p.columns, p.width, T(1), p.x, p.x_ld, p.kernel, p.kernel_ld,
+         T(0), out, out_ld, bias);
     return;
   }
+  const auto m = static_cast<int64_t>(first.rows.size());
+  const auto [x, x_ld] = first_rows_of_x(p, first);
   thread_local std::vector<T> buffer;
   T* products = scratch(buffer, m * p.columns);
   gemm(Trans::no, Trans::no, m, p.columns, p.width, T(1), x, x_ld, p.kernel, p.kernel_ld, T(0),
@@ -140,37 +136,35 @@ template <typename T>
 void matmul_by_id_grads(const RowsById<T>& p, const T* grad, int64_t grad_ld, T* kernel_grad,
                         T* x_grad) {
   const FirstRows& first = first_rows(p);
-  const auto m = static_cast<int64_t>(first.rows.size());
+  if (!by_id(first, p.rows, p.width)) {
+    if (kernel_grad != nullptr)
+      gemm(Trans::yes, Trans::no, p.width, p.columns, p.rows, T(1), p.x, p.x_ld, grad, grad_ld,
+           T(0), kernel_grad, ld(p.columns));
+    if (x_grad != nullptr)
+      gemm(Trans::no, Trans::yes, p.rows, p.width, p.columns, T(1), grad, grad_ld, p.kernel,
+           p.kernel_ld, T(0), x_grad, ld(p.width));
+    return;
+  }
   // grad's rows summed by id, a row per first row.
-  const T* sums = grad;
-  int64_t sums_ld = grad_ld;
-  if (!first.place.empty()) {
-    thread_local std::vector<T> buffer;
-    T* summed = scratch(buffer, m * p.columns);
-    std::fill_n(summed, m * p.columns, T(0));
-    for (int64_t i = 0; i < p.rows; ++i) {
-      T* target = summed + first.place[i] * p.columns;
-      const T* source = grad + i * grad_ld;
-      for (int64_t c = 0; c < p.columns; ++c) target[c] += source[c];
-    }
-    sums = summed;
-    sums_ld = ld(p.columns);
+  const auto m = static_cast<int64_t>(first.rows.size());
+  thread_local std::vector<T> sums_buffer;
+  T* sums = scratch(sums_buffer, m * p.columns);
+  std::fill_n(sums, m * p.columns, T(0));
+  for (int64_t i = 0; i < p.rows; ++i) {
+    T* target = sums + first.place[i] * p.columns;
+    const T* source = grad + i * grad_ld;
+    for (int64_t c = 0; c < p.columns; ++c) target[c] += source[c];
   }
   if (kernel_grad != nullptr) {
     const auto [x, x_ld] = first_rows_of_x(p, first);
-    gemm(Trans::yes, Trans::no, p.width, p.columns, m, T(1), x, x_ld, sums, sums_ld, T(0),
+    gemm(Trans::yes, Trans::no, p.width, p.columns, m, T(1), x, x_ld, sums, ld(p.columns), T(0),
          kernel_grad, ld(p.columns));
   }
   if (x_grad == nullptr) return;
-  if (first.place.empty()) {
-    gemm(Trans::no, Trans::yes, m, p.width, p.columns, T(1), sums, sums_ld, p.kernel, p.kernel_ld,
-         T(0), x_grad, ld(p.width));
-    return;
-  }
   thread_local std::vector<T> buffer;
   T* row_grads = scratch(buffer, m * p.width);
-  gemm(Trans::no, Trans::yes, m, p.width, p.columns, T(1), sums, sums_ld, p.kernel, p.kernel_ld,
-       T(0), row_grads, ld(p.width));
+  gemm(Trans::no, Trans::yes, m, p.width, p.columns, T(1), sums, ld(p.columns), p.kernel,
+       p.kernel_ld, T(0), row_grads, ld(p.width));
   std::fill_n(x_grad, p.rows * p.width, T(0));
   for (int64_t j = 0; j < m; ++j)
     std::memcpy(x_grad + first.rows[j] * p.width, row_grads + j * p.width, p.width * sizeof(T));

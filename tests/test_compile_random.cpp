@@ -506,7 +506,7 @@ void product_by_id(Builder& b) {
       b.find([](const Tensor& x) { return is_floating(x.dtype()) && x.dim() == 2; });
   const Tensor x = found && b.chance(0.7)
                        ? found->tensor
-                       : b.constant({b.between(1, 12), b.between(9, 20)}, b.dtype());
+                       : b.constant({b.between(5, 12), b.between(30, 40)}, b.dtype());
   const Shape shape{x.size(0)};
   const Tensor ids =
       b.chance(0.3)

@@ -167,12 +167,17 @@ class StepBinding {
   const std::vector<Tensor>& inputs() const { return inputs_; }
   // Input `index` for the next runs, checked as the constructor checks each.
   void set_input(size_t index, const Tensor& input);
+  // Lets go of input `index` (a caller's batch, not to be held between runs) until it is set
+  // again; a run before that throws.
+  void release_input(size_t index);
   // As CompiledStep::run(inputs(), outputs).
   void run(std::vector<Tensor>& outputs);
 
  private:
   std::shared_ptr<const CompiledStep> step_;
   std::vector<Tensor> inputs_;
+  std::vector<bool> released_;  // by input: let go of, and not set since
+  size_t released_count_ = 0;
   std::vector<void*> buffers_;  // inputs, outputs (set each run), constants
   ArenaPool::Lease arena_;      // after step_, which owns its pool
 };

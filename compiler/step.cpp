@@ -165,7 +165,10 @@ bool CompiledStep::call(void** buffers, char* arena, const std::vector<Tensor>& 
 // ---- StepBinding ------------------------------------------------------------------------------
 
 StepBinding::StepBinding(std::shared_ptr<const CompiledStep> step, std::vector<Tensor> inputs)
-    : step_(std::move(step)), inputs_(step_->inputs_.size()), arena_(*step_->arenas_) {
+    : step_(std::move(step)),
+      inputs_(step_->inputs_.size()),
+      released_(inputs_.size(), false),
+      arena_(*step_->arenas_) {
   WEFT_CHECK(inputs.size() == inputs_.size(), "compiled step '{}': {} inputs for a step of {}",
              step_->module_->name(), inputs.size(), inputs_.size());
   buffers_.resize(inputs_.size() + step_->outputs_.size() + step_->constants_.size());
@@ -184,11 +187,28 @@ void StepBinding::set_input(size_t index, const Tensor& input) {
              "compiled step '{}': input \"{}\" is written by the step, so it must be contiguous "
              "to be bound",
              step_->module_->name(), step_->input_names_[index]);
+  if (released_[index]) {
+    released_[index] = false;
+    --released_count_;
+  }
   inputs_[index] = input.is_contiguous() ? input : input.copy();
   buffers_[index] = inputs_[index].raw_data();
 }
 
+void StepBinding::release_input(size_t index) {
+  WEFT_CHECK(index < inputs_.size(), "compiled step '{}' has {} inputs, not an input {}",
+             step_->module_->name(), inputs_.size(), index);
+  if (released_[index]) return;
+  inputs_[index] = Tensor();
+  buffers_[index] = nullptr;
+  released_[index] = true;
+  ++released_count_;
+}
+
 void StepBinding::run(std::vector<Tensor>& outputs) {
+  WEFT_CHECK(released_count_ == 0,
+             "compiled step '{}': a run with an input let go of and not set again",
+             step_->module_->name());
   step_->prepare_outputs(outputs, buffers_.data() + inputs_.size());
   if (!step_->call(buffers_.data(), arena_.data(), inputs_)) return;
   for (size_t i : step_->stored_inputs_) inputs_[i].mark_modified();

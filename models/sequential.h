@@ -178,9 +178,10 @@ class Sequential {
   // `part`: the rows x holds of a larger batch (gradients and infer).
   StepInputs step_inputs(StepKind kind, const Tensor& x, const Tensor& y,
                          std::optional<BatchRows> part = {});
-  // An inference step on x by the step of the last whole-batch inference, if x and the other
-  // inputs have its dtypes and shapes: {y_pred}, or nothing.
-  std::optional<std::vector<Tensor>> run_recent_inference(const Tensor& x);
+  // An inference step on x through the binding of the last inference call (bound again where
+  // x's shape or dtype, or the model's tensors, changed): {y_pred}, or nothing where the batch
+  // runs as halves.
+  std::optional<std::vector<Tensor>> run_bound_inference(const Tensor& x);
   // Calls `visit` with each trainable weight and the name of its gradient (StepKind::gradients).
   void for_each_trainable(
       const std::function<void(const std::string& gradient, Weight& weight)>& visit) const;

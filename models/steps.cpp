@@ -18,6 +18,29 @@
 
 namespace weft {
 
+// A binding of a model's inference step on batches of one shape and dtype (Sequential::
+// bind_inference): a predictor's, and predict_on_batch's for repeated calls.
+struct Predictor::Bound {
+  // The model's compiled steps when bound, known by their control block, which this keeps from
+  // being reused while letting the steps go with the model's last use of them.
+  std::weak_ptr<const void> steps;
+  std::optional<StepBinding> binding;  // none where the batch runs as halves
+  Shape x_shape = {};                  // the batches it takes
+  DType x_dtype = DType::f32;
+  size_t x_input = 0, random_input = 0;
+  // Where the binding's other inputs come from, so that a call checks them without asking each
+  // layer for lists: each weight's input, and the first input of each layer that keeps states
+  // (its others follow).
+  std::vector<std::pair<const Weight*, size_t>> weight_inputs = {};
+  std::vector<std::pair<Layer*, size_t>> state_inputs = {};
+  uint64_t counters = 0;  // the random counters a call takes
+  std::vector<Tensor> outputs = {};
+
+  // An inference call on x through the binding: the step's outputs, written again by the next
+  // call once the caller has let go of them.
+  const std::vector<Tensor>& run(const Tensor& x);
+};
+
 struct Sequential::CompiledSteps {
   StepCache cache;
   // What recording each compiled step found, by its cache key.
@@ -31,24 +54,11 @@ struct Sequential::CompiledSteps {
   std::map<std::string, bool> in_halves;
   // The halves' outputs, by the whole batch's key, written again by each run (CompiledStep::run).
   std::map<std::string, std::array<std::vector<Tensor>, 2>> half_outputs;
-  // The last inference step run on a whole batch, served again to each next call whose inputs
-  // it accepts (the same dtypes and shapes, in order): such a call would build the same key
-  // while the layers stay the same (`add` and `compile` drop every compiled step), and naming
-  // the inputs and building the key took a tenth of a streaming call (W4). Dropped when a step
-  // is stored, which may evict it.
-  struct RecentInference {
-    const CompiledStep* step = nullptr;
-    uint64_t counters = 0;  // its draws
-    Tensor random = {};     // the generator's state, written again for each call
-    // A call's inputs, emptied after it (the caller's batch is not held): kept for their
-    // capacity.
-    std::vector<Tensor> inputs = {};
-    // The last call's outputs: each that its caller has let go of is written again by the next
-    // call, which then allocates nothing (a fresh output and its storage were a fifth of a small
-    // model's call).
-    std::vector<Tensor> outputs = {};
-  };
-  std::optional<RecentInference> recent_inference;
+  // The binding of the last inference call's step, which serves each next call on batches of its
+  // shape and dtype while the model's weights and states are those it bound (still_bound):
+  // naming the inputs, building the key and checking each input took about a tenth of a
+  // streaming call (W4). Its x is let go of after each call, so the caller's batch is not held.
+  std::unique_ptr<Predictor::Bound> inference;
 };
 
 // The named tensors a step reads and may write: the batch, the random state, the weights, the
@@ -139,6 +149,15 @@ std::string step_key(StepKind kind, const std::optional<BatchRows>& part,
 }
 
 }  // namespace
+
+const std::vector<Tensor>& Predictor::Bound::run(const Tensor& x) {
+  binding->set_input(x_input, x);
+  if (counters > 0) write_random_state(binding->inputs()[random_input], default_generator());
+  let_go_of_held(outputs);
+  binding->run(outputs);
+  default_generator().take(counters);
+  return outputs;
+}
 
 void Sequential::for_each_trainable(
     const std::function<void(const std::string& gradient, Weight& weight)>& visit) const {
@@ -306,7 +325,6 @@ const CompiledStep& Sequential::compiled_step(const Tensor& x, const Tensor& y,
   // like every later batch.
   RecordedStep recorded = record_step(x, y, inputs);
   compiled_->draws[inputs.key] = recorded.draws;
-  compiled_->recent_inference.reset();
   return compiled_->cache.insert(
       inputs.key, weft::compile(std::move(recorded.graph),
                                 {.name = fmt::format("{}_{}", name_, kind_name(inputs.kind)),
@@ -433,7 +451,7 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   if (compiled_ == nullptr) compiled_ = std::make_shared<CompiledSteps>();
   prepare_step(kind, x);
   if (kind == StepKind::infer)
-    if (auto outputs = run_recent_inference(x)) return std::move(*outputs);
+    if (auto outputs = run_bound_inference(x)) return std::move(*outputs);
   const StepInputs inputs = step_inputs(kind, x, y);
   if (auto halves = run_in_halves(kind, x, y, inputs.key, {0, x.size(0), x.size(0)})) {
     const auto& [first, second] = *halves;
@@ -445,28 +463,26 @@ std::vector<Tensor> Sequential::run_step(StepKind kind, const Tensor& x, const T
   }
   // A non-finite loss leaves the weights as they were (CompileOptions::finite_output).
   std::vector<Tensor> outputs;
-  const CompiledStep& step = run_compiled(x, y, inputs, outputs);
-  if (kind == StepKind::infer)
-    compiled_->recent_inference = {.step = &step,
-                                   .counters = compiled_->draws.at(inputs.key).counters,
-                                   .random = inputs.random};
+  run_compiled(x, y, inputs, outputs);
   if (kind == StepKind::train && check_loss) check_loss(outputs[0].item());
   return outputs;
 }
 
-std::optional<std::vector<Tensor>> Sequential::run_recent_inference(const Tensor& x) {
-  if (!compiled_->recent_inference) return std::nullopt;
-  CompiledSteps::RecentInference& recent = *compiled_->recent_inference;
-  write_random_state(recent.random, default_generator());
-  recent.inputs.clear();  // where a call threw
-  for_each_step_input(StepKind::infer, x, {}, recent.random,
-                      [&](const auto&, const Tensor& tensor) { recent.inputs.push_back(tensor); });
-  let_go_of_held(recent.outputs);
-  const bool ran = recent.step->try_run(recent.inputs, recent.outputs);
-  recent.inputs.clear();
-  if (!ran) return std::nullopt;
-  default_generator().take(recent.counters);
-  return recent.outputs;
+std::optional<std::vector<Tensor>> Sequential::run_bound_inference(const Tensor& x) {
+  std::unique_ptr<Predictor::Bound>& bound = compiled_->inference;
+  if (bound == nullptr || x.dtype() != bound->x_dtype || x.shape() != bound->x_shape ||
+      !still_bound(*bound))
+    bound = bind_inference(x);
+  if (!bound->binding) return std::nullopt;
+  std::vector<Tensor> outputs;
+  try {
+    outputs = bound->run(x);
+  } catch (...) {  // an id out of range, say: the batch is not held either way
+    bound->binding->release_input(bound->x_input);
+    throw;
+  }
+  bound->binding->release_input(bound->x_input);
+  return outputs;
 }
 
 std::vector<Tensor> Sequential::train_share(const Tensor& x, const Tensor& y, BatchRows rows_of,
@@ -556,21 +572,6 @@ Graph Sequential::capture_step(StepKind kind, const Tensor& x, const Tensor& y) 
 
 // ---- Predictor -------------------------------------------------------------------------------
 
-struct Predictor::Bound {
-  // The model's compiled steps when bound, known by their control block, which this keeps from
-  // being reused while letting the steps go with the model's last use of them.
-  std::weak_ptr<const void> steps;
-  std::optional<StepBinding> binding;  // none where the batch runs as halves
-  size_t x_input = 0, random_input = 0;
-  // Where the binding's other inputs come from, so that a call checks them without asking each
-  // layer for lists: each weight's input, and the first input of each layer that keeps states
-  // (its others follow).
-  std::vector<std::pair<const Weight*, size_t>> weight_inputs = {};
-  std::vector<std::pair<Layer*, size_t>> state_inputs = {};
-  uint64_t counters = 0;  // the random counters a call takes
-  std::vector<Tensor> outputs = {};
-};
-
 Predictor::Predictor(Sequential& model, Shape input_shape, DType dtype)
     : model_(&model), input_shape_(std::move(input_shape)), dtype_(dtype) {}
 Predictor::Predictor(Predictor&&) noexcept = default;
@@ -586,14 +587,7 @@ Tensor Predictor::operator()(const Tensor& x) {
   if (!model_->jit_compile) return model_->predict_on_batch(x);
   if (bound_ == nullptr || !model_->still_bound(*bound_)) bound_ = model_->bind_inference(x);
   if (!bound_->binding) return model_->predict_on_batch(x);
-  StepBinding& binding = *bound_->binding;
-  binding.set_input(bound_->x_input, x);
-  if (bound_->counters > 0)
-    write_random_state(binding.inputs()[bound_->random_input], default_generator());
-  let_go_of_held(bound_->outputs);
-  binding.run(bound_->outputs);
-  default_generator().take(bound_->counters);
-  return bound_->outputs.front();
+  return bound_->run(x).front();
 }
 
 Predictor Sequential::predictor(const Shape& batch_input_shape, DType dtype) {
@@ -614,6 +608,8 @@ std::unique_ptr<Predictor::Bound> Sequential::bind_inference(const Tensor& x) {
   const StepInputs inputs = step_inputs(StepKind::infer, x, {});
   auto bound = std::make_unique<Predictor::Bound>();
   bound->steps = compiled_;
+  bound->x_shape = x.shape();
+  bound->x_dtype = x.dtype();
   if (halves(StepKind::infer, x, {}, inputs.key, {0, x.size(0), x.size(0)})) return bound;
   compiled_step(x, {}, inputs);
   bound->counters = compiled_->draws.at(inputs.key).counters;
@@ -661,7 +657,7 @@ bool Sequential::still_bound(const Predictor::Bound& bound) {
   };
   for (const auto& [weight, index] : bound.weight_inputs)
     if (!is_input(weight->value, index)) return false;
-  const int64_t batch = inputs[bound.x_input].size(0);
+  const int64_t batch = bound.x_shape[0];
   for (const auto& [layer, first] : bound.state_inputs) {
     const std::vector<Tensor>& states = layer->states(batch);
     for (size_t i = 0; i < states.size(); ++i)

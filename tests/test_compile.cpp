@@ -1063,6 +1063,27 @@ TEST(Predictor, CallsMatchPredictOnBatchThroughChangesToTheModel) {
   }
 }
 
+// predict_on_batch runs a repeated call through a binding of its step, bound again when the
+// batch's shape changes (a smaller last batch, in turn with full ones): each call gives what the
+// eager tape gives, and the caller's batch is let go of when the call returns.
+TEST(CompiledModels, RepeatedPredictOnBatchLetsGoOfTheBatch) {
+  Sequential models[2];
+  for (bool jit : {false, true}) {
+    manual_seed(3);
+    models[jit] = Sequential{LSTM(4).input_shape({5, 3}), Dense(2)};
+    models[jit].jit_compile = jit;
+  }
+  Generator gen(2);
+  for (int call = 0; call < 7; ++call) {
+    const Tensor x = randn({call % 3 == 2 ? 3 : 4, 5, 3}, {}, gen);
+    const Tensor y = models[1].predict_on_batch(x);
+    EXPECT_EQ(x.impl_ptr().use_count(), 1) << "call " << call;
+    EXPECT_EQ(x.impl()->storage.use_count(), 1) << "call " << call;
+    expect_close(y, models[0].predict_on_batch(x), 1e-5, fmt::format("call {}", call));
+  }
+  EXPECT_EQ(models[1].compiled_steps().size(), 2);
+}
+
 // predictor() compiles the step when made, and its calls run that step: no other is compiled,
 // and predict_on_batch on the same shape finds it too.
 TEST(Predictor, CompilesWhenMadeAndRunsThatStep) {
@@ -1134,6 +1155,13 @@ TEST(Compile, BoundRunsMatchRunsOnTheSameInputs) {
   g_run = other.copy();
   runs_alike("another g");
   expect_close(w, w_run, 0, "the bound w itself");
+  // An input let go of holds nothing, and no run reads it until it is set again.
+  binding.release_input(1);
+  binding.release_input(1);
+  EXPECT_FALSE(binding.inputs()[1].defined());
+  expect_error([&] { binding.run(outputs); }, {"an input let go of"});
+  binding.set_input(1, other);
+  runs_alike("g set again");
 
   expect_error([&] { binding.set_input(1, zeros({3, 4})); }, {"input \"g\"", "(3, 4)"});
   expect_error([&] { binding.set_input(2, zeros({4, 3})); }, {"2 inputs, not an input 2"});

@@ -249,7 +249,10 @@ class Fuser {
     Place& place = places_[id];
     place = {source.buffer, source.layout, node.spec.dtype};
     if (!view.layout(place.layout, node.attrs, node.spec)) {
-      const Place copy = contiguous_copy(source);
+      // The copy a kernel reading the same strided input would share (time-major ids, read by
+      // an embedding's gather and by its product by id), else one of the view's own.
+      const Place copy = unchanging_and_reread(node.inputs[0]) ? shared_copy(node.inputs[0])
+                                                               : contiguous_copy(source);
       place = {copy.buffer, copy.layout, node.spec.dtype};
       WEFT_CHECK(view.layout(place.layout, node.attrs, node.spec),
                  "compile: internal error: {} refuses a contiguous input", describe(graph_, id));

@@ -94,19 +94,31 @@ bool by_id(const FirstRows& first, int64_t rows, int64_t width) {
 // A leading dimension for gemm: at least 1, which a matrix of no columns has not.
 int64_t ld(int64_t columns) { return std::max<int64_t>(columns, 1); }
 
-// Scratch matrices, per thread and element type, grown as needed and kept.
+// Two scratch matrices per thread and element type, grown as needed and kept: one of the first
+// rows' columns (the products, or the gradient's sums) and one of their width (x's first rows,
+// then their gradients once the kernel's is made).
 template <typename T>
-T* scratch(std::vector<T>& buffer, int64_t size) {
+struct Scratch {
+  std::vector<T> columns, width;
+};
+
+template <typename T>
+T* grown(std::vector<T>& buffer, int64_t size) {
   if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(static_cast<size_t>(size));
   return buffer.data();
 }
 
-// x's first rows one after another, and their stride.
+template <typename T>
+Scratch<T>& scratch() {
+  thread_local Scratch<T> buffers;
+  return buffers;
+}
+
+// x's first rows one after another, in the width scratch, and their stride.
 template <typename T>
 std::pair<const T*, int64_t> first_rows_of_x(const RowsById<T>& p, const FirstRows& first) {
-  thread_local std::vector<T> buffer;
   const auto m = static_cast<int64_t>(first.rows.size());
-  T* rows = scratch(buffer, m * p.width);
+  T* rows = grown(scratch<T>().width, m * p.width);
   for (int64_t j = 0; j < m; ++j)
     std::memcpy(rows + j * p.width, p.x + first.rows[j] * p.x_ld, p.width * sizeof(T));
   return {rows, ld(p.width)};
@@ -124,8 +136,7 @@ void matmul_by_id(const RowsById<T>& p, const T* bias, T* out, int64_t out_ld) {
   }
   const auto m = static_cast<int64_t>(first.rows.size());
   const auto [x, x_ld] = first_rows_of_x(p, first);
-  thread_local std::vector<T> buffer;
-  T* products = scratch(buffer, m * p.columns);
+  T* products = grown(scratch<T>().columns, m * p.columns);
   gemm(Trans::no, Trans::no, m, p.columns, p.width, T(1), x, x_ld, p.kernel, p.kernel_ld, T(0),
        products, ld(p.columns), bias);
   for (int64_t i = 0; i < p.rows; ++i)
@@ -147,8 +158,7 @@ void matmul_by_id_grads(const RowsById<T>& p, const T* grad, int64_t grad_ld, T*
   }
   // grad's rows summed by id, a row per first row.
   const auto m = static_cast<int64_t>(first.rows.size());
-  thread_local std::vector<T> sums_buffer;
-  T* sums = scratch(sums_buffer, m * p.columns);
+  T* sums = grown(scratch<T>().columns, m * p.columns);
   std::fill_n(sums, m * p.columns, T(0));
   for (int64_t i = 0; i < p.rows; ++i) {
     T* target = sums + first.place[i] * p.columns;
@@ -161,8 +171,7 @@ void matmul_by_id_grads(const RowsById<T>& p, const T* grad, int64_t grad_ld, T*
          kernel_grad, ld(p.columns));
   }
   if (x_grad == nullptr) return;
-  thread_local std::vector<T> buffer;
-  T* row_grads = scratch(buffer, m * p.width);
+  T* row_grads = grown(scratch<T>().width, m * p.width);  // x's rows are read by now
   gemm(Trans::no, Trans::yes, m, p.width, p.columns, T(1), sums, ld(p.columns), p.kernel,
        p.kernel_ld, T(0), row_grads, ld(p.width));
   std::fill_n(x_grad, p.rows * p.width, T(0));

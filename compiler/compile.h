@@ -84,9 +84,6 @@ class CompiledStep {
   // block is mapped page by page as the step writes it, which costs more than a short step).
   // The caller must not hand those tensors out while it reuses them.
   void run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
-  // As run(), where `inputs` are what it takes (as many, defined, of the captured dtypes and
-  // shapes); false, running nothing, where they are not.
-  bool try_run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const;
 
   const Graph& graph() const { return graph_; }  // after the passes
   // Each pass's name and the graph it produced, in pipeline order (with keep_stages).

@@ -90,13 +90,6 @@ void CompiledStep::run(const std::vector<Tensor>& inputs, std::vector<Tensor>& o
   run_checked(inputs, outputs);
 }
 
-bool CompiledStep::try_run(const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs) const {
-  bool accepted = inputs.size() == inputs_.size();
-  for (size_t i = 0; accepted && i < inputs.size(); ++i) accepted = accepts(i, inputs[i]);
-  if (accepted) run_checked(inputs, outputs);
-  return accepted;
-}
-
 bool CompiledStep::accepts(size_t index, const Tensor& input) const {
   const TensorSpec& spec = inputs_[index];
   return input.defined() && input.dtype() == spec.dtype && input.shape() == spec.shape;

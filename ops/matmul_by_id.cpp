@@ -28,16 +28,20 @@ void check_operands(std::string_view op, const Tensor& x, const Tensor& ids, con
              dtype_name(x.dtype()), dtype_name(kernel.dtype()));
 }
 
+// A row-major matrix's leading dimension for gemm: its row stride, but at least 1, which a
+// matrix of no columns has not.
+int64_t leading_dimension(int64_t row_stride) { return std::max<int64_t>(row_stride, 1); }
+
 template <typename T>
 RowsById<T> rows_by_id(const Tensor& x, const Tensor& ids, const Tensor& kernel) {
   return {.x = x.data<T>(),
           .width = x.size(1),
-          .x_ld = std::max<int64_t>(x.size(1), 1),
+          .x_ld = leading_dimension(x.size(1)),
           .ids = ids.raw_data(),
           .ids_64 = ids.dtype() == DType::i64,
           .rows = x.size(0),
           .kernel = kernel.data<T>(),
-          .kernel_ld = std::max<int64_t>(kernel.size(1), 1),
+          .kernel_ld = leading_dimension(kernel.size(1)),
           .columns = kernel.size(1)};
 }
 
@@ -47,20 +51,21 @@ Tensor contiguous(const Tensor& x) { return x.is_contiguous() ? x : x.copy(); }
 struct PackedGrads {
   bool kernel, x;
   int64_t kernel_size, x_size;
+
+  int64_t x_start() const { return kernel ? kernel_size : 0; }
+  int64_t size() const { return x_start() + (x ? x_size : 0); }
 };
 
-PackedGrads packed_grads(const Attrs& attrs, const Tensor& x, const Tensor& kernel) {
-  return {attrs.integer("kernel_grad") != 0, attrs.integer("x_grad") != 0, kernel.numel(),
-          x.numel()};
+PackedGrads packed_grads(const Attrs& attrs, int64_t kernel_size, int64_t x_size) {
+  return {attrs.integer("kernel_grad") != 0, attrs.integer("x_grad") != 0, kernel_size, x_size};
 }
 
 // The two gradients out of their packed tensor, as views (undefined where not asked for).
 std::pair<Tensor, Tensor> unpack(const Tensor& packed, const PackedGrads& parts, const Tensor& x,
                                  const Tensor& kernel) {
   Tensor kernel_grad, x_grad;
-  const int64_t x_start = parts.kernel ? parts.kernel_size : 0;
   if (parts.kernel) kernel_grad = reshape(slice(packed, 0, 0, parts.kernel_size), kernel.shape());
-  if (parts.x) x_grad = reshape(slice(packed, 0, x_start, x_start + parts.x_size), x.shape());
+  if (parts.x) x_grad = reshape(slice(packed, 0, parts.x_start(), parts.size()), x.shape());
   return {kernel_grad, x_grad};
 }
 
@@ -73,9 +78,9 @@ bool reads_rows(size_t index, const Layout& layout) {
   return columns_adjacent && (layout.shape[0] == 1 || layout.strides[0] >= layout.shape[1]);
 }
 
-// The leading dimension of a row-major matrix (at least its width, as gemm wants).
+// The leading dimension of a row-major matrix access.
 int64_t row_stride(const Access& matrix) {
-  return std::max<int64_t>(matrix.shape[0] == 1 ? matrix.shape[1] : matrix.strides[0], 1);
+  return leading_dimension(matrix.shape[0] == 1 ? matrix.shape[1] : matrix.strides[0]);
 }
 
 // The shims' leading arguments: RowsById's fields in order.
@@ -112,17 +117,16 @@ const Lowering matmul_by_id_lowering = KernelLowering{
 const Lowering matmul_by_id_grads_lowering = KernelLowering{
     .emit =
         [](KernelBuilder& k, std::span<const Access> in, const Access& out, const Attrs& attrs) {
-          const Access &kernel = in[2], &grad = in[3];
-          const bool kernel_grad = attrs.integer("kernel_grad") != 0;
-          const bool x_grad = attrs.integer("x_grad") != 0;
+          const Access &x = in[0], &kernel = in[2], &grad = in[3];
+          const PackedGrads parts =
+              packed_grads(attrs, shape_numel(kernel.shape), shape_numel(x.shape));
           llvm::Value* const none = llvm::ConstantPointerNull::get(k.b.getPtrTy());
-          llvm::Value* const x_start = k.b.CreateGEP(
-              k.type(out.dtype), out.data, k.i64(kernel_grad ? shape_numel(kernel.shape) : 0));
           std::vector<llvm::Value*> args = rows_by_id_args(k, in);
           args.push_back(grad.data);
-          args.push_back(k.i64(std::max<int64_t>(kernel.shape[1], 1)));
-          args.push_back(kernel_grad ? out.data : none);
-          args.push_back(x_grad ? x_start : none);
+          args.push_back(k.i64(leading_dimension(kernel.shape[1])));
+          args.push_back(parts.kernel ? out.data : none);
+          args.push_back(
+              parts.x ? k.b.CreateGEP(k.type(out.dtype), out.data, k.i64(parts.x_start())) : none);
           const bool f32 = out.dtype == DType::f32;
           k.fail_on_status(k.call(f32 ? "weft_smatmul_by_id_grads" : "weft_dmatmul_by_id_grads",
                                   k.b.getInt32Ty(), args));
@@ -144,7 +148,7 @@ const OpDef& matmul_by_id_op = register_op({
           Tensor out = empty(spec.shape, {.dtype = spec.dtype});
           dispatch_floating(spec.dtype, "matmul_by_id", [&]<typename T>() {
             matmul_by_id(rows_by_id<T>(x, ids, kernel), static_cast<const T*>(nullptr),
-                         out.data<T>(), std::max<int64_t>(kernel.size(1), 1));
+                         out.data<T>(), leading_dimension(kernel.size(1)));
           });
           return out;
         },
@@ -168,22 +172,19 @@ const OpDef& matmul_by_id_grads_op = register_op({
                  "matmul_by_id_grads: the gradient must be {} {}, got {} {}",
                  dtype_name(in[0].dtype()), shape_str(product), dtype_name(in[3].dtype()),
                  shape_str(in[3].shape()));
-      const PackedGrads parts = packed_grads(attrs, in[0], in[2]);
-      return {{(parts.kernel ? parts.kernel_size : 0) + (parts.x ? parts.x_size : 0)},
-              in[0].dtype()};
+      return {{packed_grads(attrs, in[2].numel(), in[0].numel()).size()}, in[0].dtype()};
     },
     .forward =
         [](std::span<const Tensor> in, const Attrs& attrs, const TensorSpec& spec) {
           const Tensor x = contiguous(in[0]), ids = contiguous(in[1]), kernel = contiguous(in[2]),
                        grad = contiguous(in[3]);
-          const PackedGrads parts = packed_grads(attrs, x, kernel);
+          const PackedGrads parts = packed_grads(attrs, kernel.numel(), x.numel());
           Tensor out = empty(spec.shape, {.dtype = spec.dtype});
           dispatch_floating(spec.dtype, "matmul_by_id_grads", [&]<typename T>() {
             T* packed = out.data<T>();
             matmul_by_id_grads(rows_by_id<T>(x, ids, kernel), grad.data<T>(),
-                               std::max<int64_t>(kernel.size(1), 1),
-                               parts.kernel ? packed : nullptr,
-                               parts.x ? packed + (parts.kernel ? parts.kernel_size : 0) : nullptr);
+                               leading_dimension(kernel.size(1)), parts.kernel ? packed : nullptr,
+                               parts.x ? packed + parts.x_start() : nullptr);
           });
           return out;
         },
@@ -191,7 +192,7 @@ const OpDef& matmul_by_id_grads_op = register_op({
     // x^T S and S kernel^T: bilinear, so each input's gradient is a product of the same kinds.
     .vjp = [](const VjpContext& c) -> Grads {
       const Tensor &x = c.inputs[0], &ids = c.inputs[1], &kernel = c.inputs[2], &grad = c.inputs[3];
-      const PackedGrads parts = packed_grads(c.attrs, x, kernel);
+      const PackedGrads parts = packed_grads(c.attrs, kernel.numel(), x.numel());
       auto [dk, dx] = unpack(c.grad, parts, x, kernel);  // the packed parts' cotangents
       Grads grads(4);
       if (c.needs_grad[3]) {

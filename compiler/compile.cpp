@@ -36,7 +36,9 @@ void count_fusion_by_post_dominators(const Graph& graph, const Fusion& fusion,
   std::vector<int> loop_of(nodes, -1);
   for (size_t c = 0; c < fusion.calls.size(); ++c)
     if (fusion.calls[c].kind == Call::Kind::fused)
-      for (int member : fusion.calls[c].members) loop_of[member] = static_cast<int>(c);
+      for (int member : fusion.calls[c].members)
+        if (!std::ranges::binary_search(fusion.calls[c].recomputed, member))
+          loop_of[member] = static_cast<int>(c);
   const auto elementwise = [&](int id) { return fusion.lowered[id] == Lowered::element; };
   // By id: how many ops that are calls of their own come before it; fuse closes every open loop
   // at one.
@@ -177,8 +179,10 @@ CompiledStep compile(Graph captured, const CompileOptions& options) {
   stats.distinct_kernels = plan.kernel_count;
   stats.rolled_calls = schedule.rolled_calls;
   for (const Call& call : plan.calls) {
-    if (call.kind == Call::Kind::fused)
-      stats.fused_ops += static_cast<int64_t>(call.members.size());
+    if (call.kind == Call::Kind::fused) {
+      stats.fused_ops += static_cast<int64_t>(call.members.size() - call.recomputed.size());
+      stats.recomputed_ops += static_cast<int64_t>(call.recomputed.size());
+    }
     stats.copy_calls += call.kind == Call::Kind::copy;
   }
   stats.arena_bytes = arena_bytes;

@@ -50,6 +50,7 @@ struct CompileStats {
   int64_t distinct_kernels = 0;  // functions emitted
   int64_t rolled_calls = 0;      // calls inside re-rolled loops
   int64_t fused_ops = 0;         // elementwise ops inside fused loops
+  int64_t recomputed_ops = 0;    // ops a later loop computes again rather than read from memory
   // With keep_stages, the dominance of fusion groups: the elementwise ops that could share a loop
   // with their immediate post-dominator (the first node every path to the step's results goes
   // through: here an elementwise op of their shape, only elementwise ops between them), how many

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 #include <variant>
 
 #include "weft/compiler/analysis.h"
@@ -36,7 +37,8 @@ class Fuser {
         group_of_(graph.nodes().size(), -1),
         readers_(graph),
         kept_(graph.nodes().size(), false),
-        written_by_(graph.nodes().size(), {-1, -1}) {
+        written_by_(graph.nodes().size(), {-1, -1}),
+        unkept_by_(graph.nodes().size(), -1) {
     for (const GraphOutput& output : graph.outputs) kept_[output.node] = true;
     for (const GraphStore& store : graph.stores) {
       kept_[store.value] = true;
@@ -96,9 +98,10 @@ class Fuser {
 
  private:
   struct Group {
-    std::vector<int> members;
+    std::vector<int> members;  // in id order, `recomputed` among them
     Shape shape;
     bool open = true;
+    std::vector<int> recomputed = {};  // members of earlier loops computed again here, in id order
   };
 
   std::vector<Buffer>& buffers() { return fusion_.buffers; }
@@ -137,6 +140,7 @@ class Fuser {
       fusion_.constant_nodes.push_back(id);
     }
     if (places_[id].buffer < 0 && group_of_[id] >= 0) close(group_of_[id]);
+    if (places_[id].buffer < 0 && unkept_by_[id] >= 0) keep_after_all(id);
     WEFT_CHECK(places_[id].buffer >= 0, "compile: internal error: {} has no place",
                describe(graph_, id));
     return places_[id];
@@ -186,16 +190,85 @@ class Fuser {
     for (int g = static_cast<int>(groups_.size()) - 1;
          joined < 0 && g >= 0 && g >= static_cast<int>(groups_.size()) - kGroupsSearched; --g)
       if (joinable(g)) joined = g;
-    for (int input : node.inputs)
-      if ((group_of_[input] < 0 || group_of_[input] != joined) && !is_immediate(input))
+    std::vector<int> recomputed;
+    for (int input : node.inputs) {
+      if ((group_of_[input] >= 0 && group_of_[input] == joined) || is_immediate(input)) continue;
+      if (recomputable(input, node.spec.shape))
+        recomputed.push_back(input);
+      else
         materialized(input);
+    }
     if (joined < 0) {
       groups_.push_back({{}, node.spec.shape, true});
       joined = static_cast<int>(groups_.size()) - 1;
       open_groups_.push_back(joined);
     }
-    groups_[joined].members.push_back(id);
+    Group& group = groups_[joined];
+    for (int value : recomputed) {
+      const auto at = std::ranges::lower_bound(group.recomputed, value);
+      if (at != group.recomputed.end() && *at == value) continue;
+      group.recomputed.insert(at, value);
+      group.members.insert(std::ranges::lower_bound(group.members, value), value);
+    }
+    group.members.push_back(id);
     group_of_[id] = joined;
+  }
+
+  // Whether a loop over `shape` can compute `id` again rather than read it: an earlier loop
+  // computed it without keeping it (unkept), from a value in memory. Closes `id`'s loop first, as
+  // reading it would.
+  bool recomputable(int id, const Shape& shape) {
+    if (group_of_[id] >= 0) close(group_of_[id]);
+    return unkept_by_[id] >= 0 && graph_.node(id).spec.shape == shape;
+  }
+
+  // Whether member `member` of the loop being closed, which others read, can go unkept: each of
+  // its readers outside the loop is elementwise over the member's shape, so it can compute the
+  // member again from its one operand, a value in memory anyway (written by this loop, or read by
+  // it, and then not overwritten by it) and no larger an element. A recurrent cell's tanh(c) is
+  // then computed again from c in the backward pass instead of written for it: one stream of a
+  // time step's activations fewer to memory and back. `taken`, by read, as dying_read keeps it.
+  bool may_go_unkept(const Call& call, int g, int member, std::vector<bool>& taken) const {
+    const GraphNode& node = graph_.node(member);
+    if (kept_[member]) return false;
+    int source = -1;
+    for (int input : node.inputs) {
+      if (is_immediate(input)) continue;
+      if (source >= 0) return false;
+      source = input;
+    }
+    if (source < 0 || graph_.node(source).kind != GraphNode::Kind::op ||
+        places_[source].buffer < 0 ||
+        dtype_size(graph_.node(source).spec.dtype) > dtype_size(node.spec.dtype))
+      return false;
+    // Each reader's loop computes it again: a value that many read (a mask every time step
+    // applies) is cheaper read from cache.
+    if (readers_.of(member).size() > kMostReadersToComputeAgain) return false;
+    for (int reader : readers_.of(member)) {
+      if (group_of_[reader] == g) continue;
+      const GraphNode& outside = graph_.node(reader);
+      if (outside.kind != GraphNode::Kind::op ||
+          !std::holds_alternative<ElementLowering>(lowering_of(graph_, reader)) ||
+          outside.spec.shape != node.spec.shape)
+        return false;
+    }
+    const auto read = std::ranges::find(call.read_nodes, source) - call.read_nodes.begin();
+    if (static_cast<size_t>(read) < call.reads.size()) {
+      if (taken[static_cast<size_t>(read)]) return false;
+      taken[static_cast<size_t>(read)] = true;  // the readers will need its value
+    }
+    return true;
+  }
+
+  // An unkept value that some reader needs in memory after all: its loop writes it too.
+  void keep_after_all(int id) {
+    const int c = std::exchange(unkept_by_[id], -1);
+    Call& call = calls()[static_cast<size_t>(c)];
+    places_[id] = new_value(id);
+    written_by_[id] = {c, static_cast<int>(call.writes.size())};
+    call.writes.push_back(places_[id]);
+    call.written_members.push_back(id);
+    call.in_place_of.push_back(-1);
   }
 
   // An add of a 2-D product and a row broadcast down it (a layer's bias), where only the add
@@ -235,10 +308,17 @@ class Fuser {
   }
 
   void merge(int from, int into) {
-    std::vector<int>& members = groups_[into].members;
-    for (int member : groups_[from].members) group_of_[member] = into;
-    members.insert(members.end(), groups_[from].members.begin(), groups_[from].members.end());
-    std::sort(members.begin(), members.end());  // ids are a topological order
+    Group& merged = groups_[into];
+    const Group& other = groups_[from];
+    for (int member : other.members)
+      if (!std::ranges::binary_search(other.recomputed, member)) group_of_[member] = into;
+    // Ids are a topological order; a value both loops recompute is computed once.
+    for (auto [list, more] : {std::pair{&merged.members, &other.members},
+                              std::pair{&merged.recomputed, &other.recomputed}}) {
+      list->insert(list->end(), more->begin(), more->end());
+      std::sort(list->begin(), list->end());
+      list->erase(std::unique(list->begin(), list->end()), list->end());
+    }
     groups_[from] = {{}, {}, false};
   }
 
@@ -417,17 +497,22 @@ class Fuser {
     // A closed group is never read again: its members move into the call.
     Call call{.kind = Call::Kind::fused,
               .members = std::move(group.members),
-              .shape = std::move(group.shape)};
+              .shape = std::move(group.shape),
+              .recomputed = std::move(group.recomputed)};
+    const auto is_member = [&](int id) { return std::ranges::binary_search(call.members, id); };
+    const auto is_recomputed = [&](int id) {
+      return std::ranges::binary_search(call.recomputed, id);
+    };
     // The loop's reads (its members' operands from outside it, each once) and writes (members
     // read outside it) counted first, so that its vectors are allocated once at their size:
     // thousands of loops per step, and reserving for every member input took megabytes.
     size_t writes = 0;
     for (int member : call.members) {
       for (int input : graph_.node(member).inputs)
-        if (group_of_[input] != g && !is_immediate(input) &&
+        if (!is_member(input) && !is_immediate(input) &&
             std::ranges::find(call.read_nodes, input) == call.read_nodes.end())
           call.read_nodes.push_back(input);
-      writes += read_outside(member, g);
+      writes += !is_recomputed(member) && read_outside(member, g);
     }
     call.reads.reserve(call.read_nodes.size());
     call.writes.reserve(writes);
@@ -443,7 +528,11 @@ class Fuser {
         const Place& place = places_[input];
         call.reads.push_back({place.buffer, broadcast_to(place.layout, call.shape), place.dtype});
       }
-      if (!read_outside(member, g)) continue;
+      if (is_recomputed(member) || !read_outside(member, g)) continue;
+      if (may_go_unkept(call, g, member, taken)) {
+        unkept_by_[member] = static_cast<int>(calls().size());
+        continue;
+      }
       const TensorSpec& spec = graph_.node(member).spec;
       std::optional<size_t> reused;
       if (const std::optional<int> input = stored_in_place(call, g, member)) {
@@ -571,6 +660,7 @@ class Fuser {
   }
 
   static constexpr int kGroupsSearched = 8;
+  static constexpr size_t kMostReadersToComputeAgain = 4;
 
   const Graph& graph_;
   const FuseOptions options_;
@@ -583,6 +673,8 @@ class Fuser {
   // By node: the call (a fused loop or a kernel), and its write, that put the node's value in
   // memory.
   std::vector<std::pair<int, int>> written_by_;
+  // By node: the loop (call) that computes it without keeping it (may_go_unkept), or -1.
+  std::vector<int> unkept_by_;
   std::map<int, Place> shared_copies_;  // by node: its contiguous copy (shared_copy)
   std::map<int, int> store_target_;     // by stored value: the input a store writes it into
   int last_kernel_ = -1;                // the last op that is a kernel call

@@ -66,7 +66,9 @@ std::string text(const Graph& graph, const Fusion& fusion, const Placement* plac
     const Call& call = fusion.calls[c];
     std::vector<std::string> ops, reads, writes;
     for (int member : call.members)
-      ops.push_back(fmt::format("%{} {}", member, graph.node(member).op->name));
+      ops.push_back(fmt::format(
+          "%{} {}{}", member, graph.node(member).op->name,
+          std::ranges::binary_search(call.recomputed, member) ? " (computed again)" : ""));
     for (const Place& place : call.reads) reads.push_back(where(place));
     for (const Place& place : call.writes) writes.push_back(where(place));
     const char* kind = call.kind == Call::Kind::fused ? "fused"

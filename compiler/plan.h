@@ -45,6 +45,9 @@ struct Call {
   // Fused, by write: the read that dies here whose buffer, and kernel argument, it takes (the same
   // layout), or -1.
   std::vector<int> in_place_of = {};
+  // Fused: members that an earlier loop computes and does not keep, computed again here from
+  // that value's own operand (which is in memory anyway) where this loop reads the value.
+  std::vector<int> recomputed = {};
 };
 
 // Whether write `w` of `call` is a kernel argument of its own (not a read's, in place).

@@ -271,6 +271,78 @@ TEST(Compile, ConcatPartsAreComputedInTheirRegions) {
   }
 }
 
+// A value that only later loops read, each over its shape, is computed again in them from its one
+// operand when that operand is in memory anyway (a recurrent cell's tanh(c), from c, in the
+// backward pass), instead of written by its own loop and read back. It is written otherwise: a
+// kernel or a broadcast reads it, it has two operands, or its operand lives only inside its loop.
+// In each case sum(c), a kernel, keeps c = a * b in memory and ends the loop of c and tanh(c).
+TEST(Compile, ValuesLaterLoopsCanComputeFromMemoryAreComputedAgainThere) {
+  using Step = std::function<Named(const Tensor& a, const Tensor& b, const Tensor& w)>;
+  struct Case {
+    const char* name;
+    Step step;
+    int64_t recomputed_ops;
+  };
+  const std::vector<Case> cases = {
+      {"read by a loop after a kernel",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = tanh(c);
+         return {{"first", t * 2.0}, {"s", sum(c)}, {"later", t * matmul(a, w)}};
+       },
+       1},
+      {"read by two later loops",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = tanh(c);
+         const Tensor s = sum(c), once = t * matmul(a, w), twice = t + matmul(b, w);
+         return {{"s", s}, {"once", once}, {"twice", twice}};
+       },
+       2},
+      {"read by a kernel too",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = tanh(c);
+         return {{"s", sum(c)}, {"later", t * matmul(a, w)}, {"t", sum(t)}};
+       },
+       0},
+      {"read broadcast",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = tanh(c);
+         return {{"s", sum(c)}, {"later", reshape(matmul(a, w), {1, 4, 3}) + t}};
+       },
+       0},
+      {"two operands",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = c * a;
+         return {{"s", sum(c)}, {"later", t * matmul(a, w)}};
+       },
+       0},
+      {"an operand only its loop holds",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = a * b, t = tanh(c);
+         return {{"s", sum(a)}, {"later", t * matmul(a, w)}};
+       },
+       0},
+      // The add goes into the product's kernel (its bias), which reads the row from memory.
+      {"needed in memory after all",
+       [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
+         const Tensor c = slice(a, 0, 0, 1) * slice(b, 0, 0, 1), t = tanh(c);
+         return {{"s", sum(c)}, {"out", matmul(slice(a, 0, 1, 2), w) + t}};
+       },
+       0},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Generator gen(8);
+    const Tensor a = randn({4, 3}, {}, gen), b = randn({4, 3}, {}, gen), w = randn({3, 3}, {}, gen);
+    const Graph graph =
+        capture({{"a", a}, {"b", b}, {"w", w}}, [&]() -> Named { return c.step(a, b, w); });
+    const CompiledStep compiled = compile(graph);
+    EXPECT_EQ(compiled.stats().recomputed_ops, c.recomputed_ops) << compiled.schedule();
+    std::vector<Tensor> inputs = {a, b, w};
+    const std::vector<Tensor> got = compiled.run(inputs), want = evaluate(graph, inputs);
+    for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], 0, graph.outputs[i].name);
+  }
+}
+
 // A transposed weight read by several products (the recurrent kernel in every time step's
 // gradient) is copied contiguous once, where each GEMM would pack it again; a transpose read once,
 // or one of a value the step computes, stays a view.
@@ -1570,6 +1642,17 @@ TEST(CompiledModels, LoopedCellsAskForTheNextTimeStepsRows) {
       EXPECT_TRUE(prefetches(compiled_step(c, kind))) << c.name;
   }
   EXPECT_FALSE(prefetches(compile(lstm_gates(DType::f32, {4, 64}), {.keep_stages = true})));
+}
+
+// An LSTM's backward steps compute each step's tanh(c) again from c, which they read anyway, so
+// the forward steps write one activation fewer for them; inference has no later reader.
+TEST(CompiledModels, LstmBackwardStepsComputeTanhOfTheCellAgain) {
+  for (const ModelCase& c : model_cases()) {
+    if (std::string_view(c.name) != "lstm_sequences") continue;
+    const int64_t timesteps = c.sample[0], layers = 2;
+    EXPECT_GE(compiled_step(c, StepKind::train).stats().recomputed_ops, (timesteps - 1) * layers);
+    EXPECT_EQ(compiled_step(c, StepKind::infer).stats().recomputed_ops, 0);
+  }
 }
 
 // Compile time flat in the sequence length, measured as code size: a training step's time loops

@@ -280,14 +280,14 @@ std::string stats_text(Inspected& step) {
       "graph nodes after passes: {}\n"
       "kernel calls: {} ({} in re-rolled loops, {} copies)\n"
       "distinct kernels: {}\n"
-      "elementwise ops in fused loops: {}\n"
+      "elementwise ops in fused loops: {} (and {} computed again by a later loop)\n"
       "elementwise ops in the loop of their post-dominator: {} of {} (apart: {} by a kernel, {} in "
       "a full loop)\n"
       "arena: {} bytes ({} without reuse)\n"
       "compile time: {:.3f} s (with the stages kept: {})\n"
       "LLVM IR: {} bytes before, {} after O3\n",
       s.graph_nodes, s.kernel_calls, s.rolled_calls, s.copy_calls, s.distinct_kernels, s.fused_ops,
-      s.fused_with_post_dominator, s.post_dominated_ops, s.apart_by_a_kernel,
+      s.recomputed_ops, s.fused_with_post_dominator, s.post_dominated_ops, s.apart_by_a_kernel,
       s.apart_in_a_full_loop, s.arena_bytes, s.unplanned_bytes, s.seconds, fmt::join(stages, ", "),
       step.compiled().module().ir_before().size(), step.compiled().module().ir_after().size());
 }

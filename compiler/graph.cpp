@@ -7,6 +7,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "weft/ops/definitions.h"
+
 namespace weft {
 
 int Graph::add_input(std::string name, TensorSpec spec) {
@@ -179,13 +181,18 @@ class CaptureTracer : public Tracer {
   }
 
  private:
-  // Records the store of `source` into `target`, an input; returns the stored value's node.
+  // Records the store of `source` into `target`, an input; returns the stored value's node: the
+  // source converted to the target's dtype, as the store converts it (later reads of the target
+  // must see a value of its own dtype).
   int store(const Tensor& target, const Tensor& source, const char* what) {
     const auto found = inputs_.find(target.impl());
     WEFT_CHECK(found != inputs_.end(),
                "capture: {} into a {} tensor that is not an input of the step", what,
                shape_str(target.shape()));
-    const int value = id_of(source, what);
+    int value = id_of(source, what);
+    if (source.dtype() != target.dtype())
+      value = graph_.add_op(cast_op, {{"dtype", static_cast<int64_t>(target.dtype())}}, {value},
+                            {target.shape(), target.dtype()});
     graph_.stores.push_back({.input = found->second, .value = value});
     return value;
   }

@@ -628,13 +628,14 @@ Graph merge_product_sums(Graph graph) {
 
 // ---- splitting: an elementwise op read only through slices, computed slice by slice ----------
 
-// The operand `input` of an elementwise op whose result is sliced [start, stop) along `axis`:
-// the operand's matching slice, or the operand itself where it broadcasts along that axis.
-int sliced_operand(Graph& out, int input, size_t result_rank, int64_t axis, int64_t start,
+// The operand `input` of an elementwise op whose result (`result_shape`) is sliced [start, stop)
+// along `axis`: the operand's matching slice, or the operand itself where it broadcasts along that
+// axis. An extent of 1 where the result's is 1 too is no broadcast: an empty slice empties it.
+int sliced_operand(Graph& out, int input, const Shape& result_shape, int64_t axis, int64_t start,
                    int64_t stop) {
   Shape shape = out.node(input).spec.shape;
-  const int64_t own_axis = axis - static_cast<int64_t>(result_rank - shape.size());
-  if (own_axis < 0 || shape[own_axis] == 1) return input;
+  const int64_t own_axis = axis - static_cast<int64_t>(result_shape.size() - shape.size());
+  if (own_axis < 0 || (shape[own_axis] == 1 && result_shape[axis] != 1)) return input;
   shape[own_axis] = stop - start;
   return out.add_op(slice_op, {{"axis", own_axis}, {"start", start}, {"stop", stop}}, {input},
                     {shape, out.node(input).spec.dtype});
@@ -709,10 +710,10 @@ Graph split_sliced_elementwise(Graph graph) {
         // Copies: adding nodes may move the graph's nodes.
         const OpDef& op = *out.node(source).op;
         const auto inputs = out.node(source).inputs;
-        const size_t rank = out.node(source).spec.shape.size();
+        const Shape result_shape = out.node(source).spec.shape;
         std::vector<int> operands;
         for (int input : inputs)
-          operands.push_back(sliced_operand(out, input, rank, axis, start, stop));
+          operands.push_back(sliced_operand(out, input, result_shape, axis, start, stop));
         return out.add_op(op, out.node(source).attrs, std::move(operands), std::move(node.spec));
       },
       static_cast<int>(first - split.begin()), added);

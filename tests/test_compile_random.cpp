@@ -234,11 +234,12 @@ class Builder {
         return slice(x, axis, at, at + 1);
       }
     }
-    return find([&](const Tensor& c) {  // x itself always fits
-             return c.dtype() == x.dtype() && broadcasts(c.shape(), x.shape()) &&
-                    shape_numel(broadcast_shapes("fuzz", c.shape(), x.shape())) <= kMaxElements;
-           })
-        ->tensor;
+    // x itself, where nothing fits: a value of more than kMaxElements fits nothing.
+    const std::optional<Value> other = find([&](const Tensor& c) {
+      return c.dtype() == x.dtype() && broadcasts(c.shape(), x.shape()) &&
+             shape_numel(broadcast_shapes("fuzz", c.shape(), x.shape())) <= kMaxElements;
+    });
+    return other ? other->tensor : x;
   }
 
   // A fresh constant of `shape` (made inside the step, so capture records it as a constant).

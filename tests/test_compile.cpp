@@ -66,6 +66,30 @@ std::vector<Tensor> gate_inputs(DType dtype, const Shape& shape, uint64_t seed) 
   return inputs;
 }
 
+// A table of steps of three named inputs, each with the value that one compile statistic must
+// take: each step is captured, compiled and run, and its outputs must be evaluate()'s bit for bit.
+using StepOfThree = std::function<Named(const Tensor&, const Tensor&, const Tensor&)>;
+struct StatisticCase {
+  const char* name;
+  StepOfThree step;
+  int64_t expected;
+};
+
+void expect_statistic(int64_t CompileStats::*statistic, const Named& inputs,
+                      const std::vector<StatisticCase>& cases) {
+  std::vector<Tensor> values;
+  for (const auto& [name, value] : inputs) values.push_back(value);
+  for (const StatisticCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Graph graph =
+        capture(inputs, [&]() -> Named { return c.step(values[0], values[1], values[2]); });
+    const CompiledStep compiled = compile(graph);
+    EXPECT_EQ(compiled.stats().*statistic, c.expected) << compiled.schedule();
+    const std::vector<Tensor> got = compiled.run(values), want = evaluate(graph, values);
+    for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], 0, graph.outputs[i].name);
+  }
+}
+
 TEST(Compile, LstmGatesMatchEvaluate) {
   for (DType dtype : {DType::f32, DType::f64}) {
     const Shape shape = {4, 37};
@@ -277,13 +301,7 @@ TEST(Compile, ConcatPartsAreComputedInTheirRegions) {
 // kernel or a broadcast reads it, it has two operands, or its operand lives only inside its loop.
 // In each case sum(c), a kernel, keeps c = a * b in memory and ends the loop of c and tanh(c).
 TEST(Compile, ValuesLaterLoopsCanComputeFromMemoryAreComputedAgainThere) {
-  using Step = std::function<Named(const Tensor& a, const Tensor& b, const Tensor& w)>;
-  struct Case {
-    const char* name;
-    Step step;
-    int64_t recomputed_ops;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<StatisticCase> cases = {
       {"read by a loop after a kernel",
        [](const Tensor& a, const Tensor& b, const Tensor& w) -> Named {
          const Tensor c = a * b, t = tanh(c);
@@ -329,18 +347,11 @@ TEST(Compile, ValuesLaterLoopsCanComputeFromMemoryAreComputedAgainThere) {
        },
        0},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    Generator gen(8);
-    const Tensor a = randn({4, 3}, {}, gen), b = randn({4, 3}, {}, gen), w = randn({3, 3}, {}, gen);
-    const Graph graph =
-        capture({{"a", a}, {"b", b}, {"w", w}}, [&]() -> Named { return c.step(a, b, w); });
-    const CompiledStep compiled = compile(graph);
-    EXPECT_EQ(compiled.stats().recomputed_ops, c.recomputed_ops) << compiled.schedule();
-    std::vector<Tensor> inputs = {a, b, w};
-    const std::vector<Tensor> got = compiled.run(inputs), want = evaluate(graph, inputs);
-    for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], 0, graph.outputs[i].name);
-  }
+  Generator gen(8);
+  expect_statistic(
+      &CompileStats::recomputed_ops,
+      {{"a", randn({4, 3}, {}, gen)}, {"b", randn({4, 3}, {}, gen)}, {"w", randn({3, 3}, {}, gen)}},
+      cases);
 }
 
 // A transposed weight read by several products (the recurrent kernel in every time step's
@@ -383,13 +394,7 @@ TEST(Compile, TransposedWeightsOfSeveralProductsAreCopiedOnce) {
 // add reads the product and the bias is in memory before the product's call: no loop of its own,
 // and the same bits as the product, then the add. Elsewhere the add stays a loop.
 TEST(Compile, BiasAddsGoIntoTheProductsKernel) {
-  using Step = std::function<Named(const Tensor& x, const Tensor& w, const Tensor& b)>;
-  struct Case {
-    const char* name;
-    Step step;
-    int64_t fused_ops;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<StatisticCase> cases = {
       {"product plus bias",
        [](const Tensor& x, const Tensor& w, const Tensor& b) -> Named {
          return {{"out", matmul(x, w) + b}};
@@ -429,18 +434,11 @@ TEST(Compile, BiasAddsGoIntoTheProductsKernel) {
        },
        1},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.name);
-    Generator gen(12);
-    const Tensor x = randn({6, 7}, {}, gen), w = randn({7, 5}, {}, gen), b = randn({5}, {}, gen);
-    const Graph graph =
-        capture({{"x", x}, {"w", w}, {"b", b}}, [&]() -> Named { return c.step(x, w, b); });
-    const CompiledStep compiled = compile(graph);
-    EXPECT_EQ(compiled.stats().fused_ops, c.fused_ops) << compiled.schedule();
-    std::vector<Tensor> inputs = {x, w, b};
-    const std::vector<Tensor> got = compiled.run(inputs), want = evaluate(graph, inputs);
-    for (size_t i = 0; i < got.size(); ++i) expect_close(got[i], want[i], 0, c.name);
-  }
+  Generator gen(12);
+  expect_statistic(
+      &CompileStats::fused_ops,
+      {{"x", randn({6, 7}, {}, gen)}, {"w", randn({7, 5}, {}, gen)}, {"b", randn({5}, {}, gen)}},
+      cases);
 }
 
 // A stored value is written straight into its input by the loop that computes it where nothing

@@ -630,12 +630,15 @@ Graph merge_product_sums(Graph graph) {
 
 // The operand `input` of an elementwise op whose result (`result_shape`) is sliced [start, stop)
 // along `axis`: the operand's matching slice, or the operand itself where it broadcasts along that
-// axis. An extent of 1 where the result's is 1 too is no broadcast: an empty slice empties it.
+// axis or the slice is all of it. An extent of 1 where the result's is 1 too is no broadcast: an
+// empty slice empties it.
 int sliced_operand(Graph& out, int input, const Shape& result_shape, int64_t axis, int64_t start,
                    int64_t stop) {
   Shape shape = out.node(input).spec.shape;
   const int64_t own_axis = axis - static_cast<int64_t>(result_shape.size() - shape.size());
-  if (own_axis < 0 || (shape[own_axis] == 1 && result_shape[axis] != 1)) return input;
+  if (own_axis < 0 || (shape[own_axis] == 1 && result_shape[axis] != 1) ||
+      (start == 0 && stop == shape[own_axis]))
+    return input;
   shape[own_axis] = stop - start;
   return out.add_op(slice_op, {{"axis", own_axis}, {"start", start}, {"stop", stop}}, {input},
                     {shape, out.node(input).spec.dtype});
